@@ -1,0 +1,51 @@
+"""The exact text the local model sees, shared by inference and LoRA training.
+
+Inference renders DSPy's chat messages with the model's chat template, then writes each output
+field after its `[[ ## name ## ]]` marker. Training must present the same prompt and the same
+completion, token for token, or an adapter learns a format it is never shown at inference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FIELD_HEADER = "[[ ## {name} ## ]]\n"
+COMPLETED_MARKER = "[[ ## completed ## ]]"
+FIELD_SEPARATOR = "\n\n"
+
+
+def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """The prompt string for a chat: the model's chat template with the assistant turn opened."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    # Base models without a template get a plain transcript that still ends on the assistant turn.
+    lines = [f"{m['role']}: {m['content']}" for m in messages]
+    return "\n\n".join(lines) + "\n\nassistant: "
+
+
+def field_header(name: str) -> str:
+    return FIELD_HEADER.format(name=name)
+
+
+def completion_text(fields: list[tuple[str, str]]) -> str:
+    """The assistant completion for already-formatted output values, ending with the completed marker."""
+    body = "".join(field_header(name) + value.strip() + FIELD_SEPARATOR for name, value in fields)
+    return body + COMPLETED_MARKER
+
+
+def formatted_value(value: Any) -> str:
+    """Format one output value the way DSPy's ChatAdapter does, so parsing round-trips."""
+    from dspy.adapters.utils import format_field_value
+    from dspy.signatures.field import OutputField
+
+    return format_field_value(field_info=OutputField(), value=value)
+
+
+def training_pair(tokenizer: Any, signature: Any, inputs: dict[str, Any], outputs: dict[str, Any],
+                  demos: list[Any] | tuple = ()) -> tuple[str, str]:
+    """(prompt, completion) for one example, identical to what the client sends and generates."""
+    from ax.client.dspy_adapter import AxAdapter
+
+    messages = AxAdapter().format(signature, list(demos), inputs)
+    fields = [(name, formatted_value(outputs[name])) for name in signature.output_fields]
+    return render_chat(tokenizer, messages), completion_text(fields)
