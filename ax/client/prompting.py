@@ -27,10 +27,14 @@ def field_header(name: str) -> str:
     return FIELD_HEADER.format(name=name)
 
 
+def completion_body(fields: list[tuple[str, str]]) -> str:
+    """The completion so far: each finished field's marker and value."""
+    return "".join(field_header(name) + value.strip() + FIELD_SEPARATOR for name, value in fields)
+
+
 def completion_text(fields: list[tuple[str, str]]) -> str:
     """The assistant completion for already-formatted output values, ending with the completed marker."""
-    body = "".join(field_header(name) + value.strip() + FIELD_SEPARATOR for name, value in fields)
-    return body + COMPLETED_MARKER
+    return completion_body(fields) + COMPLETED_MARKER
 
 
 def formatted_value(value: Any) -> str:
@@ -44,8 +48,9 @@ def formatted_value(value: Any) -> str:
 def training_pair(tokenizer: Any, signature: Any, inputs: dict[str, Any], outputs: dict[str, Any],
                   demos: list[Any] | tuple = ()) -> tuple[str, str]:
     """(prompt, completion) for one example, identical to what the client sends and generates."""
-    from ax.client.dspy_adapter import AxAdapter
+    import dspy
 
-    messages = AxAdapter().format(signature, list(demos), inputs)
+    # The client reads its output schema from DSPy's own ChatAdapter prompt, so that adapter is the format.
+    messages = dspy.ChatAdapter().format(signature, list(demos), inputs)
     fields = [(name, formatted_value(outputs[name])) for name in signature.output_fields]
     return render_chat(tokenizer, messages), completion_text(fields)

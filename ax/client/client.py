@@ -1,0 +1,82 @@
+"""The client: one backend (local model or remote server), its cache and usage log, and DSPy LMs on it.
+
+    lm = ax.LM()                                   # embedded SmolLM2, in process
+    lm.client.load_adapter("legal", "path/to/adapter")
+    dspy.configure(lm=lm)
+    with lm.using_adapter("legal"): ...            # or: dspy.context(lm=lm.with_adapter("legal"))
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import dspy
+
+from ax.client.cache import ResponseCache
+from ax.client.engine import AxEngine
+from ax.client.generation import Backend
+from ax.client.usage import UsageLog
+from ax.model import cache_dir
+
+
+class Client:
+    """Shared state behind every LM view: the backend, the response cache, the usage log."""
+
+    def __init__(self, backend: Backend, *, model_name: str, cache: bool = True,
+                 cache_path: str | Path | None = None, max_field_tokens: int = 160):
+        self.backend = backend
+        self.model_name = model_name
+        self.max_field_tokens = max_field_tokens
+        enabled = cache and os.environ.get("AX_NO_CACHE", "") in ("", "0")
+        self.cache = ResponseCache(cache_path or cache_dir() / "responses", enabled=enabled)
+        self.usage = UsageLog()
+
+    def load_adapter(self, name: str, path: str | Path) -> None:
+        self.backend.load_adapter(name, path)
+
+    def unload_adapter(self, name: str) -> None:
+        self.backend.unload_adapter(name)
+
+    def lm(self, adapter: str | None = None, **kwargs: Any) -> AxLM:
+        return AxLM(self, adapter, **kwargs)
+
+
+def _model_string(client: Client, adapter: str | None) -> str:
+    return f"ax/{client.model_name}" + (f"@{adapter}" if adapter else "")
+
+
+class AxLM(dspy.LM):
+    """A dspy.LM whose calls go to an ax client, for one adapter (or the base model)."""
+
+    def __init__(self, client: Client, adapter: str | None = None, *, temperature: float = 0.0,
+                 max_tokens: int | None = None, **kwargs: Any):
+        if adapter is not None:
+            client.backend.adapter_fingerprint(adapter)  # fail now on an unknown adapter, not at first call
+        # DSPy's own cache is off: the client's cache keys on weight fingerprints, DSPy's on names.
+        super().__init__(model=_model_string(client, adapter), engine=AxEngine(client, adapter), cache=False,
+                         temperature=temperature, max_tokens=max_tokens, num_retries=0, **kwargs)
+        self.client = client
+        self.adapter = adapter
+
+    def with_adapter(self, adapter: str | None) -> AxLM:
+        """The same LM, answering with `adapter` (None = the base model)."""
+        if adapter is not None:
+            self.client.backend.adapter_fingerprint(adapter)
+        copied = self.copy(engine=AxEngine(self.client, adapter), model=_model_string(self.client, adapter))
+        copied.adapter = adapter
+        return copied
+
+    @contextmanager
+    def using_adapter(self, adapter: str | None) -> Iterator[AxLM]:
+        lm = self.with_adapter(adapter)
+        with dspy.context(lm=lm):
+            yield lm
+
+    def usage_summary(self) -> dict:
+        return self.client.usage.totals().as_dict()
+
+    def cache_stats(self) -> dict:
+        return self.client.cache.stats()

@@ -1,0 +1,93 @@
+"""Token-level constraints that make a field's value parse: choices, integers, decimals.
+
+A constraint sees the tokens a row has generated so far and names the tokens allowed next.
+The same constraints run in batched and single generation, so batching never changes which
+values are reachable.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import torch
+from transformers import LogitsProcessor
+
+_DIGITS = set("0123456789")
+
+
+class TokenTables:
+    """Per-tokenizer lookups, computed once: each token's text, and which tokens look numeric."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        self.eos_id = tokenizer.eos_token_id
+
+    @cached_property
+    def texts(self) -> list[str]:
+        return [self.tokenizer.decode([i]) for i in range(len(self.tokenizer))]
+
+    def numeric_ids(self, charset: str, need_digit: bool) -> torch.Tensor:
+        allowed = set(charset)
+        ids = [i for i, text in enumerate(self.texts)
+               if text and set(text) <= allowed and (not need_digit or set(text) & _DIGITS)]
+        return torch.tensor(ids, dtype=torch.long)
+
+    @cached_property
+    def newline_ids(self) -> torch.Tensor:
+        return torch.tensor([i for i, t in enumerate(self.texts) if t and t.strip(" ") == "\n"], dtype=torch.long)
+
+
+class Constraint:
+    """Allowed next tokens given the tokens generated so far (None = no restriction)."""
+
+    def allowed(self, generated: list[int]) -> torch.Tensor | None:
+        raise NotImplementedError
+
+
+class ChoiceConstraint(Constraint):
+    """The value is exactly one of the options: decoding walks a trie of their token sequences."""
+
+    def __init__(self, tables: TokenTables, options: list[str]):
+        self.eos_id = tables.eos_id
+        self.sequences = [tuple(tables.tokenizer.encode(o, add_special_tokens=False)) for o in options]
+
+    def allowed(self, generated: list[int]) -> torch.Tensor:
+        prefix, n = tuple(generated), len(generated)
+        nxt = {seq[n] for seq in self.sequences if len(seq) > n and seq[:n] == prefix}
+        if prefix in self.sequences:
+            nxt.add(self.eos_id)
+        return torch.tensor(sorted(nxt), dtype=torch.long)
+
+
+class NumberConstraint(Constraint):
+    """The value is a number: the first token carries a digit, later ones are numeric or end the value."""
+
+    def __init__(self, tables: TokenTables, integer: bool):
+        charset = "0123456789-" if integer else "0123456789.-"
+        self.first = tables.numeric_ids(charset, need_digit=True)
+        self.rest = torch.cat([tables.numeric_ids(charset, need_digit=False), tables.newline_ids,
+                               torch.tensor([tables.eos_id])])
+
+    def allowed(self, generated: list[int]) -> torch.Tensor:
+        return self.first if not generated else self.rest
+
+
+class RowConstraints(LogitsProcessor):
+    """Applies each batch row's constraint; rows without one decode freely."""
+
+    def __init__(self, constraints: list[Constraint | None], prompt_length: int):
+        self.constraints = constraints
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row, constraint in enumerate(self.constraints):
+            if constraint is None:
+                continue
+            allowed = constraint.allowed(input_ids[row, self.prompt_length:].tolist())
+            if allowed is None or not len(allowed):
+                continue  # a finished row: generate() pads it whatever is scored
+            masked = torch.full_like(scores[row], float("-inf"))
+            masked[allowed] = scores[row, allowed]
+            scores[row] = masked
+        return scores

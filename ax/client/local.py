@@ -1,0 +1,194 @@
+"""The in-process backend: one base model, any number of LoRA adapters, batched generation.
+
+Rows of one batch may name different adapters: PEFT's mixed-adapter batches
+(`generate(..., adapter_names=[...])`) run the base GEMM once and each adapter on its own rows,
+so no call ever runs on another call's adapter and nothing depends on PEFT's global
+`set_adapter`. DoRA adapters cannot share a batch that way, so batches holding one are split
+per adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+from ax.client.batcher import Batcher
+from ax.client.constraints import ChoiceConstraint, Constraint, NumberConstraint, RowConstraints, TokenTables
+from ax.client.generation import Generation, GenerationParams, GenerationRequest
+from ax.client.prompting import render_chat
+from ax.errors import AxError
+from ax.model import LoadedModel
+
+BASE = "__base__"  # PEFT's name for "no adapter" in mixed batches
+
+
+class _RowStops(StoppingCriteria):
+    """Per-row stop: the row's token budget is spent or one of its stop strings appeared."""
+
+    def __init__(self, tokenizer: Any, params: list[GenerationParams], prompt_length: int):
+        self.tokenizer = tokenizer
+        self.params = params
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        generated = input_ids.shape[1] - self.prompt_length
+        for row, params in enumerate(self.params):
+            if generated >= params.max_new_tokens:
+                done[row] = True
+            elif params.stop:
+                tail = self.tokenizer.decode(input_ids[row, max(self.prompt_length, input_ids.shape[1] - 8):])
+                done[row] = any(stop in tail for stop in params.stop)
+        return done
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+    positions = [text.find(s) for s in stop if s in text]
+    return text[: min(positions)] if positions else text
+
+
+class LocalBackend:
+    """Generation on a loaded model, batched across threads, with hot-swappable LoRA adapters."""
+
+    def __init__(self, loaded: LoadedModel, *, max_batch_size: int = 16, max_wait_s: float = 0.005):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.tokenizer.padding_side = "left"
+        self.base_fingerprint = loaded.fingerprint
+        self._tables = TokenTables(self.tokenizer)
+        self._adapters: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self.batcher: Batcher[GenerationRequest, Generation] = Batcher(
+            self._run_batch, max_batch_size=max_batch_size, max_wait_s=max_wait_s)
+
+    # -- adapters ---------------------------------------------------------------------------
+
+    def adapters(self) -> list[str]:
+        return sorted(self._adapters)
+
+    def adapter_fingerprint(self, adapter: str | None) -> str:
+        if adapter is None:
+            return "base"
+        return self._adapter_info(adapter)["fingerprint"]
+
+    def _adapter_info(self, adapter: str) -> dict[str, Any]:
+        try:
+            return self._adapters[adapter]
+        except KeyError:
+            raise AxError(f"Unknown adapter {adapter!r}; loaded adapters: {self.adapters() or 'none'}") from None
+
+    def load_adapter(self, name: str, path: str | Path) -> None:
+        """Load a PEFT adapter directory under `name`, refusing one trained on another base model."""
+        from ax.adapters.store import adapter_fingerprint, check_base
+
+        path = Path(path)
+        if not (path / "adapter_config.json").is_file():
+            raise AxError(f"Adapter directory {path} has no adapter_config.json (not a PEFT adapter).")
+        check_base(path, self.base_fingerprint, self.loaded.name)
+        fingerprint = adapter_fingerprint(path)
+        dora = bool(json.loads((path / "adapter_config.json").read_text()).get("use_dora"))
+        self.batcher.call_in_worker(lambda: self._attach(name, path))
+        self._adapters[name] = {"path": str(path), "fingerprint": fingerprint, "dora": dora}
+
+    def unload_adapter(self, name: str) -> None:
+        self._adapter_info(name)
+        self.batcher.call_in_worker(lambda: self.model.delete_adapter(name))
+        del self._adapters[name]
+
+    def _attach(self, name: str, path: Path) -> None:
+        from peft import PeftModel
+
+        if name in self._adapters:
+            self.model.delete_adapter(name)
+        if isinstance(self.model, PeftModel):
+            self.model.load_adapter(str(path), adapter_name=name)
+        else:
+            self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name)
+        self.model.eval()
+
+    # -- generation -------------------------------------------------------------------------
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        return render_chat(self.tokenizer, messages)
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        if request.adapter is not None:
+            self._adapter_info(request.adapter)
+        return self.batcher.run(request)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _run_batch(self, requests: list[GenerationRequest]) -> list[Generation]:
+        results: dict[int, Generation] = {}
+        for group in self._groups(requests):
+            for index, generation in zip(group, self._generate_rows([requests[i] for i in group])):
+                results[index] = generation
+        return [results[i] for i in range(len(requests))]
+
+    def _groups(self, requests: list[GenerationRequest]) -> list[list[int]]:
+        """Greedy rows batch together; sampled rows run alone so a seed alone decides their draws."""
+        greedy = [i for i, r in enumerate(requests) if not r.params.sampled]
+        sampled = [[i] for i, r in enumerate(requests) if r.params.sampled]
+        if any(self._adapters.get(requests[i].adapter or "", {}).get("dora") for i in greedy):
+            by_adapter: dict[str | None, list[int]] = {}
+            for i in greedy:
+                by_adapter.setdefault(requests[i].adapter, []).append(i)
+            return list(by_adapter.values()) + sampled
+        return ([greedy] if greedy else []) + sampled
+
+    def _constraint(self, params: GenerationParams) -> Constraint | None:
+        if params.constraint == "choice":
+            return ChoiceConstraint(self._tables, list(params.choices))
+        if params.constraint in ("int", "float"):
+            return NumberConstraint(self._tables, integer=params.constraint == "int")
+        return None
+
+    @torch.inference_mode()
+    def _generate_rows(self, requests: list[GenerationRequest]) -> list[Generation]:
+        from peft import PeftModel
+
+        encoded = self.tokenizer([r.prompt for r in requests], return_tensors="pt", padding=True,
+                                 add_special_tokens=False).to(self.model.device)
+        prompt_length = encoded["input_ids"].shape[1]
+        params = [r.params for r in requests]
+        constraints = [self._constraint(p) for p in params]
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max(p.max_new_tokens for p in params),
+            "stopping_criteria": StoppingCriteriaList([_RowStops(self.tokenizer, params, prompt_length)]),
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "eos_token_id": self.tokenizer.eos_token_id,
+        }
+        if any(constraints):
+            kwargs["logits_processor"] = [RowConstraints(constraints, prompt_length)]
+        if params[0].sampled:  # sampled requests always run alone (see _groups)
+            torch.manual_seed(params[0].seed if params[0].seed is not None else 0)
+            kwargs.update(do_sample=True, temperature=params[0].temperature, top_p=params[0].top_p or 1.0)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if isinstance(self.model, PeftModel):
+            names = [r.adapter or BASE for r in requests]
+            if len(set(names)) == 1 and self._adapters.get(names[0], {}).get("dora"):
+                self.model.set_adapter(names[0])  # safe: only this worker thread touches the model
+            else:
+                kwargs["adapter_names"] = names
+        output = self.model.generate(**encoded, **kwargs)
+        results = []
+        for row, p in enumerate(params):
+            tokens = output[row, prompt_length:].tolist()
+            tokens = tokens[: p.max_new_tokens]
+            if self.tokenizer.eos_token_id in tokens:
+                tokens = tokens[: tokens.index(self.tokenizer.eos_token_id)]
+            text = cut_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), p.stop)
+            prompt_tokens = int(encoded["attention_mask"][row].sum())
+            results.append(Generation(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(tokens)))
+        return results
+
+    def close(self) -> None:
+        self.batcher.close()
