@@ -203,6 +203,17 @@ class LoadedModel:
     dtype: Any
 
 
+def load_tokenizer(spec: str | os.PathLike | None = None) -> Any:
+    """Just the tokenizer (and chat template) of a model, e.g. to render prompts for a remote server."""
+    from transformers import AutoTokenizer
+
+    source = resolve(spec)
+    try:
+        return AutoTokenizer.from_pretrained(local_directory(source))
+    except OSError as exc:
+        raise AxError(f"Could not load the tokenizer of {source.location}: {exc}") from exc
+
+
 def load_model(spec: str | os.PathLike | None = None, *, device: str | None = None,
                dtype: str | None = None) -> LoadedModel:
     """Load a base causal LM and its tokenizer from any supported source."""

@@ -64,6 +64,9 @@ def make_tiny_model(path: str | Path, *, seed: int = 0, hidden_size: int = 64, n
         max_position_embeddings=2048, tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        # A wide init makes the random model's greedy output vary with the prompt (the default
+        # 0.02 collapses every prompt to the same token), so tests can tell answers apart.
+        initializer_range=0.5,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
@@ -71,3 +74,74 @@ def make_tiny_model(path: str | Path, *, seed: int = 0, hidden_size: int = 64, n
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def make_tiny_adapter(model_dir: str | Path, path: str | Path, *, seed: int = 1, scale: float = 16.0) -> Path:
+    """Write a random (non-zero) LoRA adapter for `model_dir` in PEFT's format and return its path.
+
+    A fresh LoRA is an exact no-op (B = 0); this one starts from random A and B with a large
+    scale, so different seeds answer clearly differently, as tests of adapter routing need.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    base = AutoModelForCausalLM.from_pretrained(model_dir)
+    config = LoraConfig(r=4, lora_alpha=4 * scale, target_modules=["q_proj", "v_proj", "o_proj", "down_proj"],
+                        init_lora_weights=False)
+    model = get_peft_model(base, config)
+    model.save_pretrained(path)
+    return Path(path)
+
+
+def serve_openai_stub(backend, host: str = "127.0.0.1"):
+    """Serve `backend` as a minimal OpenAI-compatible /v1/completions server on loopback.
+
+    It speaks the subset of vLLM's API the remote client uses: the model name selects the
+    adapter (as vLLM's --lora-modules does), and `guided_choice` / `guided_regex` constrain the
+    value. Returns (base_url, server); call server.shutdown() when done.
+    """
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ax.client.generation import GenerationParams, GenerationRequest
+    from ax.client.remote import NUMBER_REGEX
+
+    number_kinds = {regex: kind for kind, regex in NUMBER_REGEX.items()}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep test output quiet
+            pass
+
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            if not self.path.endswith("/completions"):
+                self.send_error(404)
+                return
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            model = body.get("model", "")
+            adapter = model if model in backend.adapters() else None
+            stop = body.get("stop") or ()
+            params = GenerationParams(
+                max_new_tokens=int(body.get("max_tokens") or 16), temperature=float(body.get("temperature") or 0.0),
+                top_p=body.get("top_p"), seed=body.get("seed"), stop=tuple([stop] if isinstance(stop, str) else stop),
+                constraint="choice" if body.get("guided_choice") else number_kinds.get(body.get("guided_regex")),
+                choices=tuple(body.get("guided_choice") or ()),
+            )
+            result = backend.generate(GenerationRequest(body["prompt"], adapter, params))
+            payload = json.dumps({
+                "id": "cmpl-stub", "object": "text_completion", "created": 0, "model": model,
+                "choices": [{"text": result.text, "index": 0, "finish_reason": "stop", "logprobs": None}],
+                "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+                          "total_tokens": result.prompt_tokens + result.completion_tokens},
+            }).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    server = ThreadingHTTPServer((host, 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://{host}:{server.server_address[1]}/v1", server

@@ -9,20 +9,35 @@ from ax.client.client import AxLM, Client
 
 
 def LM(model: str | None = None, *, adapters: dict[str, str | Path] | None = None, device: str | None = None,
-       dtype: str | None = None, cache: bool = True, cache_path: str | Path | None = None,
-       max_batch_size: int = 16, **lm_kwargs: Any) -> AxLM:
-    """A DSPy LM on a local model ('smollm2' by default, an HF directory, a .gguf file or a hub id).
+       dtype: str | None = None, remote: str | None = None, served_model: str | None = None,
+       api_key: str = "EMPTY", cache: bool = True, cache_path: str | Path | None = None,
+       max_batch_size: int = 16, max_field_tokens: int = 160, **lm_kwargs: Any) -> AxLM:
+    """A DSPy LM on `model`: 'smollm2' (the embedded default), an HF directory, a .gguf file or a hub id.
 
-    `adapters` maps names to PEFT adapter directories loaded onto the base model at once.
+    `adapters` maps names to PEFT adapter directories, loaded onto the base model at once.
+    With `remote` (an OpenAI-compatible base URL such as a vLLM server's http://host:8000/v1),
+    generation happens there: `model` only supplies the chat template, `served_model` is the
+    base model's name on the server (default: the model's name), and each adapter name must be
+    one the server serves (vLLM: --lora-modules name=path).
     """
-    from ax.client.local import LocalBackend
-    from ax.model import load_model
+    from ax.model import load_model, load_tokenizer, resolve
 
-    loaded = load_model(model, device=device, dtype=dtype)
-    backend = LocalBackend(loaded, max_batch_size=max_batch_size)
-    client = Client(backend, model_name=loaded.name, cache=cache, cache_path=cache_path)
-    for name, path in (adapters or {}).items():
-        client.load_adapter(name, path)
+    if remote:
+        from ax.client.remote import RemoteBackend
+
+        backend = RemoteBackend(remote, model=served_model or resolve(model).name, tokenizer=load_tokenizer(model),
+                                adapters=list(adapters or {}), api_key=api_key)
+        name = backend.model
+    else:
+        from ax.client.local import LocalBackend
+
+        loaded = load_model(model, device=device, dtype=dtype)
+        backend = LocalBackend(loaded, max_batch_size=max_batch_size)
+        name = loaded.name
+    client = Client(backend, model_name=name, cache=cache, cache_path=cache_path, max_field_tokens=max_field_tokens)
+    if not remote:
+        for adapter, path in (adapters or {}).items():
+            client.load_adapter(adapter, path)
     return client.lm(**lm_kwargs)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ax.client.coercion import coerce_structured
 from ax.client.generation import Backend, GenerationParams, GenerationRequest
 from ax.client.prompting import completion_body, completion_text, field_header
 from ax.client.schema import FieldSpec
@@ -53,6 +54,8 @@ class DecodingSettings:
 
 def clean_value(spec: FieldSpec, text: str) -> str:
     value = text.strip()
+    if spec.kind == "json":
+        return coerce_structured(spec.type_text, value)
     if spec.kind in _NUMBER:
         match = _NUMBER[spec.kind].search(value)
         # Local decoding guarantees a digit; a remote server that ignored the constraint keeps its text.

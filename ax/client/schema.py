@@ -25,6 +25,7 @@ class FieldSpec(BaseModel):
     name: str
     kind: Literal["text", "choice", "int", "float", "json"] = "text"
     choices: list[str] = []
+    type_text: str | None = None
 
 
 def _spec_for(name: str, type_text: str | None) -> FieldSpec:
@@ -44,7 +45,7 @@ def _spec_for(name: str, type_text: str | None) -> FieldSpec:
             values = None
         if values and all(isinstance(v, (str, int, float, bool)) for v in values):
             return FieldSpec(name=name, kind="choice", choices=[str(v) for v in values])
-    return FieldSpec(name=name, kind="json")
+    return FieldSpec(name=name, kind="json", type_text=type_text)
 
 
 def output_fields(messages: list[dict[str, str]]) -> list[FieldSpec]:

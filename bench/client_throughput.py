@@ -1,0 +1,114 @@
+"""Throughput of DSPy calls through the ax client vs. a plain one-at-a-time `generate` loop.
+
+Both sides use the same model object, the same prompts (DSPy's ChatAdapter prompt for each
+question, rendered with the model's chat template) and the same token budget; both decode
+greedily. The client runs the calls from DSPy threads (dspy.Parallel), which it batches.
+Printed: completion tokens per second of each and the ratio.
+
+    python bench/client_throughput.py                      # embedded SmolLM2 on this machine
+    python bench/client_throughput.py --random-init 0.5b --tokenizer DIR --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import dspy
+import torch
+
+from ax.client import Client
+from ax.client.local import LocalBackend
+from ax.client.prompting import render_chat
+from ax.model import LoadedModel, load_model
+
+RANDOM_CONFIGS = {  # Llama shapes for throughput runs where no weights can be downloaded
+    "0.5b": dict(hidden_size=1024, intermediate_size=2816, num_hidden_layers=24, num_attention_heads=16,
+                 num_key_value_heads=4),
+    "1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
+               num_key_value_heads=4),
+}
+
+TOPICS = ["a lease's early termination clause", "quarterly revenue growth", "chest pain triage",
+          "a refund request", "a listing's square footage", "a factory's defect rate", "a course prerequisite",
+          "a churn dashboard"]
+
+
+def questions(n: int) -> list[str]:
+    return [f"In one sentence, what should an analyst check first about {TOPICS[i % len(TOPICS)]} (case {i})?"
+            for i in range(n)]
+
+
+def random_model(name: str, tokenizer_dir: str, device: str) -> LoadedModel:
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    config = LlamaConfig(vocab_size=len(tokenizer), tie_word_embeddings=True, **RANDOM_CONFIGS[name])
+    model = LlamaForCausalLM(config).to(device=device, dtype=dtype).eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedModel(model, tokenizer, f"random-{name}", tokenizer_dir, f"random-{name}", device, dtype)
+
+
+@torch.inference_mode()
+def plain_loop(loaded: LoadedModel, prompts: list[str], max_new_tokens: int) -> tuple[int, float]:
+    tokenizer, model = loaded.tokenizer, loaded.model
+    tokens = 0
+    started = time.perf_counter()
+    for prompt in prompts:
+        encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+        output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False,
+                                pad_token_id=tokenizer.pad_token_id)
+        tokens += output.shape[1] - encoded["input_ids"].shape[1]
+    return tokens, time.perf_counter() - started
+
+
+def client_run(loaded: LoadedModel, qs: list[str], threads: int, max_new_tokens: int) -> tuple[int, float, list]:
+    backend = LocalBackend(loaded, max_batch_size=threads)
+    client = Client(backend, model_name=loaded.name, cache=False, max_field_tokens=max_new_tokens)
+    lm = client.lm()
+    predict = dspy.Predict("question -> answer")
+    started = time.perf_counter()
+    with dspy.context(lm=lm):
+        dspy.Parallel(num_threads=threads, disable_progress_bar=True)(
+            [(predict, dspy.Example(question=q).with_inputs("question")) for q in qs])
+    elapsed = time.perf_counter() - started
+    backend.close()
+    return client.usage.totals().completion_tokens, elapsed, backend.batcher.batch_sizes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2")
+    parser.add_argument("--random-init", choices=sorted(RANDOM_CONFIGS), help="random-init Llama of this size")
+    parser.add_argument("--tokenizer", help="tokenizer directory for --random-init")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--calls", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    args = parser.parse_args()
+
+    if args.random_init:
+        loaded = random_model(args.random_init, args.tokenizer, args.device or "cuda")
+    else:
+        loaded = load_model(args.model, device=args.device)
+    qs = questions(args.calls)
+    adapter = dspy.ChatAdapter()
+    signature = dspy.Predict("question -> answer").signature
+    prompts = [render_chat(loaded.tokenizer, adapter.format(signature, [], {"question": q})) for q in qs]
+
+    client_run(loaded, qs[: args.threads], args.threads, 4)  # warm-up: allocator, kernels, token tables
+    base_tokens, base_s = plain_loop(loaded, prompts, args.max_new_tokens)
+    ax_tokens, ax_s, batches = client_run(loaded, qs, args.threads, args.max_new_tokens)
+    base_rate, ax_rate = base_tokens / base_s, ax_tokens / ax_s
+    print(f"model={loaded.name} device={loaded.device} dtype={loaded.dtype} calls={args.calls} "
+          f"threads={args.threads} max_new_tokens={args.max_new_tokens} torch_threads={torch.get_num_threads()}")
+    print(f"plain generate loop : {base_tokens:6d} tokens in {base_s:7.2f} s = {base_rate:8.1f} tokens/s")
+    print(f"ax client ({args.threads} threads): {ax_tokens:6d} tokens in {ax_s:7.2f} s = {ax_rate:8.1f} tokens/s"
+          f"  (mean batch {sum(batches) / len(batches):.1f})")
+    print(f"ratio (ax / plain tokens/s): {ax_rate / base_rate:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

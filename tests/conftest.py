@@ -1,0 +1,38 @@
+"""Shared fixtures: a tiny random-init model made once per session (no download)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Tests never reach a hub; a missing local file must fail fast instead of trying one.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    from ax.testing import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_adapters(tiny_model_dir, tmp_path_factory):
+    """Two random LoRA adapters for the tiny model that answer clearly differently."""
+    from ax.testing import make_tiny_adapter
+
+    root = tmp_path_factory.mktemp("tiny-adapters")
+    return {name: make_tiny_adapter(tiny_model_dir, root / name, seed=seed) for name, seed in (("alpha", 1), ("beta", 2))}
+
+
+@pytest.fixture
+def tiny_client(tiny_model_dir):
+    """A client on the tiny model with the response cache off."""
+    from ax.client import Client
+    from ax.client.local import LocalBackend
+    from ax.model import load_model
+
+    backend = LocalBackend(load_model(str(tiny_model_dir)))
+    yield Client(backend, model_name="tiny", cache=False)
+    backend.close()

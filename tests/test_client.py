@@ -1,0 +1,195 @@
+"""The LM client on a tiny random-init model: parsing, batching, adapters, cache, usage, sampling."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
+
+import dspy
+import pytest
+
+from ax.client import Client
+from ax.client.generation import GenerationParams, GenerationRequest
+from ax.client.local import LocalBackend
+from ax.client.schema import FieldSpec, output_fields
+from ax.errors import AxError
+from ax.model import load_model
+
+
+class Triage(dspy.Signature):
+    """Triage the message."""
+
+    message: str = dspy.InputField()
+    urgency: Literal["low", "medium", "high", "emergency"] = dspy.OutputField()
+    minutes: int = dspy.OutputField()
+    amount: float = dspy.OutputField()
+    escalate: bool = dspy.OutputField()
+    tags: list[str] = dspy.OutputField()
+    note: str = dspy.OutputField()
+
+
+def test_schema_is_read_from_chat_adapter_prompt():
+    messages = dspy.ChatAdapter().format(Triage, [], {"message": "hi"})
+    fields = output_fields(messages)
+    assert [f.name for f in fields] == ["urgency", "minutes", "amount", "escalate", "tags", "note"]
+    assert fields[0] == FieldSpec(name="urgency", kind="choice", choices=["low", "medium", "high", "emergency"])
+    assert [f.kind for f in fields[1:]] == ["int", "float", "choice", "json", "text"]
+    assert fields[3].choices == ["True", "False"]
+    assert output_fields([{"role": "user", "content": "plain chat"}]) == []
+
+
+@pytest.mark.parametrize("program", [
+    lambda: dspy.Predict(Triage),
+    lambda: dspy.ChainOfThought(Triage),
+    lambda: dspy.Predict("question -> answer"),
+    lambda: dspy.ChainOfThought("context, question -> answer: int"),
+])
+def test_every_output_field_parses(tiny_client, program):
+    lm = tiny_client.lm(max_tokens=200)
+    module = program()
+    signature = module.predictors()[0].signature
+    with dspy.context(lm=lm):
+        for i in range(6):
+            prediction = module(**{name: f"input {i} about a contract clause" for name in signature.input_fields})
+            for name, field in signature.output_fields.items():
+                assert name in prediction, f"missing {name}"
+                if field.annotation is int:
+                    assert isinstance(prediction[name], int)
+                if field.annotation is bool:
+                    assert isinstance(prediction[name], bool)
+
+
+def _prompts(n):
+    return [f"<|im_start|>user\nquestion number {i}: the tenant pays {i * 7} dollars<|im_end|>\n<|im_start|>assistant\n"
+            for i in range(n)]
+
+
+def _run(backend, requests, threads):
+    with ThreadPoolExecutor(threads) as pool:
+        return [g.text for g in pool.map(backend.generate, requests)]
+
+
+def test_batched_generation_matches_one_at_a_time(tiny_model_dir):
+    params = [GenerationParams(max_new_tokens=24), GenerationParams(max_new_tokens=5, constraint="int"),
+              GenerationParams(max_new_tokens=8, constraint="choice", choices=("yes", "no", "maybe"))]
+    requests = [GenerationRequest(p, None, params[i % 3]) for i, p in enumerate(_prompts(12))]
+    single = LocalBackend(load_model(str(tiny_model_dir)), max_batch_size=1)
+    batched = LocalBackend(load_model(str(tiny_model_dir)), max_batch_size=16, max_wait_s=0.05)
+    expected = [single.generate(r).text for r in requests]
+    got = _run(batched, requests, threads=12)
+    assert max(batched.batcher.batch_sizes) > 1, "threads were never batched together"
+    assert got == expected
+    assert len(set(expected)) > 6, "the tiny model should answer different prompts differently"
+    for text, r in zip(got, requests):
+        if r.params.constraint == "choice":
+            assert text in ("yes", "no", "maybe")
+        if r.params.constraint == "int":
+            assert any(c.isdigit() for c in text)  # decoding extracts the number from it
+    single.close()
+    batched.close()
+
+
+def test_mixed_adapters_from_16_threads_never_cross(tiny_model_dir, tiny_adapters):
+    backend = LocalBackend(load_model(str(tiny_model_dir)), max_batch_size=16, max_wait_s=0.05)
+    for name, path in tiny_adapters.items():
+        backend.load_adapter(name, path)
+    adapters = [None, "alpha", "beta"]
+    prompts = _prompts(4)
+    requests = [GenerationRequest(prompts[i % 4], adapters[i % 3], GenerationParams(max_new_tokens=12))
+                for i in range(48)]
+    expected = {(r.prompt, r.adapter): backend.generate(r).text for r in requests[:12]}
+    assert len({expected[(prompts[0], a)] for a in adapters if (prompts[0], a) in expected} | set()) >= 1
+    per_prompt = {}
+    for (prompt, adapter), text in expected.items():
+        per_prompt.setdefault(prompt, set()).add(text)
+    assert all(len(texts) == 3 for texts in per_prompt.values()), "adapters must answer differently"
+    got = _run(backend, requests, threads=16)
+    assert max(backend.batcher.batch_sizes) > 1
+    for r, text in zip(requests, got):
+        assert text == expected[(r.prompt, r.adapter)]
+    backend.close()
+
+
+def test_lm_views_route_adapters_and_sum_usage(tiny_model_dir, tiny_adapters):
+    backend = LocalBackend(load_model(str(tiny_model_dir)))
+    client = Client(backend, model_name="tiny", cache=False)
+    for name, path in tiny_adapters.items():
+        client.load_adapter(name, path)
+    lm = client.lm(max_tokens=40)
+    predict = dspy.Predict("question -> answer")
+    answers = {}
+    for adapter in (None, "alpha", "beta"):
+        with lm.using_adapter(adapter):
+            answers[adapter] = predict(question="who binds the clause?").answer
+    assert len(set(answers.values())) == 3
+    with dspy.context(lm=lm.with_adapter("alpha")):
+        assert predict(question="who binds the clause?").answer == answers["alpha"]
+    totals = lm.usage_summary()
+    assert totals["calls"] == 4 and totals["per_adapter"] == {"base": 1, "alpha": 2, "beta": 1}
+    assert totals["prompt_tokens"] > 0 and totals["completion_tokens"] > 0
+    with pytest.raises(AxError, match="Unknown adapter 'gamma'"):
+        lm.with_adapter("gamma")
+    backend.close()
+
+
+def test_cache_keys_on_weights_not_names(tiny_model_dir, tiny_adapters, tmp_path):
+    backend = LocalBackend(load_model(str(tiny_model_dir)))
+    client = Client(backend, model_name="tiny", cache_path=tmp_path / "cache")
+    client.load_adapter("domain", tiny_adapters["alpha"])
+    lm = client.lm(adapter="domain", max_tokens=30)
+    predict = dspy.Predict("question -> answer")
+    with dspy.context(lm=lm):
+        first = predict(question="q").answer
+        assert predict(question="q").answer == first
+    assert lm.cache_stats()["hits"] == 1 and lm.cache_stats()["misses"] == 1
+    client.load_adapter("domain", tiny_adapters["beta"])  # same name, other weights: a miss
+    with dspy.context(lm=lm):
+        assert predict(question="q").answer != first
+    assert lm.cache_stats()["misses"] == 2
+    backend.close()
+
+
+def test_cache_can_be_switched_off(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("AX_NO_CACHE", "1")
+    backend = LocalBackend(load_model(str(tiny_model_dir)))
+    client = Client(backend, model_name="tiny", cache_path=tmp_path / "cache")
+    assert client.cache.stats() == {"enabled": False, "hits": 0, "misses": 0}
+    backend.close()
+
+
+def test_sampling_with_a_seed_is_reproducible(tiny_client):
+    request = lambda seed: GenerationRequest(_prompts(1)[0], None,  # noqa: E731
+                                             GenerationParams(max_new_tokens=16, temperature=1.0, seed=seed))
+    backend = tiny_client.backend
+    assert backend.generate(request(7)).text == backend.generate(request(7)).text
+    assert len({backend.generate(request(s)).text for s in range(5)}) > 1
+
+
+def test_adapter_errors_are_actionable(tiny_client, tmp_path):
+    with pytest.raises(AxError, match="no adapter_config.json"):
+        tiny_client.load_adapter("x", tmp_path)
+
+
+def test_remote_backend_matches_local_through_an_openai_compatible_server(tiny_model_dir, tiny_adapters):
+    from ax.client.remote import RemoteBackend
+    from ax.testing import serve_openai_stub
+
+    local_backend = LocalBackend(load_model(str(tiny_model_dir)))
+    local_backend.load_adapter("alpha", tiny_adapters["alpha"])
+    url, server = serve_openai_stub(local_backend)
+    try:
+        remote_backend = RemoteBackend(url, model="tiny", tokenizer=local_backend.tokenizer, adapters=["alpha"])
+        local = Client(local_backend, model_name="tiny", cache=False).lm(max_tokens=60)
+        remote = Client(remote_backend, model_name="tiny", cache=False).lm(max_tokens=60)
+        predict = dspy.Predict(Triage)
+        for adapter in (None, "alpha"):
+            with dspy.context(lm=local.with_adapter(adapter)):
+                expected = predict(message="chest pain since noon")
+            with dspy.context(lm=remote.with_adapter(adapter)):
+                got = predict(message="chest pain since noon")
+            assert got.toDict() == expected.toDict()
+        with pytest.raises(AxError, match="Unknown adapter 'beta'"):
+            remote.with_adapter("beta")
+    finally:
+        server.shutdown()
+        local_backend.close()
