@@ -63,8 +63,9 @@ def models(adapter_root: Optional[str] = typer.Option(None, help="Adapter store 
     adapters = Table(title="Adapters")
     for column in ("name", "domain", "base model", "path"):
         adapters.add_column(column)
-    for manifest in list_adapters(adapter_root):
-        adapters.add_row(manifest.name, manifest.domain, manifest.base_model, str(manifest.path))
+    for stored in list_adapters(adapter_root):
+        adapters.add_row(stored.name, stored.domain or "-", stored.base_model or f"[red]{stored.problem}[/red]",
+                         str(stored.path))
     console.print(adapters)
 
 

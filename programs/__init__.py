@@ -1,1 +1,26 @@
-"""programs"""
+"""Domain programs: twelve built-in task families and the toolkit to add your own.
+
+    from ax.programs import Domain, get_domain, label_metric
+
+    domain = get_domain("healthcare")          # or any of list_domains()
+    program, splits = domain.program(), domain.splits()
+
+A new domain is a program, a metric and data:
+
+    Domain(name="tickets", program=TicketRouter, metric=label_metric("queue"), data="tickets.jsonl")
+"""
+
+from ax.programs.domain import Domain, TaskKind
+from ax.programs.generation import Splits
+from ax.programs.imported import ImportResult, import_domain, load_domain
+from ax.programs.loading import FieldMapping, LoadedExamples, LoadSummary, load_examples
+from ax.programs.metrics import label_metric, mean_metric, numeric_metric, text_metric
+from ax.programs.modules import ExtractThenCompute, PredictProgram, context_field
+from ax.programs.registry import BUILTIN_DOMAINS, get_domain, list_domains, register_domain
+
+__all__ = [
+    "BUILTIN_DOMAINS", "Domain", "ExtractThenCompute", "FieldMapping", "ImportResult", "LoadSummary",
+    "LoadedExamples", "PredictProgram", "Splits", "TaskKind", "context_field", "get_domain", "import_domain",
+    "label_metric", "list_domains", "load_domain", "load_examples", "mean_metric", "numeric_metric",
+    "register_domain", "text_metric",
+]

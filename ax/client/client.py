@@ -26,8 +26,11 @@ class Client:
     """Shared state behind every LM view: the backend, the response cache, the usage log."""
 
     def __init__(self, backend: Backend, *, model_name: str, cache: bool = True,
-                 cache_path: str | Path | None = None, max_field_tokens: int = 160):
+                 cache_path: str | Path | None = None, max_field_tokens: int = 160, structured: bool = True):
         self.backend = backend
+        # structured=False sends the whole completion to the model unguided, as a plain server
+        # would; it exists to measure what the field-by-field decoding saves DSPy from.
+        self.structured = structured
         self.model_name = model_name
         self.max_field_tokens = max_field_tokens
         enabled = cache and os.environ.get("AX_NO_CACHE", "") in ("", "0")

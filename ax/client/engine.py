@@ -38,7 +38,7 @@ class AxEngine:
         validate_request(request)
         started = time.perf_counter()
         messages = request_messages(request)
-        fields = output_fields(messages)
+        fields = output_fields(messages) if self.client.structured else []
         config = request.config
         settings = DecodingSettings(
             max_text_tokens=self.client.max_field_tokens,

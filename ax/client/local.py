@@ -85,21 +85,54 @@ class LocalBackend:
 
     def load_adapter(self, name: str, path: str | Path) -> None:
         """Load a PEFT adapter directory under `name`, refusing one trained on another base model."""
-        from ax.adapters.store import adapter_fingerprint, check_base
+        from ax.adapters.store import CONFIG_FILE, MANIFEST_FILE, WEIGHTS_FILE, adapter_fingerprint, check_base
 
         path = Path(path)
-        if not (path / "adapter_config.json").is_file():
-            raise AxError(f"Adapter directory {path} has no adapter_config.json (not a PEFT adapter).")
-        check_base(path, self.base_fingerprint, self.loaded.name)
+        if not (path / CONFIG_FILE).is_file():
+            raise AxError(f"Adapter directory {path} has no {CONFIG_FILE} (not a PEFT adapter).")
+        # An adapter trained elsewhere has no ax manifest: its base can only be checked by PEFT's shapes.
+        if (path / MANIFEST_FILE).is_file():
+            check_base(path, self.base_fingerprint, self.loaded.name)
         fingerprint = adapter_fingerprint(path)
-        dora = bool(json.loads((path / "adapter_config.json").read_text()).get("use_dora"))
+        peft_config = json.loads((path / CONFIG_FILE).read_text())
+        mismatch = self._shape_mismatch(path / WEIGHTS_FILE)
+        if mismatch:
+            raise AxError(f"Adapter {path} (trained for {peft_config.get('base_model_name_or_path')!r}) does not fit "
+                          f"base model {self.loaded.name} ({self.loaded.directory}): {mismatch}")
         self.batcher.call_in_worker(lambda: self._attach(name, path))
+        dora = bool(peft_config.get("use_dora"))
         self._adapters[name] = {"path": str(path), "fingerprint": fingerprint, "dora": dora}
 
     def unload_adapter(self, name: str) -> None:
         self._adapter_info(name)
         self.batcher.call_in_worker(lambda: self.model.delete_adapter(name))
         del self._adapters[name]
+
+    def _shape_mismatch(self, weights: Path) -> str | None:
+        """Why the adapter's LoRA matrices cannot sit on this base model, checked before PEFT touches it.
+
+        PEFT injects LoRA layers into the base model before loading weights, so a failed load
+        would leave the shared base model altered; reading shapes first keeps it untouched.
+        """
+        from safetensors import safe_open
+
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        with safe_open(str(weights), framework="pt") as handle:
+            for key in handle.keys():
+                if not key.endswith((".lora_A.weight", ".lora_B.weight")):
+                    continue
+                module_name = key.removeprefix("base_model.model.").rsplit(".lora_", 1)[0]
+                try:
+                    module = base.get_submodule(module_name)
+                except AttributeError:
+                    return f"the base model has no module {module_name!r}"
+                module = getattr(module, "base_layer", module)
+                rows, cols = handle.get_slice(key).get_shape()
+                expected = module.in_features if ".lora_A." in key else module.out_features
+                actual = cols if ".lora_A." in key else rows
+                if actual != expected:
+                    return f"{key} has size {actual} where {module_name} has {expected}"
+        return None
 
     def _attach(self, name: str, path: Path) -> None:
         from peft import PeftModel

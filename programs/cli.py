@@ -1,0 +1,81 @@
+"""`ax data import` and `ax domains list` (mounted on the main `ax` app by ax.cli)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ax.errors import AxError
+from ax.programs.imported import DEFAULT_DOMAINS_DIR, import_domain
+from ax.programs.registry import get_domain, list_domains
+
+data_app = typer.Typer(help="Bring your own data into ax.", no_args_is_help=True)
+domains_app = typer.Typer(help="Built-in and imported domains.", no_args_is_help=True)
+
+
+# A callback keeps each app a command group even with one command, so `import` and `list`
+# stay subcommands both here and once mounted on the main `ax` app.
+@data_app.callback()
+def _data_group() -> None:
+    """Bring your own data into ax."""
+
+
+@domains_app.callback()
+def _domains_group() -> None:
+    """Built-in and imported domains."""
+
+
+def _fail(error: AxError) -> typer.Exit:
+    Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False)
+    return typer.Exit(code=1)
+
+
+@data_app.command("import")
+def import_command(
+    file: Path = typer.Argument(..., help="JSONL or CSV file, one labelled example per row."),
+    domain: str = typer.Option(..., "--domain", help="Name for the new domain."),
+    input_col: str = typer.Option(..., "--input", help="Column holding the program's input text."),
+    label_col: str = typer.Option(..., "--label", help="Column holding the gold answer."),
+    task: str = typer.Option("classification", "--task", help="classification (label set from the data) or extraction (exact text)."),
+    out: Path = typer.Option(DEFAULT_DOMAINS_DIR, "--out", help="Directory that holds saved domains."),
+    id_col: Optional[str] = typer.Option(None, "--id", help="Column with stable example ids (default: row order)."),
+    force: bool = typer.Option(False, "--force", help="Replace a domain of the same name in --out."),
+) -> None:
+    """Validate FILE, split it 60/20/20 and save it as a domain that `--domain NAME` finds later."""
+    try:
+        result = import_domain(file, domain, input_col, label_col, task=task, out=out, id_col=id_col, overwrite=force)  # type: ignore[arg-type]
+    except AxError as error:
+        raise _fail(error) from None
+    summary = result.summary
+    table = Table(title=f"Imported domain '{domain}' ({task})", show_header=False)
+    table.add_row("source", f"{summary.source} ({summary.format})")
+    table.add_row("rows loaded", str(summary.rows))
+    table.add_row("fields", f"{result.domain.inputs()[0]} <- '{input_col}', {result.domain.labels()[0]} <- '{label_col}'")
+    table.add_row("splits", "  ".join(f"{name} {size}" for name, size in result.split_sizes.items()))
+    shown = list(summary.label_counts.items())[:10]
+    more = f"  (+{len(summary.label_counts) - 10} more)" if len(summary.label_counts) > 10 else ""
+    table.add_row("labels" if task == "classification" else "answers", ", ".join(f"{k}: {v}" for k, v in shown) + more)
+    table.add_row("saved to", str(result.directory))
+    Console().print(table)  # created per call so the terminal width is read when printing
+
+
+@domains_app.command("list")
+def list_command(
+    root: Path = typer.Option(DEFAULT_DOMAINS_DIR, "--root", help="Directory that holds imported domains."),
+) -> None:
+    """Every domain ax can run: name, task kind, item count and split sizes."""
+    table = Table(title="Domains")
+    for column in ("name", "task", "items", "train", "dev", "test"):
+        table.add_column(column, justify="left" if column in ("name", "task") else "right", no_wrap=True)
+    try:
+        for name in list_domains(root=root):
+            domain = get_domain(name, root=root)
+            sizes = domain.splits().sizes()
+            table.add_row(name, domain.task, str(sum(sizes.values())), *(str(sizes[split]) for split in ("train", "dev", "test")))
+    except AxError as error:
+        raise _fail(error) from None
+    Console().print(table)  # created per call so the terminal width is read when printing

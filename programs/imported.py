@@ -1,0 +1,183 @@
+"""A user's labelled file made into a ready Domain, saved as plain files and loadable by name.
+
+Layout of a saved domain (default root `./ax_domains`):
+
+    NAME/domain.json                  spec: task, fields, label set, source, split sizes
+    NAME/{train,dev,test}.jsonl       the examples, split once at import and never reshuffled
+
+Splits are stored rather than recomputed so that an imported domain means the same items
+for every later run, whatever changes in ax's splitting code.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import dspy
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ax.errors import AxError
+from ax.model import atomic_write_text
+from ax.programs.domain import NAME_PATTERN, Domain
+from ax.programs.generation import META_FIELDS, Splits, split_examples
+from ax.programs.loading import LoadSummary, load_examples
+from ax.programs.metrics import label_metric, text_metric
+from ax.programs.modules import CONTEXT, PredictProgram, context_field
+
+DEFAULT_DOMAINS_DIR = Path("ax_domains")
+SPEC_FILE = "domain.json"
+SPLIT_NAMES = ("train", "dev", "test")
+ImportTask = Literal["classification", "extraction"]
+# More distinct labels than this is almost always free text, better served by extraction.
+MAX_CLASSES = 50
+# Field names that would shadow dspy.Example methods (pred.values is a method) or ax's own fields.
+_RESERVED = {name for name in dir(dspy.Prediction) if not name.startswith("_")} | set(META_FIELDS) | {CONTEXT}
+
+
+class DomainSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: Literal[1] = 1
+    name: str = Field(pattern=NAME_PATTERN)
+    task: ImportTask
+    input_field: str
+    label_field: str
+    source_columns: dict[str, str]  # field name in the program -> column name in the user's file
+    labels: list[str] | None = None  # classification only
+    source: str
+    rows: int
+    splits: dict[str, int]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    domain: Domain
+    directory: Path
+    summary: LoadSummary
+    split_sizes: dict[str, int]
+
+
+def field_name(column: str) -> str:
+    """A signature-safe field name for a column: 'Ticket Text' -> 'ticket_text'."""
+    name = re.sub(r"\W+", "_", column).strip("_").lower() or "field"
+    if name[0].isdigit() or keyword.iskeyword(name):
+        name = f"field_{name}"
+    return f"{name}_field" if name in _RESERVED else name
+
+
+def _signature(spec: DomainSpec) -> type[dspy.Signature]:
+    if spec.task == "classification":
+        output_type, instructions = Literal[tuple(spec.labels)], (
+            f"Classify the {spec.input_field} into exactly one {spec.label_field} label.")
+    else:
+        output_type, instructions = str, (
+            f"Extract the {spec.label_field} from the {spec.input_field}, copied exactly as written.")
+    fields = {
+        CONTEXT: (str, context_field()),
+        spec.input_field: (str, dspy.InputField()),
+        spec.label_field: (output_type, dspy.OutputField()),
+    }
+    return dspy.make_signature(fields, instructions, signature_name=_camel(spec.name))
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[_-]", name))
+
+
+def _domain(spec: DomainSpec, splits: Splits) -> Domain:
+    program = type(f"{_camel(spec.name)}Program", (PredictProgram,), {"signature": _signature(spec)})
+    metric = (label_metric if spec.task == "classification" else text_metric)(spec.label_field)
+    return Domain(name=spec.name, program=program, metric=metric, data=splits, task=spec.task,
+                  description=spec.description, input_fields=(spec.input_field,),
+                  label_fields=(spec.label_field,))
+
+
+def import_domain(path: str | Path | Any, name: str, input_col: str, label_col: str,
+                  task: ImportTask = "classification", *, out: str | Path | None = None,
+                  id_col: str | None = None, format: Literal["jsonl", "csv"] | None = None,
+                  overwrite: bool = False) -> ImportResult:
+    """Validate `path` (JSONL, CSV or a datasets.Dataset), split it 60/20/20 deterministically,
+    save it under `out/name`, and return the Domain.
+
+    Classification takes the label set from the data and scores exact labels; extraction
+    scores normalized exact match of the text. Identical input texts share a split.
+    """
+    from ax.programs.registry import BUILTIN_DOMAINS  # the registry imports this module
+
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise AxError(f"domain name {name!r} must be lowercase letters, digits, '_' or '-', starting with a letter")
+    if name in BUILTIN_DOMAINS:
+        raise AxError(f"{name!r} is a built-in domain; choose another name")
+    if task not in ("classification", "extraction"):
+        raise AxError(f"task must be 'classification' or 'extraction', not {task!r}")
+    directory = Path(out or DEFAULT_DOMAINS_DIR) / name
+    if (directory / SPEC_FILE).exists() and not overwrite:
+        raise AxError(f"{directory} already holds domain {name!r}; pass overwrite=True (--force) to replace it")
+
+    loaded = load_examples(path, input_fields=[input_col], label_fields=[label_col], id_field=id_col,
+                           format=format, id_prefix=name)
+    input_field, label_field = field_name(input_col), field_name(label_col)
+    if input_field == label_field:
+        raise AxError(f"columns {input_col!r} and {label_col!r} map to the same field name {input_field!r}")
+    examples = [dspy.Example(**{key: row[key] for key in META_FIELDS if key in row},
+                             **{input_field: str(row[input_col]), label_field: str(row[label_col]).strip()})
+                .with_inputs(input_field) for row in loaded]
+    labels = _label_set(examples, label_field, loaded.summary.source) if task == "classification" else None
+
+    splits = split_examples(examples, stratify_by=label_field if labels else None)
+    if not all(splits.sizes().values()):
+        raise AxError(f"{loaded.summary.source}: {len(examples)} rows are too few for train, dev and test "
+                      f"splits (got {splits.sizes()}); add rows")
+    spec = DomainSpec(name=name, task=task, input_field=input_field, label_field=label_field,
+                      source_columns={input_field: input_col, label_field: label_col}, labels=labels,
+                      source=loaded.summary.source, rows=len(examples), splits=splits.sizes(),
+                      description=f"Imported from {loaded.summary.source}: {input_col} -> {label_col} ({task}).")
+    for split in SPLIT_NAMES:
+        lines = (json.dumps(example.toDict(), ensure_ascii=False) for example in getattr(splits, split))
+        atomic_write_text(directory / f"{split}.jsonl", "".join(f"{line}\n" for line in lines))
+    atomic_write_text(directory / SPEC_FILE, spec.model_dump_json(indent=2) + "\n")  # written last: marks completion
+    return ImportResult(domain=_domain(spec, splits), directory=directory, summary=loaded.summary,
+                        split_sizes=splits.sizes())
+
+
+def _label_set(examples: list[dspy.Example], label_field: str, source: str) -> list[str]:
+    labels = sorted({example[label_field] for example in examples})
+    if len(labels) < 2:
+        raise AxError(f"{source}: classification needs at least two distinct labels, found {labels}")
+    if len(labels) > MAX_CLASSES:
+        raise AxError(f"{source}: {len(labels)} distinct labels look like free text; use task='extraction'")
+    folded: dict[str, str] = {}
+    for label in labels:
+        twin = folded.setdefault(" ".join(label.split()).casefold(), label)
+        if twin != label:
+            raise AxError(f"{source}: labels {twin!r} and {label!r} differ only in case or spacing; make them one")
+    return labels
+
+
+def load_domain(directory: str | Path) -> Domain:
+    """A domain saved by `import_domain`, with its stored splits."""
+    directory = Path(directory)
+    spec_path = directory / SPEC_FILE
+    try:
+        spec = DomainSpec.model_validate_json(spec_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AxError(f"{directory}: no {SPEC_FILE}; import the domain first (ax data import)") from None
+    except ValidationError as error:
+        raise AxError(f"{spec_path}: not a valid domain spec: {error}") from None
+    parts = {split: load_examples(directory / f"{split}.jsonl", input_fields=[spec.input_field],
+                                  label_fields=[spec.label_field], id_field="id").examples
+             for split in SPLIT_NAMES}
+    return _domain(spec, Splits(**parts))
+
+
+def saved_domain_names(root: str | Path | None = None) -> list[str]:
+    root = Path(root or DEFAULT_DOMAINS_DIR)
+    if not root.is_dir():
+        return []
+    return sorted(child.name for child in root.iterdir() if (child / SPEC_FILE).is_file())

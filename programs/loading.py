@@ -1,0 +1,232 @@
+"""Users' data (JSONL, CSV, or a Hugging Face `datasets.Dataset`) into validated `dspy.Example`s.
+
+A bad row stops the load with an AxError naming the file, line and field: silently
+dropping rows would change what an evaluation measures without anyone noticing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import dspy
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from ax.errors import AxError
+from ax.programs.domain import UNRATED
+from ax.programs.generation import META_FIELDS
+from ax.programs.modules import CONTEXT
+
+SourceFormat = Literal["jsonl", "csv"]
+_SUFFIXES: dict[str, SourceFormat] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+
+
+class FieldMapping(BaseModel):
+    """Which columns feed the program, which are gold answers, and which (if any) is the id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input_fields: tuple[str, ...] = Field(min_length=1)
+    label_fields: tuple[str, ...] | None = None  # None: every other column
+    id_field: str | None = None
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> FieldMapping:
+        names = [*self.input_fields, *(self.label_fields or ()), *([self.id_field] if self.id_field else [])]
+        if any(not name.strip() for name in names):
+            raise ValueError("field names must not be empty")
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"each column may play one role only; repeated: {repeated}")
+        if CONTEXT in names:
+            raise ValueError(f"'{CONTEXT}' is reserved for the playbook ax supplies; rename that column")
+        if self.label_fields is not None and not self.label_fields:
+            raise ValueError("label_fields must name at least one column")
+        return self
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    source: str
+    format: str
+    rows: int
+    input_fields: tuple[str, ...]
+    label_fields: tuple[str, ...]
+    label_counts: dict[str, int]  # of the first label field, most common first
+
+    def __str__(self) -> str:
+        return (f"loaded {self.rows} rows from {self.source} ({self.format}); inputs: "
+                f"{', '.join(self.input_fields)}; labels: {', '.join(self.label_fields)} "
+                f"({len(self.label_counts)} distinct values)")
+
+
+@dataclass(frozen=True)
+class LoadedExamples:
+    examples: list[dspy.Example]
+    summary: LoadSummary
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __iter__(self) -> Iterator[dspy.Example]:
+        return iter(self.examples)
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    kind = "nothing (null)" if value is None else type(value).__name__
+    raise ValueError(f"expected text or a number, got {kind}")
+
+
+def _non_empty(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("is empty")
+    return value
+
+
+Scalar = Annotated[Any, BeforeValidator(_scalar)]
+Answer = Annotated[Any, BeforeValidator(_non_empty), BeforeValidator(_scalar)]
+
+
+def _row_model(mapping: FieldMapping, label_fields: Sequence[str]) -> type[BaseModel]:
+    # Columns become positional pydantic fields with the column name as alias, so any column
+    # name works ("Ticket Text", "_id") and errors can be mapped back to it.
+    columns = [*mapping.input_fields, *label_fields, *([mapping.id_field] if mapping.id_field else [])]
+    kinds = [Scalar] * len(mapping.input_fields) + [Answer] * (len(columns) - len(mapping.input_fields))
+    fields = {f"f{index}": (kind, Field(alias=column)) for index, (column, kind) in enumerate(zip(columns, kinds))}
+    return create_model("Row", __config__=ConfigDict(extra="ignore"), **fields)
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        field = item["loc"][0] if item["loc"] else "?"
+        message = "missing" if item["type"] == "missing" else re.sub(r"^Value error, ", "", item["msg"])
+        problems.append(f"field '{field}' {message}")
+    return "; ".join(problems)
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict]]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise AxError(f"{where}: not valid JSON ({error.msg} at column {error.colno})") from None
+            if not isinstance(row, dict):
+                raise AxError(f"{where}: expected a JSON object per line, got {type(row).__name__}")
+            yield where, row
+
+
+def _csv_rows(path: Path, required: Sequence[str]) -> Iterator[tuple[str, dict]]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        absent = [name for name in required if name not in header]
+        if absent:
+            raise AxError(f"{path}:1: header has no column(s) {absent}; columns are {header}")
+        start = reader.line_num + 1
+        for row in reader:
+            where = f"{path}:{start}"
+            if None in row:
+                raise AxError(f"{where}: more values than the header has columns")
+            # A short row leaves None for its missing cells: drop them so validation says "missing".
+            yield where, {key: value for key, value in row.items() if value is not None}
+            start = reader.line_num + 1
+
+
+def _dataset_rows(dataset: Any) -> Iterator[tuple[str, dict]]:
+    for index, row in enumerate(dataset):
+        yield f"dataset row {index}", dict(row)
+
+
+def _detect_format(path: Path, format: str | None) -> SourceFormat:
+    if format is not None:
+        if format not in ("jsonl", "csv"):
+            raise AxError(f"unknown format {format!r}; use 'jsonl' or 'csv'")
+        return format  # type: ignore[return-value]
+    try:
+        return _SUFFIXES[path.suffix.lower()]
+    except KeyError:
+        raise AxError(f"{path}: cannot tell the format from the suffix {path.suffix!r}; "
+                      "use .jsonl or .csv, or pass format='jsonl'|'csv'") from None
+
+
+def _names(names: str | Sequence[str]) -> tuple[str, ...]:
+    return (names,) if isinstance(names, str) else tuple(names)
+
+
+def _id_prefix(text: str) -> str:
+    return re.sub(r"[^a-z0-9_]+", "-", text.lower()).strip("-") or "row"
+
+
+def load_examples(source: str | os.PathLike | Any, input_fields: str | Sequence[str],
+                  label_fields: str | Sequence[str] | None = None, id_field: str | None = None,
+                  format: SourceFormat | None = None, id_prefix: str | None = None) -> LoadedExamples:
+    """Read every row of `source` into an Example with `id`, `difficulty` and inputs set.
+
+    `label_fields=None` takes every column that is not an input, the id, `difficulty` or
+    `explanation` as a gold field; those two optional columns, when filled, are kept on the
+    example (metric feedback quotes the explanation). Without `id_field`, ids are
+    `PREFIX-000000` by row order (PREFIX: the file name).
+    """
+    try:
+        mapping = FieldMapping(input_fields=_names(input_fields), id_field=id_field,
+                               label_fields=None if label_fields is None else _names(label_fields))
+    except ValidationError as error:
+        raise AxError(f"invalid field mapping: {error.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise AxError(f"{path}: no such file")
+        kind = _detect_format(path, format)
+        required = [*mapping.input_fields, *(mapping.label_fields or ()), *([id_field] if id_field else [])]
+        rows = _jsonl_rows(path) if kind == "jsonl" else _csv_rows(path, required)
+        name, prefix = str(path), id_prefix or _id_prefix(path.stem)
+    elif hasattr(source, "column_names") and hasattr(source, "__iter__"):  # datasets.Dataset, duck-typed
+        kind, rows, name, prefix = "datasets", _dataset_rows(source), type(source).__name__, id_prefix or "row"
+    else:
+        raise AxError(f"cannot load examples from {type(source).__name__}; pass a .jsonl/.csv path or a datasets.Dataset")
+
+    examples, seen_ids = [], {}
+    labels, model = mapping.label_fields, None
+    for where, row in rows:
+        if labels is None:  # first row decides which columns are gold answers
+            skip = {*mapping.input_fields, id_field, *META_FIELDS}
+            labels = tuple(key for key in row if key not in skip)
+            if not labels:
+                raise AxError(f"{where}: no column left for gold answers besides the inputs {list(mapping.input_fields)}")
+        model = model or _row_model(mapping, labels)
+        try:
+            model.model_validate(row)
+        except ValidationError as error:
+            raise AxError(f"{where}: {_describe(error)}") from None
+        example_id = str(row[id_field]) if id_field else f"{prefix}-{len(examples):06d}"
+        if example_id in seen_ids:
+            raise AxError(f"{where}: field '{id_field}' repeats id {example_id!r} first seen at {seen_ids[example_id]}")
+        seen_ids[example_id] = where
+        fields = {key: row[key] for key in (*mapping.input_fields, *labels)}
+        # Optional columns ax understands: a difficulty rating and the reason for the gold answer,
+        # which metric feedback quotes to GEPA.
+        meta = {key: row[key] for key in ("difficulty", "explanation") if isinstance(row.get(key), str) and row[key].strip()}
+        example = dspy.Example(id=example_id, **{"difficulty": UNRATED, **meta}, **fields)
+        examples.append(example.with_inputs(*mapping.input_fields))
+
+    if not examples:
+        raise AxError(f"{name}: no rows to load")
+    counts = Counter(str(example[labels[0]]) for example in examples)
+    summary = LoadSummary(source=name, format=kind, rows=len(examples), input_fields=mapping.input_fields,
+                          label_fields=labels, label_counts=dict(counts.most_common()))
+    return LoadedExamples(examples=examples, summary=summary)

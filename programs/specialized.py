@@ -1,0 +1,127 @@
+"""Specialized (aviation weather): the flight category of a weather report.
+
+A specialist rule applied to two readings: the ceiling (lowest broken, overcast or
+vertical-visibility layer) and the visibility. Easy reports state both in plain words;
+medium ones give cloud layers in words; hard ones are raw METARs with fractional
+visibilities and FEW/SCT layers below the ceiling, which do not count.
+"""
+
+from __future__ import annotations
+
+import random
+from fractions import Fraction
+from typing import Literal
+
+import dspy
+
+from ax.programs.domain import Domain
+from ax.programs.generation import DEFAULT_ITEMS, generate_examples, render
+from ax.programs.metrics import label_metric
+from ax.programs.modules import PredictProgram, context_field
+
+FlightCategory = Literal["VFR", "MVFR", "IFR", "LIFR"]
+CATEGORIES: tuple[FlightCategory, ...] = ("VFR", "MVFR", "IFR", "LIFR")
+
+
+class ClassifyFlightCategory(dspy.Signature):
+    """Give the flight category of a weather report. The ceiling is the lowest broken (BKN),
+    overcast (OVC) or vertical visibility (VV) layer; FEW and SCT layers are not ceilings.
+    LIFR: ceiling below 500 ft or visibility below 1 mile. IFR: ceiling 500 to below 1,000 ft or
+    visibility 1 to below 3 miles. MVFR: ceiling 1,000 to 3,000 ft or visibility 3 to 5 miles.
+    VFR: ceiling above 3,000 ft (or none) and visibility above 5 miles. The worse reading decides."""
+
+    context: str = context_field()
+    report: str = dspy.InputField(desc="a METAR or a plain-language weather report")
+    flight_category: FlightCategory = dspy.OutputField()
+
+
+class FlightCategoryClassifier(PredictProgram):
+    signature = ClassifyFlightCategory
+
+
+def flight_category(ceiling_ft: int | None, visibility_sm: Fraction) -> str:
+    if (ceiling_ft is not None and ceiling_ft < 500) or visibility_sm < 1:
+        return "LIFR"
+    if (ceiling_ft is not None and ceiling_ft < 1000) or visibility_sm < 3:
+        return "IFR"
+    if (ceiling_ft is not None and ceiling_ft <= 3000) or visibility_sm <= 5:
+        return "MVFR"
+    return "VFR"
+
+
+# Readings that put one factor in each category (ceilings in hundreds of feet; None = no ceiling).
+CEILINGS = {"LIFR": [1, 2, 3, 4], "IFR": [5, 6, 7, 8, 9], "MVFR": [10, 12, 15, 20, 25, 30], "VFR": [35, 45, 60, 80, 120, None]}
+VISIBILITIES = {"LIFR": ["1/4", "1/2", "3/4"], "IFR": ["1", "1 1/2", "2", "2 1/2"], "MVFR": ["3", "4", "5"],
+                "VFR": ["6", "7", "10"]}
+STATIONS = ["KJFK", "KORD", "KSEA", "KDEN", "KBOS", "KSFO", "KATL", "KMSP", "EGLL", "CYYZ", "KPDX", "KSLC"]
+WEATHER = {"LIFR": ["FG", "+RA BR", "-SN FG"], "IFR": ["BR", "RA BR", "-SN"], "MVFR": ["BR", "-RA", "HZ"], "VFR": ["", "", "-RA"]}
+WORDS = {"FEW": "a few clouds", "SCT": "scattered clouds", "BKN": "broken clouds", "OVC": "overcast"}
+
+
+def _draw(rng: random.Random, category: str) -> tuple[int | None, str]:
+    """A ceiling and visibility whose worse reading is exactly `category`."""
+    better = CATEGORIES[: CATEGORIES.index(category) + 1]  # categories at least as good
+    driver = rng.choice(["ceiling", "visibility", "both"]) if category != "VFR" else "both"
+    ceiling = rng.choice(CEILINGS[category if driver != "visibility" else rng.choice(better)])
+    visibility = rng.choice(VISIBILITIES[category if driver != "ceiling" else rng.choice(better)])
+    return ceiling, visibility
+
+
+def _layers(rng: random.Random, ceiling: int | None, decoys: bool) -> list[tuple[str, int]]:
+    """Cloud layers (cover, hundreds of feet), lowest first, whose ceiling is `ceiling`.
+
+    With `decoys`, a FEW/SCT layer sits below the ceiling (or, with no ceiling, low enough
+    to look like one).
+    """
+    layers = [] if ceiling is None else [(rng.choice(["BKN", "OVC"]), ceiling)]
+    if layers and layers[0][0] == "BKN" and rng.random() < 0.6:
+        layers.append(("OVC", ceiling + rng.choice([5, 10, 20])))  # higher layers never change the ceiling
+    top = 50 if ceiling is None else ceiling
+    if decoys and top > 1:
+        layers.insert(0, (rng.choice(["FEW", "SCT"]), rng.randint(1, top - 1)))
+    elif ceiling is None:
+        layers.append((rng.choice(["FEW", "SCT"]), rng.randint(35, 80)))
+    return layers
+
+
+def make_item(rng: random.Random, difficulty: str) -> dict:
+    ceiling, visibility = _draw(rng, rng.choice(CATEGORIES))
+    feet = None if ceiling is None else ceiling * 100
+    category = flight_category(feet, sum(Fraction(part) for part in visibility.split()))
+    miles = f"{visibility} {'mile' if visibility == '1' else 'miles'}"
+    if difficulty == "easy":
+        sky = "no ceiling" if feet is None else f"ceiling {feet:,} feet"
+        report = render(rng, "[Current conditions:|Observation:|Weather:] {sky}, visibility {miles}.", sky=sky, miles=miles)
+        layers: list[tuple[str, int]] = []
+    else:
+        layers = _layers(rng, ceiling, decoys=difficulty == "hard")
+        if difficulty == "medium":
+            sky = ", ".join(f"{WORDS[cover]} at {height * 100:,} feet" for cover, height in layers) or "clear skies"
+            obscured = visibility not in VISIBILITIES["VFR"]
+            report = render(rng, "[Observation at {station}:|{station} weather:] {sky}; visibility {miles}{haze}.",
+                            station=rng.choice(STATIONS), sky=sky, miles=miles,
+                            haze=rng.choice([" in mist", " in haze", ""]) if obscured else "")
+        else:
+            sky = " ".join(f"{cover}{height:03d}" for cover, height in layers) or "SKC"
+            report = " ".join(part for part in [
+                "METAR", rng.choice(STATIONS), f"{rng.randint(1, 28):02d}{rng.randint(0, 23):02d}51Z",
+                f"{rng.randrange(0, 360, 10):03d}{rng.randint(3, 25):02d}KT", f"{visibility}SM",
+                rng.choice(WEATHER[category]), sky, f"{rng.randint(2, 25):02d}/{rng.randint(-5, 1):02d}",
+                f"A{rng.randint(2950, 3050)}"] if part)
+    ignored = [f"{cover} at {height * 100:,} ft" for cover, height in layers if cover in ("FEW", "SCT")]
+    note = f" ({', '.join(ignored)} not a ceiling)" if ignored else ""
+    ceiling_text = "no ceiling" if feet is None else f"ceiling {feet:,} ft"
+    return {"report": report, "flight_category": category,
+            "explanation": f"{ceiling_text}{note} and visibility {visibility} SM; the worse of the two gives {category}."}
+
+
+DOMAIN = Domain(
+    name="specialized",
+    program=FlightCategoryClassifier,
+    metric=label_metric("flight_category"),
+    data=lambda: generate_examples("specialized", make_item, inputs=("report",), n=DEFAULT_ITEMS),
+    task="classification",
+    description="Aviation weather: flight category (VFR / MVFR / IFR / LIFR) from a METAR or plain-language report.",
+    input_fields=("report",),
+    label_fields=("flight_category",),
+)

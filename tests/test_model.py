@@ -1,0 +1,74 @@
+"""Loading base models: sources, device/dtype choice, fingerprints, and errors a user can act on."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from ax.errors import AxError
+from ax.model import load_model, pick_dtype, resolve
+
+
+def test_hf_directory_loads_with_a_stable_fingerprint(tiny_model_dir):
+    first = load_model(str(tiny_model_dir))
+    second = load_model(str(tiny_model_dir))
+    assert first.device == "cpu" and first.dtype == torch.float32
+    assert first.fingerprint == second.fingerprint and len(first.fingerprint) == 16
+
+
+def test_fingerprint_follows_weights_not_path(tiny_model_dir, tmp_path):
+    from ax.testing import make_tiny_model
+
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "copy")
+    other = make_tiny_model(tmp_path / "other", seed=5)
+    assert load_model(str(copy)).fingerprint == load_model(str(tiny_model_dir)).fingerprint
+    assert load_model(str(other)).fingerprint != load_model(str(tiny_model_dir)).fingerprint
+
+
+def test_dtype_is_chosen_by_device_and_can_be_set():
+    assert pick_dtype("cpu") == torch.float32
+    assert pick_dtype("cuda") == torch.bfloat16
+    assert pick_dtype("cpu", "bf16") == torch.bfloat16
+    with pytest.raises(AxError, match="Unknown dtype 'fp8'"):
+        pick_dtype("cpu", "fp8")
+
+
+def test_missing_paths_are_named(tmp_path):
+    with pytest.raises(AxError, match="GGUF model file not found: .*missing.gguf"):
+        resolve(str(tmp_path / "missing.gguf"))
+    with pytest.raises(AxError, match="not found"):
+        resolve(str(tmp_path / "nope" / "model"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AxError, match="has no config.json"):
+        resolve(str(tmp_path / "empty"))
+
+
+def test_hub_ids_resolve_as_hub_sources():
+    source = resolve("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert source.kind == "hub" and source.location == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_gguf_without_the_gguf_package_says_how_to_fix(tmp_path, monkeypatch):
+    import ax.model as model_module
+
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"GGUF")
+    monkeypatch.setattr(model_module.importlib_util, "find_spec", lambda name: None if name == "gguf" else 1)
+    with pytest.raises(AxError, match="pip install gguf"):
+        model_module.convert_gguf(path, tmp_path / "out")
+
+
+def test_corrupt_weights_are_reported(tiny_model_dir, tmp_path):
+    broken = shutil.copytree(tiny_model_dir, tmp_path / "broken")
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(AxError, match="corrupt or incomplete"):
+        load_model(str(broken))
+
+
+def test_corrupt_gguf_is_reported(tmp_path):
+    path = tmp_path / "bad.gguf"
+    path.write_bytes(b"this is not gguf")
+    with pytest.raises(AxError, match="Could not read GGUF file .*bad.gguf"):
+        load_model(str(path))
