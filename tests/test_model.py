@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from ax.errors import AxError
-from ax.model import load_model, pick_dtype, resolve
+from ax.model import load_model, pick_device, pick_dtype, resolve
 
 
 def test_hf_directory_loads_with_a_stable_fingerprint(tiny_model_dir):
     first = load_model(str(tiny_model_dir))
     second = load_model(str(tiny_model_dir))
-    assert first.device == "cpu" and first.dtype == torch.float32
+    assert first.device == pick_device() and first.dtype == pick_dtype(first.device)
     assert first.fingerprint == second.fingerprint and len(first.fingerprint) == 16
 
 
