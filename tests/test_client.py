@@ -193,3 +193,24 @@ def test_remote_backend_matches_local_through_an_openai_compatible_server(tiny_m
     finally:
         server.shutdown()
         local_backend.close()
+
+
+def test_adapter_for_another_base_model_is_refused_naming_both(tiny_model_dir, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from ax.adapters.store import save_adapter
+    from ax.testing import make_tiny_adapter, make_tiny_model
+
+    other_dir = make_tiny_model(tmp_path / "other", seed=3, hidden_size=32)
+    backend = LocalBackend(load_model(str(tiny_model_dir)))
+    other = get_peft_model(AutoModelForCausalLM.from_pretrained(other_dir), LoraConfig(r=2, target_modules=["q_proj"]))
+    save_adapter(other, tmp_path / "with-manifest", domain="legal", base_name="other-model",
+                 base_fingerprint="0123456789abcdef")
+    with pytest.raises(AxError, match="other-model.*tiny-model|tiny-model.*other-model"):
+        backend.load_adapter("legal", tmp_path / "with-manifest")
+    plain = make_tiny_adapter(other_dir, tmp_path / "plain-peft")  # no ax manifest: PEFT's shapes decide
+    with pytest.raises(AxError, match="does not fit base model"):
+        backend.load_adapter("plain", plain)
+    assert backend.adapters() == []
+    backend.close()
