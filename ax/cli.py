@@ -24,6 +24,9 @@ _MOUNTS = [
 _COMMANDS = [
     ("ax.adapters.cli", "train_cmd", "train"),
     ("ax.adapters.cli", "merge_cmd", "merge"),
+    ("ax.evals.cli", "evaluate_cmd", "evaluate"),
+    ("ax.evals.cli", "report_cmd", "report"),
+    ("ax.optimizers.cli", "optimize_cmd", "optimize"),
 ]
 
 

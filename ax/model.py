@@ -112,11 +112,18 @@ def _weights_fingerprint(directory: Path) -> str:
     return fingerprint
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temporary file and rename, so readers never see a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; written files should read like any other
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
         os.replace(tmp, path)

@@ -1,0 +1,100 @@
+"""`ax evaluate` (answer items, store responses) and `ax report` (numbers and plots from stored responses).
+
+The lead mounts them as commands of the main app: ("ax.evals.cli", "evaluate_cmd", "evaluate")
+and ("ax.evals.cli", "report_cmd", "report"). Both print AxErrors as one red line and exit 1.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from ax.errors import AxError
+from ax.evals.configuration import CONFIGURATIONS_FILE
+
+console = Console(stderr=True)
+
+
+def _fail(error: AxError) -> None:
+    console.print(f"[red]{error}[/red]", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def report_cmd(
+    run_dir: Path = typer.Argument(..., help="Run directory holding responses/ (written by `ax evaluate`)."),
+    out: Optional[Path] = typer.Option(None, help="Where to write the report (default: RUN_DIR/report)."),
+    bootstrap: int = typer.Option(2000, help="Bootstrap replicates for every interval."),
+    seed: int = typer.Option(0, help="Seed of the bootstraps, the mixed model and the power simulations."),
+    power_simulations: int = typer.Option(200, help="Simulated designs for the power of the synergy test."),
+    domain: Optional[list[str]] = typer.Option(None, help="Only these domains (repeatable; default: all evaluated)."),
+):
+    """Write report.md, report.html (self-contained, with plots), report.json and manifest.json from responses."""
+    from ax.evals.report import REPORT_DIR, ReportSettings, build_report, write_report
+
+    try:
+        settings = ReportSettings(n_bootstrap=bootstrap, seed=seed, power_simulations=power_simulations,
+                                  domains=list(domain or []))
+        target = out or run_dir / REPORT_DIR
+        files = write_report(build_report(run_dir, settings, out=target), target)
+    except AxError as error:
+        _fail(error)
+    console.print(f"Report written: {files.html}, {files.markdown}, {files.json_path}, {files.manifest}",
+                  soft_wrap=True)
+
+
+def evaluate_cmd(
+    domain: str = typer.Option(..., help="Domain whose items are answered."),
+    run_dir: Path = typer.Option(..., help="Run directory: responses are stored in RUN_DIR/responses."),
+    configs: Optional[Path] = typer.Option(None, help=f"Configurations file (default: RUN_DIR/{CONFIGURATIONS_FILE})."),
+    only: Optional[list[str]] = typer.Option(None, help="Only these configuration names (repeatable)."),
+    model: str = typer.Option("smollm2", help="Base model: 'smollm2', an HF directory, a .gguf file or a hub id."),
+    split: str = typer.Option("test", help="Which split's items: train, dev or test."),
+    limit: Optional[int] = typer.Option(None, help="Only the split's first N items."),
+    threads: int = typer.Option(16, help="DSPy threads (the client batches across them)."),
+    adaptive: bool = typer.Option(False, help="Score each configuration adaptively on the stored, calibrated items."),
+    max_items: Optional[int] = typer.Option(None, help="Adaptive: item budget (default: a quarter of the items)."),
+    target_se: float = typer.Option(0.3, help="Adaptive: stop once the ability's standard error is this small."),
+):
+    """Answer a domain's items with each configuration and store every response; stored answers are skipped."""
+    import ax
+    from ax.evals.configuration import load_configurations
+    from ax.evals.matrix_store import ResponseStore
+    from ax.programs import get_domain
+
+    words = ["ax", "evaluate", "--domain", domain, "--run-dir", str(run_dir), "--model", model, "--split", split]
+    words += ["--configs", str(configs)] if configs else []
+    words += [w for name in only or [] for w in ("--only", name)]
+    words += ["--limit", str(limit)] if limit else []
+    if adaptive:
+        words += ["--adaptive", "--target-se", str(target_se)] + (["--max-items", str(max_items)] if max_items else [])
+    command = shlex.join(words)
+    try:
+        chosen = load_configurations(configs or run_dir / CONFIGURATIONS_FILE).select(domain, list(only or []))
+        task = get_domain(domain)
+        lm = ax.LM(model)
+        if adaptive:
+            from ax.evals.adaptive_eval import adaptive_evaluate
+
+            store = ResponseStore(run_dir)
+            for configuration in chosen:
+                result = adaptive_evaluate(configuration, task, lm=lm, store=store, max_items=max_items,
+                                           target_standard_error=target_se, command=command)
+                console.print(f"{result.name}: ability {result.theta:+.2f} ± {result.standard_error:.2f} from "
+                              f"{result.items_used} of {result.calibrated_items} items ({result.stop_reason}); "
+                              f"predicted accuracy {100 * result.predicted_accuracy:.1f}%", soft_wrap=True)
+            return
+        from ax.evals.runner import evaluate_run_dir
+
+        summary = evaluate_run_dir(run_dir, chosen, task, lm=lm, split=split, limit=limit, num_threads=threads,
+                                   command=command, show_progress=True)
+    except AxError as error:
+        _fail(error)
+    for name, new in summary.new_cells.items():
+        console.print(f"{name}: {new} new answers, {summary.stored_cells[name]} already stored", soft_wrap=True)
+    usage = lm.usage_summary()
+    console.print(f"{usage['calls']} LM calls ({usage['cached_calls']} from cache); "
+                  f"{summary.parse_failures} unparseable outputs scored as wrong", soft_wrap=True)

@@ -1,0 +1,452 @@
+"""The 2x2 comparison of one domain (and pooled over domains): what a skeptical reader needs to see.
+
+Per configuration (cell): accuracy and IRT ability with 95% intervals. With one run per cell
+the accuracy interval is Wilson's; with several runs it is a run-level bootstrap (runs within
+the cell, then items), because seeds vary and an item-only interval would ignore that. A
+cell's ability is the mean of its runs' abilities; its variance adds the runs' measurement
+error and the between-run variance (method of moments, floored at 0) over the number of runs.
+
+Pairwise: every pair of cells, run against run with the same seed (a single-run cell, such as
+a deterministic baseline, pairs with every run of the other), by a paired item bootstrap and
+the exact McNemar test, Holm-corrected over all pairwise tests of the domain.
+
+Synergy is the interaction contrast (lora+gepa) - lora - gepa + baseline. The logit-scale
+contrast defines it: accuracy is bounded, so two methods that each add a fixed amount of
+log-odds look sub-additive in accuracy points near the ceiling (and super-additive near the
+floor) without interacting at all; the log-odds scale is also the one the mixed model tests
+and the power analysis simulates. The accuracy-scale contrast is reported beside it as the
+points gained beyond additivity. Its interval comes from the run-level hierarchical
+bootstrap, its test from the logistic mixed model ``correct ~ lora * gepa + (1|item) + (1|run)``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from itertools import combinations
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel
+
+from ax.errors import AxError
+from ax.evals.calibration import PoolCalibration
+from ax.evals.matrix_store import ResponseMatrix
+from ax.evals.stats import (
+    CELLS,
+    FactorialResponses,
+    Interval,
+    hierarchical_bootstrap_interaction,
+    holm_adjust,
+    interaction_power,
+    mcnemar_exact,
+    mixed_model_interaction,
+    paired_bootstrap_difference,
+    wilson_interval,
+)
+
+POWER_EFFECT_LOGIT = 0.5
+ALPHA = 0.05
+
+
+class Estimate(BaseModel):
+    """A point estimate with its 95% interval."""
+
+    estimate: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, interval: Interval) -> Estimate:
+        return cls(estimate=interval.estimate, low=interval.low, high=interval.high)
+
+    def excludes_zero(self) -> bool:
+        return not self.low <= 0.0 <= self.high
+
+
+class RunResult(BaseModel):
+    name: str
+    seed: int
+    accuracy: Estimate  # Wilson
+    ability: float | None  # None when pooled over domains
+    ability_se: float | None
+
+
+class CellResult(BaseModel):
+    cell: str
+    runs: list[RunResult]
+    accuracy: Estimate
+    accuracy_method: Literal["wilson", "run-level bootstrap"]
+    ability: Estimate | None  # None when pooled over domains: each domain has its own ability scale
+
+
+class PairwiseResult(BaseModel):
+    """accuracy(a) - accuracy(b) for one seed-matched pair of runs, on the items both answered."""
+
+    a: str
+    b: str
+    run_a: str
+    run_b: str
+    difference: Estimate
+    only_a_correct: int
+    only_b_correct: int
+    p_value: float
+    p_holm: float
+
+
+class MixedModelResult(BaseModel):
+    estimate: float
+    posterior_sd: float
+    p_value: float
+    item_sd: float
+    run_sd: float
+
+
+class PowerResult(BaseModel):
+    effect_logit: float
+    n_items: int
+    runs_per_cell: int
+    power: float
+    standard_error: float
+    n_simulations: int
+
+
+class SynergyResult(BaseModel):
+    logit: Estimate
+    accuracy: Estimate
+    runs_per_cell: dict[str, int]
+    captures_run_variance: bool
+    mixed: MixedModelResult | None
+    mixed_error: str | None
+    power: PowerResult
+
+
+class Verdict(BaseModel):
+    best_single: str | None
+    combination_minus_best: Estimate | None
+    combination_beats_best: bool | None
+    interaction: Literal["differs from zero", "not detected", "conflicting"] | None
+    sentences: list[str]
+
+
+class Comparison(BaseModel):
+    """One domain's comparison, or the pooled one (``domain == "pooled"``)."""
+
+    domain: str
+    items: int
+    cells: list[CellResult]
+    pairwise: list[PairwiseResult]
+    synergy: SynergyResult | None
+    verdict: Verdict
+    missing_cells: list[str]
+    excluded: list[str]
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def cell_bootstrap(cells: dict[str, np.ndarray], *, n_bootstrap: int, seed: int) -> dict[str, np.ndarray]:
+    """Pooled-accuracy replicates per cell: items drawn once per replicate for all cells, runs within each.
+
+    ``cells`` maps a cell to its runs x items matrix (1/0, NaN = not answered) on a common item
+    index. Drawing items jointly keeps the cells paired, so differences of replicates are valid
+    replicates of differences.
+    """
+    rng = np.random.default_rng(seed)
+    n_items = next(iter(cells.values())).shape[1]
+    item_weights = rng.multinomial(n_items, np.full(n_items, 1 / n_items), size=n_bootstrap)
+    replicates = {}
+    for name, matrix in cells.items():
+        runs = matrix.shape[0]
+        run_weights = rng.multinomial(runs, np.full(runs, 1 / runs), size=n_bootstrap)
+        correct = np.sum((run_weights @ np.nan_to_num(matrix)) * item_weights, axis=1)
+        seen = np.sum((run_weights @ (~np.isnan(matrix)).astype(float)) * item_weights, axis=1)
+        replicates[name] = correct / np.maximum(seen, 1.0)
+    return replicates
+
+
+def _percentile(estimate: float, replicates: np.ndarray) -> Estimate:
+    low, high = np.quantile(replicates, [ALPHA / 2, 1 - ALPHA / 2])
+    return Estimate(estimate=float(estimate), low=float(low), high=float(high))
+
+
+def _pooled_accuracy(matrix: np.ndarray) -> float:
+    return float(np.nansum(matrix) / np.sum(~np.isnan(matrix)))
+
+
+def _cell_ability(runs: list[RunResult]) -> Estimate:
+    """Mean run ability; variance = (mean squared SE + between-run variance) / runs, normal interval."""
+    theta = np.array([r.ability for r in runs])
+    se2 = np.array([r.ability_se for r in runs]) ** 2
+    between = max(0.0, float(np.var(theta, ddof=1)) - float(se2.mean())) if theta.size > 1 else 0.0
+    se = float(np.sqrt((se2.mean() + between) / theta.size))
+    return Estimate(estimate=float(theta.mean()), low=float(theta.mean() - 1.96 * se),
+                    high=float(theta.mean() + 1.96 * se))
+
+
+def _cell_results(cells: dict[str, np.ndarray], runs: dict[str, list[tuple[str, int]]],
+                  calibration: PoolCalibration | None, replicates: dict[str, np.ndarray]) -> list[CellResult]:
+    """Per cell: each run's Wilson accuracy and ability, the cell's accuracy and ability intervals.
+
+    ``runs`` gives (name, seed) per row of each cell's matrix; without ``calibration`` (pooled
+    over domains) abilities are None.
+    """
+    results = []
+    for cell, matrix in cells.items():
+        run_results = []
+        for (name, seed), row in zip(runs[cell], matrix):
+            answered = row[~np.isnan(row)]
+            theta, se = calibration.ability_of(name) if calibration else (None, None)
+            run_results.append(RunResult(
+                name=name, seed=seed, ability=theta, ability_se=se,
+                accuracy=Estimate.of(wilson_interval(int(answered.sum()), answered.size))))
+        if matrix.shape[0] == 1:
+            accuracy, method = run_results[0].accuracy, "wilson"
+        else:
+            accuracy, method = _percentile(_pooled_accuracy(matrix), replicates[cell]), "run-level bootstrap"
+        results.append(CellResult(cell=cell, runs=run_results, accuracy=accuracy, accuracy_method=method,
+                                  ability=_cell_ability(run_results) if calibration else None))
+    return results
+
+
+# --------------------------------------------------------------------------- pairwise
+
+
+def _matched_runs(runs_a: list[int], runs_b: list[int], seeds: list[int]) -> list[tuple[int, int]]:
+    """Row pairs with equal seeds; a cell with a single run stands in for every seed."""
+    if len(runs_a) == 1 and len(runs_b) == 1:
+        return [(runs_a[0], runs_b[0])]
+    pairs = []
+    for seed in sorted({seeds[r] for r in runs_a + runs_b}):
+        a = [r for r in runs_a if seeds[r] == seed] or (runs_a if len(runs_a) == 1 else [])
+        b = [r for r in runs_b if seeds[r] == seed] or (runs_b if len(runs_b) == 1 else [])
+        if a and b and (a[0], b[0]) not in pairs:
+            pairs.append((a[0], b[0]))
+    return pairs
+
+
+def pairwise_tests(matrix: ResponseMatrix, by_cell: dict[str, list[int]], *, n_bootstrap: int,
+                   seed: int) -> list[PairwiseResult]:
+    """Paired item bootstrap and exact McNemar for each seed-matched run pair of each cell pair, Holm-corrected."""
+    seeds = [c.seed for c in matrix.respondents]
+    present = [cell for cell in CELLS if cell in by_cell]
+    rows = []
+    for b, a in combinations(present, 2):  # later cells carry more optimization: a - b
+        for run_a, run_b in _matched_runs(by_cell[a], by_cell[b], seeds):
+            x, y = matrix.correct[run_a], matrix.correct[run_b]
+            mcnemar = mcnemar_exact(x, y)
+            rows.append(dict(a=a, b=b, run_a=matrix.respondents[run_a].name, run_b=matrix.respondents[run_b].name,
+                             difference=Estimate.of(paired_bootstrap_difference(x, y, n_bootstrap=n_bootstrap,
+                                                                                seed=seed)),
+                             only_a_correct=mcnemar.only_a_correct, only_b_correct=mcnemar.only_b_correct,
+                             p_value=mcnemar.p_value))
+    if not rows:
+        return []
+    adjusted = holm_adjust([row["p_value"] for row in rows])
+    return [PairwiseResult(**row, p_holm=float(p)) for row, p in zip(rows, adjusted)]
+
+
+# --------------------------------------------------------------------------- synergy
+
+
+@lru_cache(maxsize=64)
+def design_power(n_items: int, runs_per_cell: int, n_simulations: int, seed: int) -> PowerResult:
+    """Power of the reported procedure to detect a 0.5-logit interaction at this design's size (memoized)."""
+    power = interaction_power(POWER_EFFECT_LOGIT, n_items=n_items, runs_per_cell=runs_per_cell, alpha=ALPHA,
+                              n_simulations=n_simulations, seed=seed)
+    return PowerResult(effect_logit=POWER_EFFECT_LOGIT, n_items=n_items, runs_per_cell=runs_per_cell,
+                       power=power.power, standard_error=power.standard_error, n_simulations=n_simulations)
+
+
+def synergy(table: FactorialResponses, *, n_items: int, n_bootstrap: int, seed: int,
+            power_simulations: int) -> SynergyResult:
+    """Interaction contrast with its hierarchical-bootstrap intervals, mixed-model test and design power."""
+    interval = hierarchical_bootstrap_interaction(table, n_bootstrap=n_bootstrap, seed=seed)
+    mixed, mixed_error = None, None
+    try:
+        fit = mixed_model_interaction(table, seed=seed)
+        mixed = MixedModelResult(estimate=fit.estimate, posterior_sd=fit.posterior_sd, p_value=fit.p_value,
+                                 item_sd=fit.item_sd, run_sd=fit.run_sd)
+    except (AxError, np.linalg.LinAlgError, ValueError) as error:
+        mixed_error = f"{type(error).__name__}: {error}"
+    runs = min(interval.runs_per_cell.values())
+    return SynergyResult(logit=Estimate.of(interval.logit), accuracy=Estimate.of(interval.accuracy),
+                         runs_per_cell=interval.runs_per_cell, captures_run_variance=interval.captures_run_variance,
+                         mixed=mixed, mixed_error=mixed_error,
+                         power=design_power(n_items, runs, power_simulations, seed))
+
+
+def _factorial_table(matrix: ResponseMatrix, rows: list[int], prefix: str = "") -> FactorialResponses:
+    run_id, lora, gepa, item_id, correct = [], [], [], [], []
+    for r in rows:
+        configuration = matrix.respondents[r]
+        answered = np.flatnonzero(~np.isnan(matrix.correct[r]))
+        run_id += [prefix + configuration.name] * answered.size
+        lora += [configuration.lora] * answered.size
+        gepa += [configuration.gepa] * answered.size
+        item_id += [prefix + matrix.item_ids[j] for j in answered]
+        correct += matrix.correct[r, answered].astype(int).tolist()
+    return FactorialResponses(np.array(run_id), np.array(lora), np.array(gepa), np.array(item_id), np.array(correct))
+
+
+# --------------------------------------------------------------------------- verdict
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def _share(estimate: Estimate) -> str:
+    return f"{100 * estimate.estimate:.1f}% [{100 * estimate.low:.1f}, {100 * estimate.high:.1f}]"
+
+
+def verdict(cells: list[CellResult], replicates: dict[str, np.ndarray], result: SynergyResult | None,
+            pairwise: list[PairwiseResult]) -> Verdict:
+    """Plain sentences: did the combination beat the best single method, is there an interaction, what power."""
+    by_cell = {c.cell: c for c in cells}
+    if not {"lora", "gepa", "lora+gepa"} <= set(by_cell):
+        missing = sorted({"baseline", "lora", "gepa", "lora+gepa"} - set(by_cell))
+        return Verdict(best_single=None, combination_minus_best=None, combination_beats_best=None, interaction=None,
+                       sentences=[f"Cells {', '.join(missing)} have no complete runs: no comparison of the "
+                                  "combination with the single methods and no synergy estimate."])
+    label = {"lora": "LoRA-only", "gepa": "GEPA-only"}
+    best = max(("lora", "gepa"), key=lambda c: by_cell[c].accuracy.estimate)
+    combined, single = by_cell["lora+gepa"].accuracy, by_cell[best].accuracy
+    tests = [p for p in pairwise if p.a == "lora+gepa" and p.b == best]
+    single_runs = len(by_cell["lora+gepa"].runs) == 1 and len(by_cell[best].runs) == 1
+    if single_runs and len(tests) == 1:  # the pairwise row's paired item bootstrap: one number, not two
+        difference = tests[0].difference
+    else:
+        difference = _percentile(combined.estimate - single.estimate, replicates["lora+gepa"] - replicates[best])
+    beats = difference.low > 0
+    significant = sum(p.p_holm < ALPHA for p in tests)
+    sentences = [
+        f"LoRA+GEPA reached {_share(combined)}; the best single method, {label[best]}, {_share(single)}. "
+        f"Difference {_points(difference.estimate)} points [{_points(difference.low)}, {_points(difference.high)}] "
+        f"({'paired item' if single_runs else 'run-level'} bootstrap): "
+        + ("the combination beat the best single method." if beats else
+           "the combination did not clearly beat the best single method." if difference.high > 0 else
+           "the combination was worse than the best single method.")
+        + (f" Run-by-run exact McNemar tests: {significant} of {len(tests)} significant after Holm."
+           if tests else "")
+    ]
+    if result is None:
+        return Verdict(best_single=best, combination_minus_best=difference, combination_beats_best=beats,
+                       interaction=None, sentences=sentences + ["The baseline cell has no complete runs: no synergy."])
+    boot = result.logit.excludes_zero()
+    mixed = result.mixed.p_value < ALPHA if result.mixed else None
+    interaction = ("differs from zero" if boot and mixed in (True, None) else
+                   "not detected" if not boot and mixed in (False, None) else "conflicting")
+    mixed_text = (f"the mixed model's lora:gepa term is {result.mixed.estimate:+.2f} logits "
+                  f"(SD {result.mixed.posterior_sd:.2f}, p = {result.mixed.p_value:.3g})" if result.mixed
+                  else f"the mixed model could not be fitted ({result.mixed_error})")
+    sentences.append(
+        f"Synergy (interaction contrast on the logit scale, which defines it here): {result.logit.estimate:+.2f} "
+        f"logits [{result.logit.low:+.2f}, {result.logit.high:+.2f}] (hierarchical bootstrap); on the accuracy "
+        f"scale {_points(result.accuracy.estimate)} points [{_points(result.accuracy.low)}, "
+        f"{_points(result.accuracy.high)}]; {mixed_text}. "
+        + {"differs from zero": "The interaction differs from zero.",
+           "not detected": "No interaction was detected: it does not differ detectably from zero.",
+           "conflicting": "The bootstrap and the mixed model disagree: the interaction is not established.",
+           }[interaction])
+    power = result.power
+    sentences.append(
+        f"Power: with {power.n_items} items and {power.runs_per_cell} run(s) per cell, this design detects a "
+        f"{power.effect_logit}-logit interaction {100 * power.power:.0f}% of the time "
+        f"({power.n_simulations} simulations, run SD 0.25 logits)"
+        + ("; a non-detection says little." if power.power < 0.8 else "."))
+    if not result.captures_run_variance:
+        sentences.append(
+            "Some cell has a single run (one seed), so run-to-run variance is not measured: synergy cannot be "
+            "told apart from run-to-run variance. The intervals reflect item sampling only, and the power figure is "
+            "inflated by false positives (with runs varying by 0.25 logits, an item-only analysis rejects a true "
+            "null interaction about 42% of the time). Use at least 3 seeds per cell.")
+    return Verdict(best_single=best, combination_minus_best=difference, combination_beats_best=beats,
+                   interaction=interaction, sentences=sentences)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def comparison_rows(matrix: ResponseMatrix) -> tuple[dict[str, list[int]], list[str]]:
+    """Rows of complete comparison respondents per cell, and descriptions of incomplete ones (excluded)."""
+    complete = matrix.complete()
+    by_cell: dict[str, list[int]] = {}
+    excluded = []
+    for r, configuration in enumerate(matrix.respondents):
+        if configuration.role != "comparison":
+            continue
+        if complete[r]:
+            by_cell.setdefault(configuration.cell, []).append(r)
+        else:
+            answered = int(np.sum(~np.isnan(matrix.correct[r])))
+            excluded.append(f"{configuration.name} ({configuration.cell}): answered {answered} of "
+                            f"{len(matrix.item_ids)} items")
+    return by_cell, excluded
+
+
+def compare_domain(matrix: ResponseMatrix, calibration: PoolCalibration | None, *, n_bootstrap: int = 2000,
+                   seed: int = 0, power_simulations: int = 200) -> Comparison:
+    """The full comparison of one domain's four configurations (see the module docstring).
+
+    Without ``calibration`` (the items could not be calibrated) abilities are left out; cells
+    without complete runs are listed as missing and leave out what needs them.
+    """
+    by_cell, excluded = comparison_rows(matrix)
+    present = [cell for cell in CELLS if cell in by_cell]
+    cells = {cell: matrix.correct[by_cell[cell]] for cell in present}
+    runs = {cell: [(matrix.respondents[r].name, matrix.respondents[r].seed) for r in by_cell[cell]] for cell in present}
+    replicates = cell_bootstrap(cells, n_bootstrap=n_bootstrap, seed=seed) if cells else {}
+    cell_results = _cell_results(cells, runs, calibration, replicates)
+    pairwise = pairwise_tests(matrix, by_cell, n_bootstrap=n_bootstrap, seed=seed)
+    result = None
+    if len(present) == 4:
+        table = _factorial_table(matrix, [r for cell in present for r in by_cell[cell]])
+        result = synergy(table, n_items=len(matrix.item_ids), n_bootstrap=n_bootstrap, seed=seed,
+                         power_simulations=power_simulations)
+    return Comparison(domain=matrix.domain, items=len(matrix.item_ids), cells=cell_results, pairwise=pairwise,
+                      synergy=result, verdict=verdict(cell_results, replicates, result, pairwise),
+                      missing_cells=[c for c in CELLS if c not in by_cell], excluded=excluded)
+
+
+def compare_pooled(matrices: list[ResponseMatrix], *, n_bootstrap: int = 2000, seed: int = 0,
+                   power_simulations: int = 200) -> Comparison | None:
+    """Accuracy and synergy pooled over the domains that have all 4 cells; None if fewer than 2 do.
+
+    Items and runs are prefixed by their domain. Runs are resampled within cells across
+    domains, so between-domain differences count as run-to-run variation: conservative. Cell
+    accuracies pool items, so larger domains weigh more. Abilities are left out: each domain's
+    items define their own scale.
+    """
+    usable, excluded = [], []
+    for matrix in matrices:
+        rows, _ = comparison_rows(matrix)
+        if set(rows) == set(CELLS):
+            usable.append((matrix, rows))
+        else:
+            excluded.append(f"{matrix.domain}: lacks complete runs of {', '.join(c for c in CELLS if c not in rows)}")
+    if len(usable) < 2:
+        return None
+    offsets = np.cumsum([0] + [len(m.item_ids) for m, _ in usable])
+    blocks: dict[str, list[np.ndarray]] = {cell: [] for cell in CELLS}
+    runs: dict[str, list[tuple[str, int]]] = {cell: [] for cell in CELLS}
+    for (matrix, rows), offset in zip(usable, offsets):
+        for cell in CELLS:
+            block = np.full((len(rows[cell]), offsets[-1]), np.nan)
+            block[:, offset:offset + len(matrix.item_ids)] = matrix.correct[rows[cell]]
+            blocks[cell].append(block)
+            runs[cell] += [(f"{matrix.domain}/{matrix.respondents[r].name}", matrix.respondents[r].seed)
+                           for r in rows[cell]]
+    cells = {cell: np.vstack(parts) for cell, parts in blocks.items()}
+    tables = [_factorial_table(m, [r for cell in CELLS for r in rows[cell]], prefix=f"{m.domain}/")
+              for m, rows in usable]
+    table = FactorialResponses(*(np.concatenate([getattr(t, name) for t in tables])
+                                 for name in ("run_id", "lora", "gepa", "item_id", "correct")))
+    replicates = cell_bootstrap(cells, n_bootstrap=n_bootstrap, seed=seed)
+    cell_results = _cell_results(cells, runs, None, replicates)
+    result = synergy(table, n_items=int(offsets[-1]), n_bootstrap=n_bootstrap, seed=seed,
+                     power_simulations=power_simulations)
+    # Runs of different domains are not repeated runs of one configuration: seeds are what measure run variance.
+    repeated = all(len(rows[cell]) >= 2 for _, rows in usable for cell in CELLS)
+    result = result.model_copy(update={"captures_run_variance": repeated})
+    return Comparison(domain="pooled", items=int(offsets[-1]), cells=cell_results, pairwise=[], synergy=result,
+                      verdict=verdict(cell_results, replicates, result, []), missing_cells=[], excluded=excluded)

@@ -1,0 +1,196 @@
+"""The response matrix on disk: every answer of every respondent, so reports never rerun a model.
+
+Layout under a run directory::
+
+    responses/<domain>/items.json          the items answered: id, content hash, rated difficulty
+    responses/<domain>/<respondent>.json   one respondent: its configuration, what identifies it
+                                           (model and adapter fingerprints, file hashes), and one
+                                           cell per answered item (score, correct, raw output, feedback)
+
+Each file is written whole to a temporary file and renamed into place, so a run killed at any
+moment leaves the previous version or the new one. A respondent's ``identity`` hashes
+everything that determines its answers; answers stored under another identity are never
+mixed with new ones (a retrained adapter under the same name is refused, not silently merged).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ax.errors import AxError
+from ax.evals.configuration import Configuration
+from ax.model import atomic_write_text
+
+RESPONSES_DIR = "responses"
+ITEMS_FILE = "items.json"
+CORRECT_AT = 1.0  # a metric score counts as correct from here up: partial credit is not a correct answer
+
+
+class Cell(BaseModel):
+    """One respondent's answer to one item."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item: str
+    score: float
+    correct: bool
+    output: dict[str, Any] = Field(default_factory=dict)
+    feedback: str = ""
+    error: str | None = None  # the model's output could not be parsed: scored as wrong, reason kept
+
+
+class RespondentRecord(BaseModel):
+    """Everything stored about one respondent in one domain."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    configuration: Configuration
+    identity: str
+    model: str
+    model_fingerprint: str
+    adapter_fingerprint: str | None = None
+    lm_settings: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, str] = Field(default_factory=dict)
+    commands: list[str] = Field(default_factory=list)
+    cells: list[Cell] = Field(default_factory=list)
+
+    def answered(self) -> set[str]:
+        return {cell.item for cell in self.cells}
+
+
+class ItemRecord(BaseModel):
+    """An item of a domain: its id, a hash of its full content (inputs and gold), its rated difficulty."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    digest: str
+    difficulty: str | None = None
+
+
+class ItemSet(BaseModel):
+    items: list[ItemRecord]
+
+
+def item_record(example: Any) -> ItemRecord:
+    """The ItemRecord of a ``dspy.Example`` with an ``id``."""
+    content = json.dumps(example.toDict(), sort_keys=True, default=str)
+    difficulty = example.get("difficulty")
+    return ItemRecord(id=str(example.id), digest=hashlib.sha256(content.encode()).hexdigest()[:16],
+                      difficulty=None if difficulty is None else str(difficulty))
+
+
+@dataclass(frozen=True)
+class ResponseMatrix:
+    """A domain's respondents x items, 1/0/NaN (NaN: not answered), with the metric scores beside."""
+
+    domain: str
+    respondents: tuple[Configuration, ...]
+    item_ids: tuple[str, ...]
+    correct: np.ndarray
+    score: np.ndarray
+
+    def rows(self, names) -> np.ndarray:
+        index = {c.name: i for i, c in enumerate(self.respondents)}
+        return np.array([index[name] for name in names], dtype=int)
+
+    def complete(self) -> np.ndarray:
+        """Which respondents answered every item."""
+        return ~np.isnan(self.correct).any(axis=1)
+
+
+def _read(path: Path, model: type[BaseModel]) -> Any:
+    try:
+        return model.model_validate_json(path.read_text(encoding="utf-8"))
+    except (ValidationError, ValueError) as error:
+        raise AxError(f"{path} is not a valid {model.__name__} file: {str(error).splitlines()[0]}; "
+                      "restore it or delete it to re-evaluate") from None
+
+
+def _write(path: Path, value: BaseModel) -> None:
+    atomic_write_text(path, value.model_dump_json(indent=1) + "\n")
+
+
+class ResponseStore:
+    """The ``responses/`` tree of one run directory."""
+
+    def __init__(self, run_dir: str | Path, *, create: bool = False):
+        self.run_dir = Path(run_dir)
+        self.root = self.run_dir / RESPONSES_DIR
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
+        elif not self.run_dir.is_dir():
+            raise AxError(f"run directory {self.run_dir} does not exist")
+        elif not self.root.is_dir():
+            raise AxError(f"{self.run_dir} has no {RESPONSES_DIR}/ directory: not an evaluated run directory "
+                          f"(run `ax evaluate --run-dir {self.run_dir} ...` first)")
+
+    def domains(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if (p / ITEMS_FILE).is_file())
+
+    def _domain_dir(self, domain: str) -> Path:
+        return self.root / domain
+
+    # -- items --------------------------------------------------------------------------------
+
+    def items(self, domain: str) -> list[ItemRecord]:
+        path = self._domain_dir(domain) / ITEMS_FILE
+        return _read(path, ItemSet).items if path.is_file() else []
+
+    def register_items(self, domain: str, items: list[ItemRecord]) -> None:
+        """Add items to the domain's list; an id whose content changed since it was answered is refused."""
+        known = {item.id: item for item in self.items(domain)}
+        changed = [item.id for item in items if item.id in known and known[item.id].digest != item.digest]
+        if changed:
+            raise AxError(f"domain {domain!r}: item(s) {', '.join(changed[:5])} changed content since they were "
+                          f"answered in {self.root / domain}; evaluate into a new run directory")
+        new = [item for item in items if item.id not in known]
+        if new or not known:
+            _write(self._domain_dir(domain) / ITEMS_FILE, ItemSet(items=[*known.values(), *new]))
+
+    def data_digest(self, domain: str) -> str:
+        """One hash over the domain's items (ids and contents), for the manifest."""
+        text = json.dumps(sorted((item.id, item.digest) for item in self.items(domain)))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    # -- respondents --------------------------------------------------------------------------
+
+    def path(self, domain: str, name: str) -> Path:
+        return self._domain_dir(domain) / f"{name}.json"
+
+    def read(self, domain: str, name: str) -> RespondentRecord | None:
+        path = self.path(domain, name)
+        return _read(path, RespondentRecord) if path.is_file() else None
+
+    def write(self, record: RespondentRecord) -> None:
+        configuration = record.configuration
+        _write(self.path(configuration.domain, configuration.name), record)
+
+    def respondents(self, domain: str) -> list[RespondentRecord]:
+        files = sorted(p for p in self._domain_dir(domain).glob("*.json") if p.name != ITEMS_FILE)
+        return [_read(p, RespondentRecord) for p in files]
+
+    def matrix(self, domain: str) -> ResponseMatrix:
+        """The domain's response matrix over its registered items, respondents in name order."""
+        records = self.respondents(domain)
+        item_ids = tuple(item.id for item in self.items(domain))
+        if not records or not item_ids:
+            raise AxError(f"domain {domain!r} in {self.root} has no stored responses")
+        column = {item: j for j, item in enumerate(item_ids)}
+        correct = np.full((len(records), len(item_ids)), np.nan)
+        score = np.full_like(correct, np.nan)
+        for i, record in enumerate(records):
+            for cell in record.cells:
+                j = column.get(cell.item)
+                if j is None:
+                    raise AxError(f"{self.path(domain, record.configuration.name)} answers item {cell.item!r}, "
+                                  f"which {self._domain_dir(domain) / ITEMS_FILE} does not list")
+                correct[i, j], score[i, j] = float(cell.correct), cell.score
+        return ResponseMatrix(domain, tuple(r.configuration for r in records), item_ids, correct, score)

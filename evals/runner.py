@@ -1,0 +1,213 @@
+"""Run configurations over a domain's items and keep every answer in the response store.
+
+All missing (respondent, item) cells of all configurations go through one pool of DSPy
+threads, so the ax client batches calls across items and across adapters (mixed-adapter
+batches), and its response cache answers repeats. Cells already in the store are skipped, so
+re-running the same command costs no model call; the store is rewritten every
+``checkpoint_every`` cells, so a killed run keeps what it finished.
+
+A metric failure to parse the model's output (``AdapterParseError``) is the model's fault: the
+cell is stored as wrong with the reason. Any other exception (a crashed backend, a missing
+file) is not an answer: those cells stay missing, and the run ends with an AxError naming the
+first failure once the finished cells are saved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dspy
+from dspy.utils.exceptions import AdapterParseError
+from dspy.utils.parallelizer import ParallelExecutor
+from pydantic import BaseModel
+
+from ax.errors import AxError
+from ax.evals.configuration import Configuration, build_program, file_digest
+from ax.evals.matrix_store import CORRECT_AT, Cell, RespondentRecord, ResponseStore, item_record
+
+SPLITS = ("train", "dev", "test")
+
+
+def domain_items(domain: Any, split: str = "test", limit: int | None = None) -> list[dspy.Example]:
+    """The items of one split of ``domain`` (an ``ax.programs.Domain``), the first ``limit`` of them."""
+    if split not in SPLITS:
+        raise AxError(f"split = {split!r}: choose one of {', '.join(SPLITS)}")
+    items = list(getattr(domain.splits(), split))
+    if limit is not None:
+        if limit < 1:
+            raise AxError(f"limit = {limit!r}: must be at least 1")
+        items = items[:limit]
+    if not items:
+        raise AxError(f"domain {domain.name!r} has no {split} items")
+    return items
+
+
+def _package_versions() -> dict[str, str]:
+    from ax.adapters.store import package_versions
+
+    return package_versions()
+
+
+@dataclass
+class PreparedRespondent:
+    """A configuration made runnable: its program, the LM that answers for it, and its stored record."""
+
+    configuration: Configuration
+    program: dspy.Module
+    lm: dspy.BaseLM
+    record: RespondentRecord
+
+
+def _model_identity(lm: dspy.BaseLM) -> tuple[str, str, dict[str, Any]]:
+    """(model name, base-weights fingerprint, decoding settings) of the LM that answers."""
+    client = getattr(lm, "client", None)
+    backend = getattr(client, "backend", None)
+    fingerprint = getattr(backend, "base_fingerprint", None) or f"model:{lm.model}"
+    name = getattr(client, "model_name", None) or lm.model
+    settings = json.loads(json.dumps(dict(getattr(lm, "kwargs", {}) or {}), default=str))
+    return name, fingerprint, settings
+
+
+def _adapter_lm(lm: dspy.BaseLM, configuration: Configuration) -> tuple[dspy.BaseLM, str | None]:
+    """The LM answering with the configuration's adapter (loaded once per weights), and its fingerprint."""
+    if configuration.adapter is None:
+        return lm, None
+    from ax.adapters.store import adapter_fingerprint
+
+    if not hasattr(lm, "with_adapter"):
+        raise AxError(f"configuration {configuration.name!r} needs LoRA adapter {configuration.adapter}, which only "
+                      f"an ax LM can serve (ax.LM(...)); got {type(lm).__name__}")
+    fingerprint = adapter_fingerprint(configuration.adapter)
+    name = f"eval-{fingerprint[:12]}"  # named by weights: the same adapter under two paths loads once
+    if name not in lm.client.backend.adapters():
+        lm.client.load_adapter(name, configuration.adapter)
+    return lm.with_adapter(name), fingerprint
+
+
+def prepare(configuration: Configuration, domain: Any, lm: dspy.BaseLM, store: ResponseStore,
+            command: str | None = None) -> PreparedRespondent:
+    """Build the program and LM of ``configuration`` and find (or start) its record in ``store``.
+
+    The record's identity hashes the program file, instruction overrides, adapter weights,
+    playbook file, base model fingerprint and decoding settings; a stored record of the same
+    name with another identity is refused.
+    """
+    if configuration.domain != domain.name:
+        raise AxError(f"configuration {configuration.name!r} belongs to domain {configuration.domain!r}, "
+                      f"not {domain.name!r}")
+    answering_lm, adapter_fp = _adapter_lm(lm, configuration)
+    model, model_fp, settings = _model_identity(lm)
+    identity = hashlib.sha256(json.dumps({
+        "domain": domain.name, "program": file_digest(configuration.program),
+        "instructions": configuration.instructions, "adapter": adapter_fp,
+        "playbook": file_digest(configuration.playbook), "model": model_fp, "settings": settings,
+    }, sort_keys=True).encode()).hexdigest()[:16]
+    stored = store.read(domain.name, configuration.name)
+    if stored is not None and stored.identity != identity:
+        raise AxError(f"{store.path(domain.name, configuration.name)} holds answers of another configuration named "
+                      f"{configuration.name!r} (different program, adapter, playbook, model or settings); "
+                      "give this one a new name or delete that file to re-evaluate it")
+    record = stored or RespondentRecord(configuration=configuration, identity=identity, model=model,
+                                        model_fingerprint=model_fp, adapter_fingerprint=adapter_fp,
+                                        lm_settings=settings, versions=_package_versions())
+    record = record.model_copy(update={"configuration": configuration})
+    if command and command not in record.commands:
+        record = record.model_copy(update={"commands": [*record.commands, command]})
+    tokenizer = getattr(getattr(getattr(lm, "client", None), "backend", None), "tokenizer", None)
+    program = build_program(configuration, domain, tokenizer=tokenizer)
+    return PreparedRespondent(configuration, program, answering_lm, record)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def answer(respondent: PreparedRespondent, example: dspy.Example, metric: Callable[..., Any]) -> Cell:
+    """Run the respondent's program on one item and score it; non-parse errors propagate."""
+    from ax.optimizers.scoring import score_of
+
+    with dspy.context(lm=respondent.lm):
+        try:
+            prediction = respondent.program(**example.inputs())
+        except AdapterParseError as error:
+            return Cell(item=str(example.id), score=0.0, correct=False, error=str(error)[:500])
+    result = metric(example, prediction)
+    score = score_of(result)
+    return Cell(item=str(example.id), score=score, correct=score >= CORRECT_AT,
+                output=_jsonable(prediction.toDict()), feedback=str(getattr(result, "feedback", "") or ""))
+
+
+class RunSummary(BaseModel):
+    """What one evaluation call did: new and already-stored cells per respondent."""
+
+    domain: str
+    items: int
+    new_cells: dict[str, int]
+    stored_cells: dict[str, int]
+    parse_failures: int
+
+
+def evaluate_configurations(configurations: list[Configuration], domain: Any, *, lm: dspy.BaseLM,
+                            store: ResponseStore, items: list[dspy.Example], num_threads: int = 16,
+                            checkpoint_every: int = 256, command: str | None = None,
+                            show_progress: bool = False) -> RunSummary:
+    """Answer every (configuration, item) cell not yet in ``store``; see the module docstring."""
+    if checkpoint_every < 1 or num_threads < 1:
+        raise AxError(f"checkpoint_every = {checkpoint_every!r}, num_threads = {num_threads!r}: both must be >= 1")
+    names = [c.name for c in configurations]
+    if len(set(names)) != len(names):
+        raise AxError(f"configuration names must be unique (each is one file of the store), got {names}")
+    store.register_items(domain.name, [item_record(example) for example in items])
+    respondents = [prepare(c, domain, lm, store, command) for c in configurations]
+    stored = {r.configuration.name: len(r.record.cells) for r in respondents}
+    answered = [respondent.record.answered() for respondent in respondents]
+    tasks = [(index, example) for index in range(len(respondents)) for example in items
+             if str(example.id) not in answered[index]]
+
+    def run(task: tuple[int, dspy.Example]) -> Cell | BaseException:
+        index, example = task
+        try:
+            return answer(respondents[index], example, domain.metric)
+        except Exception as error:  # kept and reported after the finished cells are saved
+            return error
+
+    failures: list[tuple[str, str, BaseException]] = []
+    for start in range(0, len(tasks), checkpoint_every):
+        chunk = tasks[start:start + checkpoint_every]
+        executor = ParallelExecutor(num_threads=num_threads, disable_progress_bar=not show_progress,
+                                    max_errors=len(chunk) + 1)
+        new: dict[int, list[Cell]] = {}
+        for (index, example), result in zip(chunk, executor.execute(run, chunk)):
+            if isinstance(result, Cell):
+                new.setdefault(index, []).append(result)
+            else:
+                failures.append((respondents[index].configuration.name, str(example.id), result))
+        for index, cells in new.items():
+            respondent = respondents[index]
+            respondent.record = respondent.record.model_copy(update={"cells": [*respondent.record.cells, *cells]})
+            store.write(respondent.record)
+    for respondent in respondents:
+        store.write(respondent.record)  # also records new commands of respondents with nothing left to answer
+    if failures:
+        name, item, error = failures[0]
+        raise AxError(f"{len(failures)} of {len(tasks)} cells failed and were not stored (re-run to retry them); "
+                      f"first: {name} on {item}: {type(error).__name__}: {error}")
+    return RunSummary(
+        domain=domain.name, items=len(items),
+        new_cells={r.configuration.name: len(r.record.cells) - stored[r.configuration.name] for r in respondents},
+        stored_cells=stored,
+        parse_failures=sum(1 for r in respondents for c in r.record.cells[stored[r.configuration.name]:] if c.error),
+    )
+
+
+def evaluate_run_dir(run_dir: str | Path, configurations: list[Configuration], domain: Any, *, lm: dspy.BaseLM,
+                     split: str = "test", limit: int | None = None, **options: Any) -> RunSummary:
+    """`evaluate_configurations` over a domain split, storing into ``run_dir/responses``."""
+    store = ResponseStore(run_dir, create=True)
+    return evaluate_configurations(configurations, domain, lm=lm, store=store,
+                                   items=domain_items(domain, split, limit), **options)
