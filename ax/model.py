@@ -112,10 +112,13 @@ def _weights_fingerprint(directory: Path) -> str:
     return fingerprint
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()  # read once at import: os.umask is process-wide, so never toggle it while threads run
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -123,7 +126,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; written files should read like any other
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; written files should read like any other
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
         os.replace(tmp, path)
