@@ -65,8 +65,8 @@ def cases() -> list[tuple[type[dspy.Signature], dict[str, str]]]:
 
 
 def run_mode(backend: LocalBackend, name: str, structured: bool, adapter: dspy.Adapter, threads: int) -> dict:
-    client = Client(backend, model_name=name, cache=False, structured=structured, max_field_tokens=96)
-    lm = client.lm(max_tokens=160)
+    client = Client(backend, model_name=name, cache=False, structured=structured, max_field_tokens=48)
+    lm = client.lm(max_tokens=96)
 
     def call(case):
         signature, inputs = case
