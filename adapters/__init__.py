@@ -1,1 +1,14 @@
-"""adapters"""
+"""Per-domain LoRA adapters: train, store, merge, route and sweep them (imported as `ax.adapters`).
+
+Modules, one job each (import them directly; nothing heavy loads with the package):
+  config      LoraTrainingConfig and lora_config.yaml with per-domain overrides
+  dataset     DSPy examples / traces -> the client's exact prompt and completion, completion-only labels
+  collate     pad-to-longest and packed batches
+  peft_model  the base for training (4-bit for QLoRA) with fresh LoRA layers
+  train       Trainer-based training with eval, early stopping, checkpoints and resume
+  store       PEFT format + ax_manifest.json, atomic saves, base-model checks, list/delete
+  merge       fold into the base, or combine adapters (rsLoRA-safe)
+  router      which adapter (or the base model) serves a query
+  ablate      weight decay / rank / target-module sweeps over seeds with 95% intervals
+  cli         `ax train`, `ax adapters ...`, `ax merge`
+"""

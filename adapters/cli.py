@@ -1,0 +1,150 @@
+"""Command line for adapters: `ax train`, `ax adapters list|show|delete`, `ax merge` (mounted by ax.cli).
+
+Heavy imports (torch, transformers, the domains) happen inside the commands, so `ax --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ax.errors import AxError
+
+console = Console()
+adapters_app = typer.Typer(help="Stored LoRA adapters: list, show, delete.", no_args_is_help=True)
+
+_ROOT_HELP = "Adapter store folder (default: <ax cache>/adapters)."
+
+
+def _fail(exc: AxError) -> None:
+    console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(1)
+
+
+def train_cmd(
+    domain: str = typer.Option(..., "--domain", help="Domain whose training split trains the adapter (ax domains)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="lora_config.yaml (default: the one shipped with ax)."),
+    base_model: Optional[str] = typer.Option(None, "--base-model", help="'smollm2' (default), an HF dir, a .gguf or a hub id."),
+    output: Optional[Path] = typer.Option(None, "--output", "--output-dir", help="Adapter folder (default: <store>/<domain>)."),
+    root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps (overrides epochs)."),
+    num_epochs: Optional[float] = typer.Option(None, "--num-epochs"),
+    r: Optional[int] = typer.Option(None, "--r", help="LoRA rank."),
+    lora_alpha: Optional[float] = typer.Option(None, "--lora-alpha"),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Per-device batch size."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint of an interrupted run."),
+) -> None:
+    """Train a LoRA adapter for a domain and store it with its manifest."""
+    try:
+        from ax.adapters.config import load_config
+        from ax.adapters.dataset import domain_pairs
+        from ax.adapters.peft_model import load_training_base
+        from ax.adapters.store import check_name, default_store_root
+        from ax.adapters.train import train_and_save
+        from ax.programs.registry import get_domain
+
+        settings = load_config(config, domain).with_overrides(
+            max_steps=max_steps, num_epochs=num_epochs, r=r, lora_alpha=lora_alpha, weight_decay=weight_decay,
+            learning_rate=learning_rate, per_device_batch_size=batch_size, seed=seed)
+        target = output or (root or default_store_root()) / check_name(domain)
+        task = get_domain(domain)
+        console.print(f"Loading base model {base_model or 'smollm2'} ...")
+        base = load_training_base(base_model, settings)
+        train, dev = domain_pairs(base.tokenizer, task)
+        console.print(f"Training {domain!r}: {len(train)} train / {len(dev)} dev examples, r={settings.r}, "
+                      f"weight_decay={settings.weight_decay:g}, lr={settings.learning_rate:g}")
+        result, manifest = train_and_save(base, train, settings, domain=domain, target=target,
+                                          dev_pairs=dev or None, resume=resume)
+    except AxError as exc:
+        _fail(exc)
+    m = result.metrics
+    eval_text = f"{m.eval_loss:.4f}" if m.eval_loss is not None else "n/a"
+    console.print(f"steps={m.steps} train_loss={m.train_loss:.4f} eval_loss={eval_text} "
+                  f"tokens/s={m.tokens_per_second:,.0f} wall={m.wall_time_s:.1f}s")
+    if manifest is not None:
+        console.print(f"Saved adapter {manifest.name!r} to {target} (fingerprint {manifest.adapter_fingerprint[:16]})")
+
+
+@adapters_app.command("list")
+def list_cmd(root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP)) -> None:
+    """Adapters in the store with their domain, base model and eval loss."""
+    from ax.adapters.store import list_adapters
+
+    table = Table(title=f"Adapters in {root or 'the ax cache'}")
+    for column in ("name", "domain", "base model", "eval loss", "created", "problem"):
+        table.add_column(column)
+    for stored in list_adapters(root):
+        m = stored.manifest
+        eval_loss = m.metrics.get("eval_loss") if m else None
+        table.add_row(stored.name, stored.domain or "", stored.base_model or "",
+                      f"{eval_loss:.4f}" if isinstance(eval_loss, float) else "",
+                      m.created.strftime("%Y-%m-%d %H:%M") if m else "", stored.problem or "")
+    console.print(table)
+
+
+@adapters_app.command("show")
+def show_cmd(name: str, root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP)) -> None:
+    """Print an adapter's manifest."""
+    from ax.adapters.store import adapter_path, read_manifest
+
+    try:
+        console.print_json(read_manifest(adapter_path(root, name)).model_dump_json())
+    except AxError as exc:
+        _fail(exc)
+
+
+@adapters_app.command("delete")
+def delete_cmd(name: str, root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP),
+               yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
+    """Remove an adapter from the store."""
+    from ax.adapters.store import adapter_path, delete_adapter
+
+    try:
+        path = adapter_path(root, name)
+        if not yes and not typer.confirm(f"Delete adapter {name!r} at {path}?"):
+            raise typer.Exit(1)
+        delete_adapter(root, name)
+    except AxError as exc:
+        _fail(exc)
+    console.print(f"Deleted {name!r}.")
+
+
+def merge_cmd(
+    adapters: list[str] = typer.Argument(..., help="Adapter names in the store (or adapter folders)."),
+    output: Path = typer.Option(..., "--output", help="New adapter folder, or model folder with --into-base."),
+    into_base: bool = typer.Option(False, "--into-base", help="Fold one adapter into the base: a full model."),
+    base_model: Optional[str] = typer.Option(None, "--base-model", help="Base the adapters were trained on."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Comma-separated, one per adapter (default 1/n)."),
+    method: str = typer.Option("cat", "--method", help="cat, svd, linear, ties, dare_ties or dare_linear."),
+    density: float = typer.Option(0.5, "--density", help="Kept fraction for ties/dare."),
+    root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP),
+) -> None:
+    """Combine domain adapters into one, or fold an adapter into the base model for deployment."""
+    try:
+        from ax.adapters.merge import merge_adapters, merge_into_base
+        from ax.adapters.store import adapter_path
+        from ax.model import load_model
+
+        paths = {Path(a).name: Path(a) if Path(a).is_dir() else adapter_path(root, a) for a in adapters}
+        if into_base and len(paths) != 1:
+            raise AxError("--into-base folds exactly one adapter; merge several into one adapter first.")
+        try:
+            parsed = [float(w) for w in weights.split(",")] if weights else None
+        except ValueError:
+            raise AxError(f"--weights must be comma-separated numbers, got {weights!r}") from None
+        base = load_model(base_model)
+        if into_base:
+            merge_into_base(base, next(iter(paths.values())), output)
+            console.print(f"Saved merged model to {output}")
+        else:
+            manifest = merge_adapters(base, paths, output, weights=parsed, combination_type=method, density=density)
+            console.print(f"Saved adapter {manifest.name!r} ({method} of {', '.join(paths)}) to {output}")
+    except AxError as exc:
+        _fail(exc)

@@ -1,0 +1,243 @@
+"""Training one LoRA adapter with transformers' Trainer, so accelerate and torchrun scale it unchanged.
+
+What ax adds to a plain Trainer run: completion-only loss on the client's exact text (dataset.py),
+batches padded to their longest or packed (collate.py) with length-grouped sampling, eval loss on
+a dev split with early stopping, checkpoints that `resume=True` continues from after a crash,
+LoRA+ when asked, and a count of real (non-padding) tokens for an honest tokens/s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import PartialState
+from pydantic import BaseModel
+from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from ax.adapters.collate import REAL_TOKENS_KEY, make_collator
+from ax.adapters.config import LoraTrainingConfig
+from ax.adapters.dataset import TrainingPair, data_hash, encode_pairs, split_dev
+from ax.adapters.peft_model import attach_lora, resolve_target_modules
+from ax.adapters.store import AdapterManifest, check_name, save_adapter
+from ax.errors import AxError
+from ax.model import LoadedModel, atomic_write_text
+
+log = logging.getLogger(__name__)
+RUN_FILE = "ax_run.json"  # what a run directory's checkpoints were trained on, checked before resuming
+
+
+class TrainMetrics(BaseModel):
+    """What one training run did; stored in the adapter's manifest."""
+
+    train_loss: float
+    eval_loss: float | None = None
+    steps: int
+    resumed_from_step: int | None = None
+    train_examples: int
+    dev_examples: int
+    dropped_examples: int
+    train_tokens: int  # real tokens of the training examples (one epoch)
+    tokens_seen: int  # real tokens processed in this session (padding excluded)
+    tokens_per_second: float
+    wall_time_s: float
+
+
+@dataclass
+class TrainResult:
+    """The trained PeftModel (best checkpoint when a dev set was used), its metrics and effective settings."""
+
+    model: Any
+    metrics: TrainMetrics
+    config: LoraTrainingConfig  # target_modules resolved to the module names actually wrapped
+    data_hash: str
+    main_process: bool  # False on the other ranks of a distributed run: only the main one saves
+
+
+class AdapterTrainer(Trainer):
+    """A Trainer that counts real training tokens (the collator's `num_real_tokens`) for tokens/s."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.real_tokens = 0
+
+    def compute_loss(self, model, inputs, *args, **kwargs):
+        count = inputs.pop(REAL_TOKENS_KEY, None)
+        if count is not None and model.training:
+            self.real_tokens += int(count)
+        return super().compute_loss(model, inputs, *args, **kwargs)
+
+
+def training_arguments(config: LoraTrainingConfig, run_dir: Path, *, has_dev: bool) -> TrainingArguments:
+    """TrainingArguments for these settings: checkpoints every `save_steps`, evaluated then when there is a dev set."""
+    cuda = torch.cuda.is_available()
+    warmup = config.warmup_steps if config.warmup_steps is not None else config.warmup_ratio
+    return TrainingArguments(
+        output_dir=str(run_dir),
+        per_device_train_batch_size=config.per_device_batch_size,
+        per_device_eval_batch_size=config.per_device_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        optim=config.optimizer,
+        lr_scheduler_type=config.lr_scheduler_type,
+        warmup_steps=warmup,
+        max_grad_norm=config.max_grad_norm,
+        max_steps=config.max_steps or -1,
+        num_train_epochs=config.num_epochs,
+        train_sampling_strategy="group_by_length" if config.batching == "group_by_length" else "random",
+        bf16=config.use_bf16(cuda),
+        activation_checkpointing=config.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False},
+        dataloader_pin_memory=cuda,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        eval_strategy="steps" if has_dev else "no",
+        eval_steps=config.save_steps,
+        load_best_model_at_end=has_dev,
+        metric_for_best_model="eval_loss" if has_dev else None,
+        greater_is_better=False if has_dev else None,
+        logging_steps=config.logging_steps,
+        seed=config.seed,
+        data_seed=config.seed,
+        # The collator's batches are plain dicts; PeftModel's forward hides the label argument's name.
+        remove_unused_columns=False,
+        label_names=["labels"],
+        # Packed rows rely on position_ids with no KV cache (the default); keep it explicit.
+        use_cache=False,
+        report_to="none",
+    )
+
+
+def _attention_without_cudnn() -> Any:
+    """SDPA kernels for training batches whose length changes from step to step.
+
+    cuDNN attention (PyTorch's first choice on Hopper) builds an execution plan for every new
+    shape, milliseconds of CPU per layer call; with length-grouped or packed batches nearly every
+    step is a new shape, which left an H100 idle most of each step. Flash and memory-efficient
+    attention need no plan.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+
+def loraplus_optimizer(model: Any, config: LoraTrainingConfig) -> torch.optim.Optimizer | None:
+    """LoRA+: AdamW with the B matrices at `loraplus_lr_ratio` times the learning rate (None: the Trainer's own)."""
+    if config.loraplus_lr_ratio is None:
+        return None
+    from peft.optimizers import create_loraplus_optimizer
+
+    return create_loraplus_optimizer(model, torch.optim.AdamW, lr=config.learning_rate,
+                                     loraplus_lr_ratio=config.loraplus_lr_ratio, weight_decay=config.weight_decay)
+
+
+def _prepare_run_dir(run_dir: Path, identity: dict[str, Any], resume: bool) -> str | None:
+    """The checkpoint to resume from, after checking it was trained on the same data and settings.
+
+    Without `resume`, checkpoints of an earlier run are removed so that they cannot mix with the new one.
+    """
+    run_file = run_dir / RUN_FILE
+    last = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+    if resume and last:
+        try:
+            saved = json.loads(run_file.read_text())
+        except (OSError, ValueError):
+            saved = None
+        if saved != identity:
+            raise AxError(f"Cannot resume from {last}: it was trained on other data or settings "
+                          f"({run_file} differs). Start without resume to train afresh.")
+        return last
+    if resume:
+        log.info("No checkpoint in %s: training from the start.", run_dir)
+    if run_dir.is_dir():
+        for old in run_dir.glob("checkpoint-*"):
+            shutil.rmtree(old)
+    atomic_write_text(run_file, json.dumps(identity, sort_keys=True))
+    return None
+
+
+def train_adapter(base: LoadedModel, train_pairs: list[TrainingPair], config: LoraTrainingConfig, *,
+                  run_dir: str | Path, dev_pairs: list[TrainingPair] | None = None,
+                  resume: bool = False) -> TrainResult:
+    """Train a LoRA adapter on `base` (whose model it wraps in place) and return it with its metrics.
+
+    Without `dev_pairs`, `config.dev_fraction` of the training pairs is held out for eval loss and
+    early stopping. Checkpoints go to `run_dir`; with `resume=True` training continues from the last.
+    """
+    if dev_pairs is None:
+        train_pairs, dev_pairs = split_dev(train_pairs, config.dev_fraction, config.seed)
+    if not train_pairs:
+        raise AxError("No training examples were given.")
+    tokenizer = base.tokenizer
+    train_data = encode_pairs(tokenizer, train_pairs, config.max_seq_length)
+    dev_data = encode_pairs(tokenizer, dev_pairs, config.max_seq_length)
+    if not train_data.examples:
+        raise AxError(f"All {len(train_pairs)} training examples are longer than max_seq_length="
+                      f"{config.max_seq_length} tokens; raise it in the LoRA config.")
+    has_dev = bool(dev_data.examples)
+    config = config.with_overrides(target_modules=resolve_target_modules(base.model, config))
+    run_dir = Path(run_dir)
+    fingerprint = data_hash(train_pairs + dev_pairs)
+    identity = {"data_hash": fingerprint, "base": base.fingerprint, "config": config.model_dump(mode="json")}
+    with PartialState().main_process_first():  # under torchrun, rank 0 cleans the run directory first
+        checkpoint = _prepare_run_dir(run_dir, identity, resume)
+
+    torch.manual_seed(config.seed)
+    model = attach_lora(base.model, config)
+    args = training_arguments(config, run_dir, has_dev=has_dev)
+    collator = make_collator(config.batching, tokenizer.pad_token_id,
+                             pad_to_multiple_of=8 if torch.cuda.is_available() else 1)
+    callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if has_dev and config.early_stopping_patience else []
+    trainer = AdapterTrainer(
+        model=model, args=args, train_dataset=train_data.examples,
+        eval_dataset=dev_data.examples if has_dev else None, data_collator=collator,
+        optimizers=(loraplus_optimizer(model, config), None), callbacks=callbacks,
+    )
+    started = time.perf_counter()
+    with _attention_without_cudnn():
+        output = trainer.train(resume_from_checkpoint=checkpoint)
+        wall = time.perf_counter() - started
+        eval_loss = trainer.evaluate()["eval_loss"] if has_dev else None
+    tokens_seen = int(trainer.accelerator.gather(torch.tensor(trainer.real_tokens, device=args.device)).sum())
+    runtime = output.metrics.get("train_runtime") or wall
+    metrics = TrainMetrics(
+        train_loss=output.training_loss, eval_loss=eval_loss, steps=output.global_step,
+        resumed_from_step=int(Path(checkpoint).name.split("-")[-1]) if checkpoint else None,
+        train_examples=len(train_data.examples), dev_examples=len(dev_data.examples),
+        dropped_examples=train_data.dropped + dev_data.dropped, train_tokens=train_data.tokens,
+        tokens_seen=tokens_seen, tokens_per_second=tokens_seen / runtime if runtime else 0.0, wall_time_s=wall,
+    )
+    trainer.model.eval()
+    return TrainResult(trainer.model, metrics, config, fingerprint, trainer.is_world_process_zero())
+
+
+def train_and_save(base: LoadedModel, train_pairs: list[TrainingPair], config: LoraTrainingConfig, *,
+                   domain: str, target: str | Path, dev_pairs: list[TrainingPair] | None = None,
+                   resume: bool = False) -> tuple[TrainResult, AdapterManifest | None]:
+    """Train, then store the adapter at `target` with its manifest (on the main process only).
+
+    Checkpoints live in `<target's folder>/.runs/<name>` (hidden from the store's listing) and
+    are removed once the adapter is saved.
+    """
+    target = Path(target)
+    check_name(target.name)
+    run_dir = target.parent / ".runs" / target.name
+    result = train_adapter(base, train_pairs, config, run_dir=run_dir, dev_pairs=dev_pairs, resume=resume)
+    if not result.main_process:
+        return result, None
+    manifest = save_adapter(
+        result.model, target, domain=domain, base_name=base.name, base_fingerprint=base.fingerprint,
+        training_data_hash=result.data_hash, config=result.config.model_dump(mode="json"),
+        metrics=result.metrics.model_dump(),
+    )
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return result, manifest

@@ -1,0 +1,189 @@
+"""LoRA training throughput: ax's path vs. a plain PEFT + Trainer run that pads every batch to a fixed length.
+
+Same model, same LoRA settings, same examples (a mix of short and long chats, lengths drawn
+log-normally as real prompts are), same batch size, one epoch each, one process.
+
+  ax (group_by_length)   length-grouped batches, each padded to its own longest example
+  ax (packing)           several examples per row, attention kept apart by position_ids
+  baseline               random batches, `padding="max_length"` to the longest example of the
+                         data (the smallest fixed length that truncates nothing), default collator
+
+Reported: real (non-padding) tokens per second of each, and ax / baseline; on CPU also per
+second of process CPU time, which a machine shared with other jobs disturbs less than wall time
+(on a crowded 2-core machine run with OMP_NUM_THREADS=1: spinning OpenMP threads swamp both).
+transformers' length grouping sorts within mega-batches of min(n // (4 * batch), 50) batches, so
+small example counts (e.g. the 32 of --model smollm2) group weakly; packing does not depend on n.
+
+    python bench/train_throughput.py 2>/dev/null         # tiny random model (stderr: Trainer progress bars)
+    python bench/train_throughput.py --model smollm2     # SmolLM2-135M (converted from GGUF on first use)
+    python bench/train_throughput.py --cuda              # ~1.1B random-init Llama in bf16, with MFU
+
+MFU counts 4 N FLOPs per trained token (LoRA: forward 2N, backward through activations 2N, no
+gradients for frozen weights), N = the weights used in matmuls per token (all but the input
+embedding), attention-score FLOPs left out, against 989 TFLOP/s (H100 SXM, dense bf16).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ax.adapters.config import LoraTrainingConfig
+from ax.adapters.dataset import TrainingPair, encode_pairs
+from ax.adapters.peft_model import attach_lora
+from ax.adapters.train import train_adapter
+from ax.model import LoadedModel, load_model
+
+H100_BF16_PEAK = 989e12
+LLAMA_1B = dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
+                num_key_value_heads=4, vocab_size=32000, max_position_embeddings=4096)  # TinyLlama-1.1B shapes
+WORDS = ("the clause binds the tenant and the landlord while revenue grew and costs fell as the patient "
+         "reports chest pain and the customer wants a refund for the order").split()
+
+
+def make_pairs(tokenizer, n: int, median_tokens: int, seed: int = 0) -> list[TrainingPair]:
+    """Chats whose prompt lengths are log-normal around `median_tokens` (a long tail of long ones)."""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        words = max(8, int(rng.lognormvariate(math.log(median_tokens), 0.8)))
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": " ".join(rng.choice(WORDS) for _ in range(words))}],
+            tokenize=False, add_generation_prompt=True)
+        answer = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 30)))
+        pairs.append(TrainingPair(prompt=prompt, completion=f"[[ ## answer ## ]]\n{answer}\n\n[[ ## completed ## ]]"))
+    return pairs
+
+
+def bench_config(batch_size: int, batching: str, max_length: int) -> LoraTrainingConfig:
+    return LoraTrainingConfig(per_device_batch_size=batch_size, batching=batching, max_seq_length=max_length,
+                              num_epochs=1, dev_fraction=0.0, save_steps=1_000_000, logging_steps=1_000_000,
+                              lora_dropout=0.0, warmup_ratio=0.0)
+
+
+def run_ax(load, pairs, batch_size: int, batching: str, max_length: int, run_dir: Path) -> dict:
+    base = load()
+    cpu = time.process_time()
+    result = train_adapter(base, pairs, bench_config(batch_size, batching, max_length), run_dir=run_dir)
+    m = result.metrics
+    return {"tokens": m.tokens_seen, "seconds": m.tokens_seen / m.tokens_per_second, "steps": m.steps,
+            "cpu_seconds": time.process_time() - cpu}
+
+
+def run_baseline(load, pairs, batch_size: int, max_length: int, run_dir: Path) -> dict:
+    """The plain recipe: tokenize prompt + completion padded to max_length, default collator, stock Trainer."""
+    from transformers import Trainer, TrainingArguments, default_data_collator
+
+    base = load()
+    cpu = time.process_time()
+    tok = base.tokenizer
+    rows = []
+    for pair in pairs:
+        enc = tok(pair.prompt + pair.completion + tok.eos_token, padding="max_length", max_length=max_length,
+                  truncation=True, add_special_tokens=False)
+        enc["labels"] = [i if m else -100 for i, m in zip(enc["input_ids"], enc["attention_mask"])]
+        rows.append(dict(enc))
+    config = bench_config(batch_size, "group_by_length", max_length)
+    model = attach_lora(base.model, config)
+    args = TrainingArguments(output_dir=str(run_dir), per_device_train_batch_size=batch_size, num_train_epochs=1,
+                             learning_rate=config.learning_rate, weight_decay=config.weight_decay,
+                             lr_scheduler_type="cosine", bf16=config.use_bf16(torch.cuda.is_available()),
+                             save_strategy="no", logging_steps=1_000_000, report_to="none",
+                             dataloader_pin_memory=torch.cuda.is_available(), label_names=["labels"])
+    trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=default_data_collator)
+    output = trainer.train()
+    real = sum(sum(r["attention_mask"]) for r in rows)
+    return {"tokens": real, "seconds": output.metrics["train_runtime"], "steps": output.global_step,
+            "cpu_seconds": time.process_time() - cpu}
+
+
+def matmul_params(model) -> int:
+    """Weights used in a matmul per token: everything but the input embedding (a tied head counts once)."""
+    embedding = model.get_input_embeddings().weight
+    head = model.get_output_embeddings().weight
+    total = sum(p.numel() for p in model.parameters())
+    return total - embedding.numel() + (head.numel() if head is embedding else 0)
+
+
+def loader(args):
+    """A function giving a fresh base model each call (LoRA wraps the one it gets in place)."""
+    if args.cuda:
+        from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+
+        from ax.testing import make_tiny_model
+
+        tokenizer = AutoTokenizer.from_pretrained(make_tiny_model(Path(tempfile.mkdtemp()) / "tok"))
+        config = LlamaConfig(**LLAMA_1B, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+
+        def load():
+            torch.manual_seed(0)
+            with torch.device("cuda"):
+                model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+            return LoadedModel(model, tokenizer, "llama-1.1b-random", "", "random", "cuda", torch.bfloat16)
+
+        return load
+    spec = "smollm2" if args.model == "smollm2" else args.model
+    if spec == "tiny":
+        from ax.testing import make_tiny_model
+
+        spec = str(make_tiny_model(Path(tempfile.mkdtemp()) / "tiny"))
+    return lambda: load_model(spec)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="tiny", help="'tiny' (default), 'smollm2', or an HF model directory")
+    parser.add_argument("--cuda", action="store_true", help="~1.1B random Llama in bf16 on a CUDA GPU, with MFU")
+    parser.add_argument("--examples", type=int, default=None)
+    parser.add_argument("--median-tokens", type=int, default=None, help="median prompt length in words")
+    parser.add_argument("--batch-size", type=int, default=8)
+    args = parser.parse_args()
+    if args.cuda and not torch.cuda.is_available():
+        parser.error("--cuda needs a CUDA GPU")
+    small = not args.cuda and args.model == "smollm2"
+    examples = args.examples or (32 if small else 512 if args.cuda else 256)
+    median = args.median_tokens or (150 if args.cuda else 60)
+
+    load = loader(args)
+    sample = load()
+    pairs = make_pairs(sample.tokenizer, examples, median)
+    lengths = [len(e["input_ids"]) for e in encode_pairs(sample.tokenizer, pairs, 1 << 20).examples]
+    max_length = max(lengths)
+    n_matmul = matmul_params(sample.model)
+    del sample
+    print(f"model: {'llama-1.1b random, bf16, cuda' if args.cuda else args.model} "
+          f"({n_matmul / 1e6:.1f}M matmul params); {examples} examples, tokens min/median/max "
+          f"{min(lengths)}/{sorted(lengths)[len(lengths) // 2]}/{max_length}, batch {args.batch_size}, 1 epoch")
+
+    with tempfile.TemporaryDirectory() as work:
+        run_ax(load, pairs[:2], 2, "group_by_length", max_length, Path(work) / "warmup")  # one step: kernels, caches
+        results = {
+            "baseline (pad to max_length)": run_baseline(load, pairs, args.batch_size, max_length, Path(work) / "b"),
+            "ax (group_by_length)": run_ax(load, pairs, args.batch_size, "group_by_length", max_length, Path(work) / "g"),
+            "ax (packing)": run_ax(load, pairs, args.batch_size, "packing", max_length, Path(work) / "p"),
+        }
+    baseline = results["baseline (pad to max_length)"]
+    base_rate = baseline["tokens"] / baseline["seconds"]
+    base_cpu_rate = baseline["tokens"] / baseline["cpu_seconds"]
+    for name, r in results.items():
+        rate = r["tokens"] / r["seconds"]
+        line = f"{name:<30} {r['steps']:>4} steps {r['seconds']:>8.2f} s {rate:>10,.0f} real tokens/s  x{rate / base_rate:.2f}"
+        if args.cuda:
+            line += f"  MFU {rate * 4 * n_matmul / H100_BF16_PEAK:.1%}"
+        else:  # process CPU time: steadier than wall time on a shared machine
+            cpu_rate = r["tokens"] / r["cpu_seconds"]
+            line += f"  | {r['cpu_seconds']:>8.2f} CPU-s {cpu_rate:>8,.0f} tokens/CPU-s  x{cpu_rate / base_cpu_rate:.2f}"
+        print(line)
+    if args.cuda:
+        print(f"MFU: 4 x {n_matmul / 1e9:.2f}B FLOPs per token / {H100_BF16_PEAK / 1e12:.0f} TFLOP/s "
+              f"(H100 SXM dense bf16); attention scores not counted")
+
+
+if __name__ == "__main__":
+    main()

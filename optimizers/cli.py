@@ -1,0 +1,49 @@
+"""`ax optimize`: the four configurations of a domain, for one seed or several (mounted by ax.cli).
+
+    ax optimize --domain legal --configs baseline,lora,gepa,combined --seeds 0,1,2 --preset quick
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from ax.errors import AxError
+
+console = Console(stderr=True)
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise AxError(f"--seeds must be comma-separated integers, got {text!r}") from None
+
+
+def optimize_cmd(
+    domain: str = typer.Option(..., "--domain", help="Domain to optimize (see `ax domains`)."),
+    configs: str = typer.Option("baseline,lora,gepa,combined", "--configs",
+                                help="Comma-separated: baseline, lora, gepa, combined, or strategies like lora->gepa."),
+    seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2 (the evaluator wants 3+)."),
+    preset: str = typer.Option("quick", "--preset", help="quick, light, medium or heavy."),
+    run_dir: Path = typer.Option(Path("ax_runs"), "--run-dir", help="Where stages and manifests go; rerun to resume."),
+    model: Optional[str] = typer.Option(None, "--model", help="'smollm2' (default), an HF dir, a .gguf or a hub id."),
+    combined: str = typer.Option("gepa->lora", "--combined", help="The strategy of the 'combined' configuration."),
+    reflection_lm: Optional[str] = typer.Option(None, "--reflection-lm",
+                                                help="litellm model for GEPA/ACE reflection (default: the local model)."),
+    playbook: Optional[Path] = typer.Option(None, "--playbook", help="A playbook.json every configuration starts from."),
+) -> None:
+    """Optimize a domain into baseline / LoRA / GEPA / LoRA+GEPA configurations, each with a manifest."""
+    from ax.optimizers.configurations import optimize
+
+    try:
+        manifests = optimize(domain, configs=[c.strip() for c in configs.split(",") if c.strip()], seeds=_seeds(seeds),
+                             preset=preset, run_dir=run_dir, model=model, combined=combined,
+                             reflection_lm=reflection_lm, playbook=playbook, console=console)
+    except AxError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1)
+    console.print(f"{len(manifests)} manifests under {run_dir / domain}")

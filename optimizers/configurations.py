@@ -1,0 +1,145 @@
+"""`optimize`: the configurations the evaluator compares, for one domain and one or more seeds.
+
+    optimize("legal", configs=["baseline", "lora", "gepa", "combined"], seeds=[0, 1, 2], preset="quick")
+
+Every configuration of a seed is optimized on the same examples: a fixed subset of the domain's
+train split (GEPA's minibatches and the LoRA data) and of its dev split (GEPA's validation set),
+drawn the same way for every seed, so configurations differ only in how they were optimized and
+seeds only in the optimizers' randomness. The test split is never touched. `combined` is the
+strategy given as `combined` (default `gepa->lora`, BetterTogether's prompt-then-weights order);
+any other strategy string ('lora->gepa', 'gepa->lora->gepa', 'ace->gepa') is a configuration too.
+
+Output, under `<run_dir>/<domain>/seed-<n>/`: `stages/` (one folder per optimization stage,
+shared between configurations with a common prefix) and `configs/<config>/manifest.json`; and
+`<run_dir>/configurations.json`, the evaluator's list of respondents (see respondents.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import dspy
+from rich.console import Console
+from rich.table import Table
+
+from ax.errors import AxError
+from ax.optimizers.manifest import (
+    MANIFEST_FILE, BaseModelRef, ConfigManifest, DataRef, PlaybookRef, package_versions, save_relative,
+)
+from ax.optimizers.presets import Preset, get_preset
+from ax.optimizers.reflection import resolve_reflection_lm
+from ax.optimizers.respondents import write_configurations
+from ax.optimizers.run_files import read_json
+from ax.optimizers.strategies import StrategyContext, baseline, parse_strategy, run_strategy, strategy_name
+
+DEFAULT_CONFIGS = ("baseline", "lora", "gepa", "combined")
+NAMED_CONFIGS = {"baseline": "", "lora": "lora", "gepa": "gepa"}
+
+
+def config_strategies(configs: Sequence[str], combined: str = "gepa->lora") -> dict[str, tuple[str, ...]]:
+    """Each configuration's steps: the named ones, 'combined', or a strategy string given as the name."""
+    strategies = {}
+    for name in configs:
+        text = combined if name == "combined" else NAMED_CONFIGS.get(name, name)
+        try:
+            strategies[name] = parse_strategy(text)
+        except AxError as error:
+            raise AxError(f"Configuration {name!r}: {error} (named configurations: "
+                          f"{', '.join([*NAMED_CONFIGS, 'combined'])})") from None
+    return strategies
+
+
+def subset(examples: list[dspy.Example], size: int | None, salt: str) -> list[dspy.Example]:
+    """A fixed sample of `size` examples (in split order), the same for every seed and configuration."""
+    if size is None or size >= len(examples):
+        return list(examples)
+    chosen = set(random.Random(salt).sample(range(len(examples)), size))
+    return [e for i, e in enumerate(examples) if i in chosen]
+
+
+def data_ref(trainset: list[dspy.Example], valset: list[dspy.Example]) -> DataRef:
+    train_ids, val_ids = [str(e.id) for e in trainset], [str(e.id) for e in valset]
+    digest = hashlib.sha256(json.dumps({"train": train_ids, "val": val_ids}).encode()).hexdigest()[:16]
+    return DataRef(hash=digest, train_ids=train_ids, val_ids=val_ids)
+
+
+def _config_dir(seed_dir: Path, config: str) -> Path:
+    return seed_dir / "configs" / config.replace("->", "-")
+
+
+def _summary(manifests: list[ConfigManifest]) -> Table:
+    table = Table(title="Optimized configurations")
+    for column in ("domain", "seed", "config", "strategy", "GEPA val", "rollouts", "LoRA steps", "wall s"):
+        table.add_column(column)
+    for m in manifests:
+        gepa = [s.summary for s in m.steps if s.step == "gepa"]
+        val = f"{gepa[-1]['seed_val_score']:.2f} -> {gepa[-1]['best_val_score']:.2f}" if gepa else ""
+        table.add_row(m.domain, str(m.seed), m.config, m.strategy or "-", val, str(m.total_cost.rollouts),
+                      str(m.total_cost.train_steps), f"{m.total_cost.wall_s:.0f}")
+    return table
+
+
+def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Sequence[int] = (0,),
+             preset: str | Preset = "quick", run_dir: str | Path = "ax_runs", *, lm: Any = None,
+             model: str | None = None, combined: str = "gepa->lora", playbook: str | Path | None = None,
+             reflection_lm: Any = None, console: Console | None = None,
+             show_progress: bool = True) -> list[ConfigManifest]:
+    """Optimize `domain` (a name or an ax.programs Domain) into `configs` for each seed; returns their manifests.
+
+    `lm`: an ax LM on an in-process model (default: `ax.LM(model)`, the embedded SmolLM2).
+    `playbook`: a playbook.json every configuration starts from. `reflection_lm`: a litellm model
+    string or LM for GEPA and ACE reflection (default: the preset's, else the local model).
+    Finished stages are reused and an interrupted one resumes when run again with the same `run_dir`.
+    """
+    from ax.programs.registry import get_domain
+
+    console = console or Console(stderr=True)
+    domain = get_domain(domain) if isinstance(domain, str) else domain
+    preset = get_preset(preset) if isinstance(preset, str) else preset
+    strategies = config_strategies(configs, combined)
+    if lm is None:
+        import ax
+
+        lm = ax.LM(model)
+    splits = domain.splits()
+    trainset = subset(splits.train, preset.train_size, f"{domain.name}-train")
+    valset = subset(splits.dev, preset.val_size, f"{domain.name}-dev")
+    data = data_ref(trainset, valset)
+    reflection = resolve_reflection_lm(reflection_lm or preset.gepa.reflection_lm, lm)
+    backend = lm.client.backend
+    base_model = BaseModelRef(name=lm.client.model_name, fingerprint=backend.base_fingerprint)
+    start_playbook = None
+    if playbook is not None:
+        from ax.context import Playbook
+
+        loaded = read_json(Path(playbook), Playbook)
+        start_playbook = PlaybookRef(path=Path(playbook), version=loaded.version, bullets=len(loaded.bullets))
+    console.print(f"Optimizing {domain.name!r} ({preset.name} preset): {len(trainset)} train / {len(valset)} val "
+                  f"examples, configurations {', '.join(strategies)}, seeds {', '.join(map(str, seeds))}",
+                  soft_wrap=True)
+
+    manifests = []
+    for seed in seeds:
+        seed_dir = Path(run_dir) / domain.name / f"seed-{seed}"
+        ctx = StrategyContext(domain=domain, lm=lm, trainset=trainset, valset=valset, preset=preset, seed=seed,
+                              seed_dir=seed_dir, reflection_lm=reflection, console=console,
+                              show_progress=show_progress)
+        start = baseline(ctx, start_playbook)
+        for config, steps in strategies.items():
+            state = run_strategy(steps, ctx, start)
+            manifest = ConfigManifest(
+                **state.model_dump(), domain=domain.name, config=config, strategy=strategy_name(steps),
+                preset=preset.name, seed=seed, base_model=base_model, data=data, total_cost=state.cost,
+                package_versions=package_versions(), created=datetime.now(timezone.utc),
+            )
+            save_relative(manifest, _config_dir(seed_dir, config) / MANIFEST_FILE)
+            manifests.append(manifest)
+    write_configurations(Path(run_dir), manifests)
+    console.print(_summary(manifests))
+    return manifests

@@ -1,0 +1,153 @@
+"""Training a LoRA adapter for a program, in-process, and loading it into the ax client that serves it.
+
+Training data comes from the program as it stands (its current, possibly GEPA-evolved,
+instructions and demos), in the exact text the client sends and generates:
+
+- `traces`: run the program on the training examples and keep the calls of runs the metric
+  accepted (score >= `min_score`), as DSPy's BetterTogether does after prompt optimization;
+- `labels`: the gold outputs of every predictor whose outputs the examples label, as `ax train`
+  does; a 135M model gets few runs right, so this gives far more (and correct) data;
+- `both` (the default): the union, without duplicates.
+
+The adapter trains on a fresh copy of the client's base model (PEFT wraps a model in place, and
+the client's copy is serving), is stored in PEFT format with ax's manifest, and is loaded into the
+client under its name, so `lm.with_adapter(name)` answers with it at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import dspy
+from pydantic import BaseModel, ConfigDict, Field
+
+from ax.adapters.config import LoraTrainingConfig, load_config
+from ax.adapters.dataset import TrainingPair, domain_pairs, pairs_from_trace
+from ax.errors import AxError
+from ax.optimizers.cost import Cost, CostMeter
+from ax.optimizers.scoring import score_of
+
+TrainingData = Literal["traces", "labels", "both"]
+
+
+class LoraSettings(BaseModel):
+    """Where a LoRA step's data comes from and how it trains (`overrides`: keys of lora_config.yaml)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: TrainingData = "both"
+    min_score: float = 1.0  # a trace counts as accepted from this metric score up
+    config_path: Path | None = None  # lora_config.yaml; default: the one shipped with ax
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    num_threads: int = Field(4, gt=0)
+
+    def training_config(self, domain: str, seed: int) -> LoraTrainingConfig:
+        return load_config(self.config_path, domain).with_overrides(**{"seed": seed, **self.overrides})
+
+
+class AdapterRef(BaseModel):
+    """A trained adapter: where it is, what identifies it, and what it was trained on."""
+
+    name: str
+    path: Path
+    fingerprint: str
+    base_model_fingerprint: str
+    training_data: str
+    train_examples: int
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass
+class _LabelledProgram:
+    """The part of an `ax.programs.Domain` that `ax.adapters.dataset.domain_pairs` reads, for any program."""
+
+    name: str
+    program: Callable[[], dspy.Module]
+    splits: Callable[[], Any]
+
+
+def _with_context(program: dspy.Module, examples: list[dspy.Example]) -> list[dspy.Example]:
+    """Examples with the `context` a playbook-wrapped program (WithContext) would assemble for them."""
+    if not hasattr(program, "assembler"):
+        return examples
+    return [e.copy(**{program.field: program.assembler(program.query(e.inputs()))}) for e in examples]
+
+
+def label_pairs(program: dspy.Module, examples: list[dspy.Example], tokenizer: Any, name: str) -> list[TrainingPair]:
+    """Gold outputs in the program's current prompts, for each predictor the examples fully label."""
+    from ax.programs.generation import Splits
+
+    splits = Splits(train=_with_context(program, examples), dev=[], test=[])
+    view = _LabelledProgram(name=name, program=lambda: program, splits=lambda: splits)
+    return domain_pairs(tokenizer, view)[0]
+
+
+def trace_pairs(program: dspy.Module, examples: list[dspy.Example], tokenizer: Any, *, metric: Callable[..., Any],
+                min_score: float, num_threads: int) -> list[TrainingPair]:
+    """The calls of the program's runs (on the LM in the current dspy context) that the metric accepted."""
+    from dspy.teleprompt.bootstrap_trace import bootstrap_trace_data
+
+    runs = bootstrap_trace_data(program=program, dataset=examples, metric=metric, num_threads=num_threads,
+                                raise_on_error=False)
+    pairs = []
+    for run in runs:
+        if score_of(run.get("score")) >= min_score:
+            pairs += pairs_from_trace(tokenizer, run["trace"])
+    return pairs
+
+
+def collect_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: Any, metric: Callable[..., Any],
+                  settings: LoraSettings, name: str) -> tuple[list[TrainingPair], int]:
+    """Training pairs per `settings.data`, and how many program runs it took to get them."""
+    tokenizer = _local_backend(lm).tokenizer
+    pairs: list[TrainingPair] = []
+    rollouts = 0
+    if settings.data in ("traces", "both"):
+        with dspy.context(lm=lm):
+            pairs += trace_pairs(program, examples, tokenizer, metric=metric, min_score=settings.min_score,
+                                 num_threads=settings.num_threads)
+        rollouts = len(examples)
+    if settings.data in ("labels", "both"):
+        try:
+            pairs += label_pairs(program, examples, tokenizer, name)
+        except AxError:
+            if settings.data == "labels":
+                raise  # with "both", a program whose outputs are unlabelled still trains on its traces
+    return list(dict.fromkeys(pairs)), rollouts
+
+
+def _local_backend(lm: Any) -> Any:
+    backend = getattr(getattr(lm, "client", None), "backend", None)
+    if backend is None or not hasattr(backend, "loaded"):
+        raise AxError("LoRA training needs an ax LM on an in-process model (ax.LM(model)); "
+                      f"{getattr(lm, 'model', lm)!r} does not run one")
+    return backend
+
+
+def train_into_client(lm: Any, pairs: list[TrainingPair], config: LoraTrainingConfig, *, name: str, target: Path,
+                      domain: str, training_data: str) -> tuple[AdapterRef, Cost]:
+    """Train an adapter on `pairs`, store it at `target`, load it into `lm`'s client as `name`."""
+    from ax.adapters.peft_model import load_training_base
+    from ax.adapters.train import train_and_save
+
+    backend = _local_backend(lm)
+    if not pairs:
+        raise AxError(f"No training data for adapter {name!r}: no run was accepted by the metric and no "
+                      "predictor's outputs are labelled; use training data 'labels' or lower min_score")
+    meter = CostMeter(lm)
+    base = load_training_base(str(backend.loaded.directory), config)
+    if base.fingerprint != backend.base_fingerprint:
+        raise AxError(f"The model at {backend.loaded.directory} changed since the client loaded it "
+                      f"(fingerprint {base.fingerprint} != {backend.base_fingerprint})")
+    result, manifest = train_and_save(base, pairs, config, domain=domain, target=target, resume=True)
+    del base
+    lm.client.load_adapter(name, target)
+    metrics = result.metrics
+    ref = AdapterRef(name=name, path=target, fingerprint=manifest.adapter_fingerprint,
+                     base_model_fingerprint=manifest.base_model_fingerprint, training_data=training_data,
+                     train_examples=metrics.train_examples, metrics=metrics.model_dump(mode="json"))
+    cost = meter.stop().model_copy(update={"train_steps": metrics.steps, "train_tokens": metrics.tokens_seen})
+    return ref, cost

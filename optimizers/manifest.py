@@ -1,0 +1,185 @@
+"""The manifest of one optimized configuration, and loading that configuration back for evaluation.
+
+A configuration (baseline, LoRA-only, GEPA-only, LoRA + GEPA, ...) is a program state file (of
+the domain's own program, also when a playbook wraps it), an optional LoRA adapter and an
+optional ACE playbook, for one domain, base model and seed. Its
+manifest says which of each, which optimization steps made it and what they cost, and what
+must match to reproduce it: the base model's fingerprint, a hash of the data it was optimized
+on, and package versions. Paths are stored relative to the manifest, so a run directory can
+be moved or copied whole.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import dspy
+from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import Self
+
+from ax.errors import AxError
+from ax.optimizers.cost import Cost
+from ax.optimizers.lora_step import AdapterRef
+from ax.optimizers.run_files import load_program, read_json, relative_path, write_json
+
+MANIFEST_FILE = "manifest.json"
+PROGRAM_FILE = "program.json"
+
+
+class PlaybookRef(BaseModel):
+    path: Path
+    version: int
+    bullets: int
+
+
+def attach_playbook(program: dspy.Module, playbook: PlaybookRef, tokenizer: Any) -> dspy.Module:
+    """`program` fed by the playbook at `playbook.path` through its `context` input (ACE's WithContext).
+
+    The assembler keeps its default token budget, as the evaluator's does (ax.evals.configuration),
+    so that a configuration is evaluated with the context it was optimized with.
+    """
+    from ax.context import ContextAssembler, Playbook, WithContext
+
+    return WithContext(program, ContextAssembler(read_json(playbook.path, Playbook), tokenizer=tokenizer))
+
+
+def own_program(program: dspy.Module) -> dspy.Module:
+    """The domain's own program inside a playbook wrapper: its state is what program files hold."""
+    return program.program if hasattr(program, "assembler") else program
+
+
+class BaseModelRef(BaseModel):
+    name: str
+    fingerprint: str
+
+
+class DataRef(BaseModel):
+    """Which examples the optimization saw (ids hashed), so evaluation can check it holds them out."""
+
+    hash: str
+    train_ids: list[str]
+    val_ids: list[str]
+
+
+class StepRecord(BaseModel):
+    """One optimization step of a configuration's strategy, where it ran and what it cost."""
+
+    step: str
+    stage_dir: Path
+    cost: Cost
+    summary: dict[str, Any] = Field(default_factory=dict)
+
+
+class Artifacts(BaseModel):
+    """What a sequence of optimization steps left: a program state, maybe an adapter and a playbook."""
+
+    program_file: Path
+    adapter: AdapterRef | None = None
+    playbook: PlaybookRef | None = None
+    steps: list[StepRecord] = Field(default_factory=list)
+
+    def moved(self, where: Callable[[Path], Path]) -> Self:
+        """A copy with every file path mapped through `where`."""
+        update: dict[str, Any] = {
+            "program_file": where(self.program_file),
+            "steps": [s.model_copy(update={"stage_dir": where(s.stage_dir)}) for s in self.steps],
+        }
+        if self.adapter:
+            update["adapter"] = self.adapter.model_copy(update={"path": where(self.adapter.path)})
+        if self.playbook:
+            update["playbook"] = self.playbook.model_copy(update={"path": where(self.playbook.path)})
+        return self.model_copy(update=update)
+
+    @property
+    def cost(self) -> Cost:
+        return sum((s.cost for s in self.steps), Cost())
+
+
+class ConfigManifest(Artifacts):
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = 1
+    domain: str
+    config: str
+    strategy: str  # steps joined with "->"; "" for the baseline
+    preset: str
+    seed: int
+    base_model: BaseModelRef
+    data: DataRef
+    total_cost: Cost
+    package_versions: dict[str, str]
+    created: datetime
+
+
+A = TypeVar("A", bound=Artifacts)
+
+
+def save_relative(artifacts: Artifacts, path: Path) -> Path:
+    """Write `artifacts` as JSON with its paths relative to the file's folder (so the folder can move)."""
+    path = Path(path)
+    write_json(path, artifacts.moved(lambda p: relative_path(p, path.parent)))
+    return path
+
+
+def load_relative(path: str | Path, kind: type[A]) -> A:
+    """Read what `save_relative` wrote, paths resolved against the file's folder."""
+    path = Path(path)
+    return read_json(path, kind).moved(lambda p: (path.parent / p).resolve())
+
+
+def package_versions() -> dict[str, str]:
+    """ax.adapters' package list (ax, torch, transformers, peft, accelerate, dspy) plus gepa."""
+    from ax.adapters.store import package_versions as adapter_packages
+
+    versions = adapter_packages()
+    try:
+        versions["gepa"] = metadata.version("gepa")
+    except metadata.PackageNotFoundError:
+        pass
+    return versions
+
+
+def read_manifest(path: str | Path) -> ConfigManifest:
+    """The manifest in `path` (its file or its folder), paths resolved."""
+    path = Path(path)
+    return load_relative(path / MANIFEST_FILE if path.is_dir() else path, ConfigManifest)
+
+
+def restore_program(artifacts: Artifacts, domain: Any, tokenizer: Any = None) -> dspy.Module:
+    """A fresh program of `domain` with the saved state loaded and the playbook (if any) attached."""
+    program = load_program(domain.program(), artifacts.program_file)
+    return attach_playbook(program, artifacts.playbook, tokenizer) if artifacts.playbook else program
+
+
+def lm_with_adapter(artifacts: Artifacts, lm: Any) -> Any:
+    """`lm` answering with the artifacts' adapter (loaded into its client if needed), or with the base model.
+
+    Without an adapter any DSPy LM will do; an adapter needs an ax LM.
+    """
+    if artifacts.adapter is None:
+        return lm.with_adapter(None) if hasattr(lm, "with_adapter") else lm
+    if artifacts.adapter.name not in lm.client.backend.adapters():
+        lm.client.load_adapter(artifacts.adapter.name, artifacts.adapter.path)
+    return lm.with_adapter(artifacts.adapter.name)
+
+
+def load_configuration(manifest: ConfigManifest | str | Path, lm: Any, domain: Any = None) -> tuple[dspy.Module, Any]:
+    """The configuration's program and `lm` answering with its adapter, ready to evaluate.
+
+    `domain` defaults to the registered domain the manifest names. Refuses an `lm` on another
+    base model than the one the configuration was optimized on.
+    """
+    from ax.programs.registry import get_domain
+
+    manifest = manifest if isinstance(manifest, ConfigManifest) else read_manifest(manifest)
+    domain = domain if domain is not None else get_domain(manifest.domain)
+    backend = lm.client.backend
+    if backend.base_fingerprint != manifest.base_model.fingerprint:
+        raise AxError(f"Configuration {manifest.config!r} of {manifest.domain!r} was optimized on base model "
+                      f"{manifest.base_model.name!r} (fingerprint {manifest.base_model.fingerprint}); the LM runs "
+                      f"fingerprint {backend.base_fingerprint}")
+    program = restore_program(manifest, domain, getattr(backend, "tokenizer", None))
+    return program, lm_with_adapter(manifest, lm)

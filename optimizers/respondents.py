@@ -1,0 +1,79 @@
+"""The run directory's `configurations.json`: every program variant the evaluator should answer with.
+
+The evaluator (ax.evals.configuration) reads one `ConfigurationSet` per run directory. The
+optimized configurations are its `comparison` respondents, placed in the LoRA x GEPA design by
+what they hold (an adapter; a GEPA step). Every other candidate a GEPA stage evaluated on its
+frontier becomes a `calibration` respondent: the stage's program file with that candidate's
+instructions, under the adapter and playbook GEPA ran with. The IRT item model needs on the
+order of a hundred respondents; four configurations alone give it almost nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ax.evals.configuration import CONFIGURATIONS_FILE, Configuration, ConfigurationSet, load_configurations
+from ax.optimizers.manifest import Artifacts, ConfigManifest, load_relative
+from ax.optimizers.run_files import read_json, relative_path, write_json
+from ax.optimizers.strategies import STAGE_FILE, parse_strategy
+from ax.optimizers.tracking import FRONTIER_FILE, Frontier
+
+COMPARISON_CONFIGS = ("baseline", "lora", "gepa", "combined")
+
+
+def _name(text: str) -> str:
+    return text.replace("->", "-")
+
+
+def comparison(manifest: ConfigManifest) -> Configuration:
+    return Configuration(
+        name=f"{_name(manifest.config)}-s{manifest.seed}", domain=manifest.domain, seed=manifest.seed,
+        lora=manifest.adapter is not None, gepa="gepa" in parse_strategy(manifest.strategy),
+        role="comparison" if manifest.config in COMPARISON_CONFIGS else "calibration",
+        program=manifest.program_file, adapter=manifest.adapter.path if manifest.adapter else None,
+        playbook=manifest.playbook.path if manifest.playbook else None,
+        source=f"configuration {manifest.config!r} ({manifest.strategy or 'no optimization'}), seed {manifest.seed}",
+    )
+
+
+def gepa_candidates(stage_dir: Path, domain: str, seed: int) -> list[Configuration]:
+    """The candidates of a finished GEPA stage other than its seed (the stage's input) and its best (its output)."""
+    frontier = read_json(stage_dir / FRONTIER_FILE, Frontier)
+    state = load_relative(stage_dir / STAGE_FILE, Artifacts)
+    skip = {0, frontier.best}
+    return [
+        Configuration(
+            name=f"{stage_dir.name}-s{seed}-c{candidate.index}", domain=domain, seed=seed, role="calibration",
+            lora=state.adapter is not None, gepa=True, program=state.program_file,
+            # GEPA names a playbook-wrapped program's predictors "program.<name>"; the evaluator wraps after loading.
+            instructions={name.removeprefix("program."): text for name, text in candidate.instructions.items()},
+            adapter=state.adapter.path if state.adapter else None,
+            playbook=state.playbook.path if state.playbook else None,
+            source=f"GEPA candidate {candidate.index} (val {candidate.val_score:.3f}) of {stage_dir}",
+        )
+        for candidate in frontier.candidates if candidate.index not in skip
+    ]
+
+
+def write_configurations(run_dir: Path, manifests: list[ConfigManifest]) -> Path:
+    """Add the manifests' configurations and their GEPA candidates to `run_dir/configurations.json`.
+
+    Entries already there for other domains or seeds are kept; ones with the same name are replaced.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIGURATIONS_FILE
+    entries = {(c.domain, c.name): c for c in (load_configurations(path).configurations if path.is_file() else [])}
+    for manifest in manifests:
+        entries[manifest.domain, comparison(manifest).name] = comparison(manifest)
+        gepa_stages = {step.stage_dir for step in manifest.steps if step.step == "gepa"}
+        for stage_dir in sorted(gepa_stages):
+            for candidate in gepa_candidates(stage_dir, manifest.domain, manifest.seed):
+                entries[candidate.domain, candidate.name] = candidate
+
+    def relative(configuration: Configuration) -> Configuration:
+        paths = {key: relative_path(value, run_dir)
+                 for key in ("program", "adapter", "playbook") if (value := getattr(configuration, key)) is not None}
+        return configuration.model_copy(update=paths)
+
+    write_json(path, ConfigurationSet(configurations=[relative(c) for c in entries.values()]))
+    return path

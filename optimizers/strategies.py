@@ -1,0 +1,177 @@
+"""Joint strategies: chains of optimization steps (`gepa`, `lora`, `ace`) such as `gepa->lora->gepa`.
+
+Each step takes what the earlier steps left (program state, adapter, playbook) and adds to it:
+
+- `gepa` evolves the program's instructions on the LM with the current adapter (so `lora->gepa`
+  evolves prompts for the adapted model);
+- `lora` trains a new adapter on the program as it stands, from its accepted traces and labels
+  (so `gepa->lora` trains on the GEPA-optimized prompts, as BetterTogether does);
+- `ace` grows an ACE playbook that the program then reads through its `context` input.
+
+Every prefix of a strategy is a stage with its own folder under `<seed dir>/stages/`, named by
+its steps (`gepa`, `gepa-lora`, ...), holding the step's files and a `stage.json` once done.
+Strategies that share a prefix share its stages (the `gepa` configuration and `gepa->lora`
+run GEPA once), and a rerun skips finished stages and resumes an interrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dspy
+from rich.console import Console
+
+from ax.errors import AxError
+from ax.optimizers.cost import CostMeter
+from ax.optimizers.gepa_run import run_gepa
+from ax.optimizers.lora_step import collect_pairs, train_into_client
+from ax.optimizers.manifest import (
+    PROGRAM_FILE, Artifacts, PlaybookRef, StepRecord, lm_with_adapter, load_relative, own_program, restore_program,
+    save_relative,
+)
+from ax.optimizers.presets import Preset
+from ax.optimizers.quiet import quiet_console
+from ax.optimizers.reflection import resolve_reflection_lm
+from ax.optimizers.run_files import save_program
+
+STEPS = ("gepa", "lora", "ace")
+SEPARATOR = "->"
+STAGE_FILE = "stage.json"
+LORA_LOG_FILE = "lora_log.txt"
+
+
+def parse_strategy(text: str) -> tuple[str, ...]:
+    """The steps of a strategy such as 'gepa->lora' ('' or 'baseline': none); unknown steps are an AxError."""
+    text = text.strip()
+    if text in ("", "baseline"):
+        return ()
+    steps = tuple(part.strip() for part in text.split(SEPARATOR))
+    unknown = [step for step in steps if step not in STEPS]
+    if unknown:
+        raise AxError(f"Unknown optimization step {', '.join(map(repr, unknown))} in strategy {text!r}: "
+                      f"steps are {', '.join(STEPS)}, joined with '{SEPARATOR}' (e.g. 'gepa->lora->gepa')")
+    return steps
+
+
+def strategy_name(steps: tuple[str, ...]) -> str:
+    return SEPARATOR.join(steps)
+
+
+@dataclass
+class StrategyContext:
+    """Everything the steps of one domain and seed share."""
+
+    domain: Any  # an ax.programs Domain
+    lm: Any  # an AxLM on an in-process model
+    trainset: list[dspy.Example]
+    valset: list[dspy.Example]
+    preset: Preset
+    seed: int
+    seed_dir: Path
+    reflection_lm: Any = None  # None: GepaSettings.reflection_lm, else the task model itself
+    console: Console | None = None
+    show_progress: bool = True
+
+    @property
+    def tokenizer(self) -> Any:
+        """The local model's tokenizer (to count context tokens); None for other LMs."""
+        return getattr(getattr(getattr(self.lm, "client", None), "backend", None), "tokenizer", None)
+
+    def stage_dir(self, steps: tuple[str, ...]) -> Path:
+        return self.seed_dir / "stages" / ("-".join(steps) or "baseline")
+
+
+def _gepa(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
+    program = restore_program(state, ctx.domain, ctx.tokenizer)
+    settings = ctx.preset.gepa.model_copy(update={"seed": ctx.seed})
+    optimized, outcome = run_gepa(program, trainset=ctx.trainset, valset=ctx.valset, metric=ctx.domain.metric,
+                                  lm=lm_with_adapter(state, ctx.lm), settings=settings, run_dir=stage_dir,
+                                  reflection_lm=ctx.reflection_lm, console=ctx.console,
+                                  show_progress=ctx.show_progress)
+    summary = {"best_val_score": outcome.best_val_score, "seed_val_score": outcome.seed_val_score,
+               "candidates": outcome.candidates, "accepted": outcome.stall.accepted,
+               "proposals": outcome.stall.proposals, "stalled": outcome.stall.stalled}
+    step = StepRecord(step="gepa", stage_dir=stage_dir, cost=outcome.cost, summary=summary)
+    program_file = save_program(own_program(optimized), stage_dir / PROGRAM_FILE)
+    return state.model_copy(update={"program_file": program_file, "steps": [*state.steps, step]})
+
+
+def _lora(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
+    program = restore_program(state, ctx.domain, ctx.tokenizer)
+    lm = lm_with_adapter(state, ctx.lm)
+    settings = ctx.preset.lora
+    meter = CostMeter(lm)
+    name = f"{ctx.domain.name}-{stage_dir.name}-s{ctx.seed}"
+    with quiet_console(stage_dir / LORA_LOG_FILE):
+        pairs, rollouts = collect_pairs(program, ctx.trainset, lm=lm, metric=ctx.domain.metric, settings=settings,
+                                        name=ctx.domain.name)
+        collect_cost = meter.stop(rollouts=rollouts)
+        adapter, train_cost = train_into_client(lm, pairs, settings.training_config(ctx.domain.name, ctx.seed),
+                                                name=name, target=stage_dir / name, domain=ctx.domain.name,
+                                                training_data=settings.data)
+    step = StepRecord(step="lora", stage_dir=stage_dir, cost=collect_cost + train_cost,
+                      summary={"adapter": name, "train_pairs": len(pairs), "training_data": settings.data,
+                               "train_loss": adapter.metrics.get("train_loss")})
+    program_file = save_program(own_program(program), stage_dir / PROGRAM_FILE)  # the same prompts, beside the adapter
+    return state.model_copy(update={"program_file": program_file, "adapter": adapter, "steps": [*state.steps, step]})
+
+
+def _ace(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
+    from ax.context import ContextAssembler, Playbook, PlaybookLearner, PlaybookStore, WithContext
+
+    store = PlaybookStore(stage_dir / "playbooks")
+    program = restore_program(state, ctx.domain, ctx.tokenizer)
+    if store.path(ctx.domain.name).is_file():  # an interrupted ACE step: continue with the playbook it saved
+        playbook = store.load(ctx.domain.name)
+    elif state.playbook is not None:
+        playbook = program.assembler.playbook
+    else:
+        playbook = Playbook(domain=ctx.domain.name)
+    if state.playbook is None:
+        program = WithContext(program, ContextAssembler(playbook, tokenizer=ctx.tokenizer))
+    program.assembler.playbook = playbook
+    lm = lm_with_adapter(state, ctx.lm)
+    meter = CostMeter(lm)
+    learner = PlaybookLearner(program, ctx.domain.metric, store=store,
+                              lm=ctx.reflection_lm or resolve_reflection_lm(None, lm))
+    with dspy.context(lm=lm):
+        report = learner.offline(ctx.trainset, epochs=ctx.preset.ace_epochs, seed=ctx.seed)
+    path = store.save(playbook)
+    ref = PlaybookRef(path=path, version=playbook.version, bullets=len(playbook.bullets))
+    step = StepRecord(step="ace", stage_dir=stage_dir, cost=meter.stop(rollouts=report.processed),
+                      summary={"bullets": len(playbook.bullets), "mean_score_per_epoch": report.mean_score_per_epoch})
+    program_file = save_program(own_program(program), stage_dir / PROGRAM_FILE)
+    return state.model_copy(update={"program_file": program_file, "playbook": ref, "steps": [*state.steps, step]})
+
+
+_RUNNERS: dict[str, Callable[[Artifacts, StrategyContext, Path], Artifacts]] = {"gepa": _gepa, "lora": _lora, "ace": _ace}
+
+
+def baseline(ctx: StrategyContext, playbook: PlaybookRef | None = None) -> Artifacts:
+    """The unoptimized program (reading `playbook` if one is given), saved as the first stage."""
+    stage_dir = ctx.stage_dir(())
+    if (stage_dir / STAGE_FILE).is_file():
+        return load_relative(stage_dir / STAGE_FILE, Artifacts)
+    state = Artifacts(program_file=save_program(ctx.domain.program(), stage_dir / PROGRAM_FILE), playbook=playbook)
+    save_relative(state, stage_dir / STAGE_FILE)
+    return state
+
+
+def run_strategy(steps: tuple[str, ...], ctx: StrategyContext, start: Artifacts) -> Artifacts:
+    """Run `steps` from `start`, reusing every stage an earlier run (or another strategy) finished."""
+    state = start
+    for count in range(1, len(steps) + 1):
+        stage_dir = ctx.stage_dir(steps[:count])
+        done = stage_dir / STAGE_FILE
+        if done.is_file():
+            state = load_relative(done, Artifacts)
+            continue
+        if ctx.console is not None:
+            ctx.console.rule(f"{ctx.domain.name} seed {ctx.seed}: {strategy_name(steps[:count])}")
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        state = _RUNNERS[steps[count - 1]](state, ctx, stage_dir)
+        save_relative(state, done)
+    return state

@@ -1,0 +1,114 @@
+"""LoRA settings: the shipped file, per-domain overrides, errors that name file, key and value, target modules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ax.adapters.config import DEFAULT_CONFIG_PATH, LoraTrainingConfig, load_config
+from ax.adapters.peft_model import load_training_base, resolve_target_modules
+from ax.errors import AxError
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "lora_config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_file_loads_with_the_documented_defaults():
+    config = load_config()
+    assert DEFAULT_CONFIG_PATH.is_file()
+    assert (config.r, config.lora_alpha, config.weight_decay, config.learning_rate) == (16, 32.0, 1e-5, 3e-4)
+    assert config.use_rslora and not config.use_dora and config.target_modules == "auto"
+    assert config.lr_scheduler_type == "cosine" and config.bf16 == "auto"
+
+
+def test_domain_overrides_apply_to_that_domain_only(tmp_path):
+    path = write(tmp_path, "lora:\n  r: 8\n  weight_decay: 1e-4\ndomains:\n  legal:\n    r: 32\n")
+    assert load_config(path, "legal").r == 32
+    assert load_config(path, "legal").weight_decay == 1e-4  # inherited; "1e-4" is a YAML string, coerced
+    assert load_config(path, "finance").r == 8
+    assert load_config(path).r == 8
+
+
+@pytest.mark.parametrize("text, named", [
+    ("lora:\n  rank: 16\n", ["lora.rank", "16"]),
+    ("lora:\n  r: -4\n", ["lora.r", "-4"]),
+    ("lora:\n  lora_dropout: 1.5\n", ["lora.lora_dropout", "1.5"]),
+    ("lora:\n  batching: shuffle\n", ["lora.batching", "shuffle"]),
+    ("lora:\n  target_modules: []\n", ["lora.target_modules"]),
+    ("domains:\n  legal:\n    weight_decay: lots\n", ["domains.legal.weight_decay", "lots"]),
+    ("lora:\n  loraplus_lr_ratio: 16\n  optimizer: sgd\n", ["lora", "loraplus_lr_ratio", "sgd"]),
+    ("train:\n  r: 4\n", ["train"]),
+    ("lora: [1, 2]\n", ["lora"]),
+    ("lora:\n  r: [unclosed\n", ["not valid YAML"]),
+])
+def test_bad_files_name_the_file_key_and_value(tmp_path, text, named):
+    path = write(tmp_path, text)
+    with pytest.raises(AxError) as error:
+        load_config(path, "legal")
+    assert str(path) in str(error.value)
+    for part in named:
+        assert part in str(error.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(AxError, match="Cannot read LoRA config"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_overrides_are_validated_and_none_means_keep():
+    config = LoraTrainingConfig()
+    assert config.with_overrides(r=4, weight_decay=None).r == 4
+    assert config.with_overrides(weight_decay=0.0).weight_decay == 0.0
+    with pytest.raises(AxError, match=r"learning_rate = -1"):
+        config.with_overrides(learning_rate=-1)
+
+
+def test_bf16_auto_follows_cuda():
+    assert LoraTrainingConfig().use_bf16(cuda_available=True)
+    assert not LoraTrainingConfig().use_bf16(cuda_available=False)
+    assert not LoraTrainingConfig(bf16=False).use_bf16(cuda_available=True)
+
+
+class _Unknown(torch.nn.Module):
+    """An architecture ax has no target set for: a block of Linear layers and an output head."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = type("Config", (), {"model_type": "mystery"})()
+        self.mix = torch.nn.Linear(4, 4)
+        self.gate = torch.nn.Sequential(torch.nn.Linear(4, 4))
+        self.head = torch.nn.Linear(4, 10)
+
+    def get_output_embeddings(self):
+        return self.head
+
+
+def test_target_modules_per_architecture(tiny_model_dir, caplog):
+    from transformers import AutoModelForCausalLM
+
+    llama = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert resolve_target_modules(llama, LoraTrainingConfig()) == [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    assert resolve_target_modules(llama, LoraTrainingConfig(target_modules=["q_proj"])) == ["q_proj"]
+    with caplog.at_level("WARNING"):
+        assert resolve_target_modules(_Unknown(), LoraTrainingConfig()) == ["gate.0", "mix"]
+    assert "mystery" in caplog.text and "except the head" in caplog.text
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
+def test_qlora_without_cuda_is_a_clear_error(tiny_model_dir):
+    with pytest.raises(AxError, match="qlora_4bit needs a CUDA GPU"):
+        load_training_base(str(tiny_model_dir), LoraTrainingConfig(qlora_4bit=True))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_qlora_without_bitsandbytes_is_a_clear_error(tiny_model_dir, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
+    with pytest.raises(AxError, match="bitsandbytes"):
+        load_training_base(str(tiny_model_dir), LoraTrainingConfig(qlora_4bit=True))
