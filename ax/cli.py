@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import time
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -24,6 +24,7 @@ _MOUNTS = [
 _COMMANDS = [
     ("ax.adapters.cli", "train_cmd", "train"),
     ("ax.adapters.cli", "merge_cmd", "merge"),
+    ("ax.adapters.cli", "ablate_cmd", "ablate"),
     ("ax.evals.cli", "evaluate_cmd", "evaluate"),
     ("ax.evals.cli", "report_cmd", "report"),
     ("ax.optimizers.cli", "optimize_cmd", "optimize"),
@@ -32,10 +33,7 @@ _COMMANDS = [
 
 def _mount() -> None:
     for module_name, attribute, name in _MOUNTS + _COMMANDS:
-        try:
-            target = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError):
-            continue  # a part not built yet; its commands appear once it exists
+        target = getattr(importlib.import_module(module_name), attribute)
         if (module_name, attribute, name) in _MOUNTS:
             app.add_typer(target, name=name)
         else:
@@ -59,10 +57,8 @@ def models(adapter_root: Optional[str] = typer.Option(None, help="Adapter store 
     for directory in sorted(converted.glob("*")) if converted.is_dir() else []:
         table.add_row(directory.name, str(directory))
     console.print(table)
-    try:
-        from ax.adapters.store import list_adapters
-    except ImportError:
-        return
+    from ax.adapters.store import list_adapters
+
     adapters = Table(title="Adapters")
     for column in ("name", "domain", "base model", "path"):
         adapters.add_column(column)
@@ -74,26 +70,24 @@ def models(adapter_root: Optional[str] = typer.Option(None, help="Adapter store 
 
 @app.command()
 def compare(
-    model: str = typer.Option("smollm2", help="Base model: 'smollm2', an HF directory, a .gguf file or a hub id."),
-    preset: str = typer.Option("quick", help="Budget preset."),
+    domain: list[str] = typer.Option(["customer_service"], "--domain", help="Domain to compare (repeatable)."),
+    preset: str = typer.Option("quick", help="Budget preset: quick, light, medium or heavy."),
+    seeds: str = typer.Option("0", help="Comma-separated seeds; synergy needs 3 or more per configuration."),
+    model: Optional[str] = typer.Option(None, help="Base model: 'smollm2' (default), an HF directory, a .gguf or a hub id."),
+    run_dir: Path = typer.Option(Path("ax_runs"), help="Where stages, answers and the report go; rerun to resume."),
+    reflection_lm: Optional[str] = typer.Option(None, help="litellm model for GEPA reflection (default: the local model)."),
 ):
-    """The main job: answer a few questions through the ax LM client and print usage."""
-    import dspy
+    """The main job: optimize baseline / LoRA / GEPA / LoRA+GEPA per domain, evaluate them, write the IRT report."""
+    from ax.compare import compare as run_compare
+    from ax.errors import AxError
+    from ax.optimizers.cli import parse_seeds
 
-    import ax
-
-    started = time.perf_counter()
-    console.print(f"Loading {model} ...")
-    lm = ax.LM(model, cache=False)
-    dspy.configure(lm=lm)
-    qa = dspy.Predict("question -> answer")
-    questions = ["What is the capital of France?", "Is a contract clause binding on the tenant?",
-                 "What is 12 plus 30?"]
-    for question in questions:
-        console.print(f"[bold]{question}[/bold] -> {qa(question=question).answer}")
-    totals = lm.usage_summary()
-    console.print(f"calls={totals['calls']} prompt_tokens={totals['prompt_tokens']} "
-                  f"completion_tokens={totals['completion_tokens']} wall={time.perf_counter() - started:.1f}s")
+    try:
+        run_compare(domain, preset=preset, seeds=parse_seeds(seeds), model=model, run_dir=run_dir,
+                    reflection_lm=reflection_lm)
+    except AxError as error:
+        Console(stderr=True).print(f"[red]error:[/red] {error}", soft_wrap=True)
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ from ax.adapters.train import train_adapter
 from ax.model import LoadedModel, load_model
 
 H100_BF16_PEAK = 989e12
+BASELINE = "baseline (pad to max_length)"
 LLAMA_1B = dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
                 num_key_value_heads=4, vocab_size=32000, max_position_embeddings=4096)  # TinyLlama-1.1B shapes
 WORDS = ("the clause binds the tenant and the landlord while revenue grew and costs fell as the patient "
@@ -61,16 +62,19 @@ def make_pairs(tokenizer, n: int, median_tokens: int, seed: int = 0) -> list[Tra
     return pairs
 
 
-def bench_config(batch_size: int, batching: str, max_length: int) -> LoraTrainingConfig:
+def bench_config(batch_size: int, batching: str, max_length: int, checkpointing: bool = False) -> LoraTrainingConfig:
     return LoraTrainingConfig(per_device_batch_size=batch_size, batching=batching, max_seq_length=max_length,
+                              gradient_checkpointing=checkpointing,
                               num_epochs=1, dev_fraction=0.0, save_steps=1_000_000, logging_steps=1_000_000,
                               lora_dropout=0.0, warmup_ratio=0.0)
 
 
-def run_ax(load, pairs, batch_size: int, batching: str, max_length: int, run_dir: Path) -> dict:
+def run_ax(load, pairs, batch_size: int, batching: str, max_length: int, run_dir: Path,
+           checkpointing: bool = False) -> dict:
     base = load()
     cpu = time.process_time()
-    result = train_adapter(base, pairs, bench_config(batch_size, batching, max_length), run_dir=run_dir)
+    result = train_adapter(base, pairs, bench_config(batch_size, batching, max_length, checkpointing),
+                           run_dir=run_dir)
     m = result.metrics
     return {"tokens": m.tokens_seen, "seconds": m.tokens_seen / m.tokens_per_second, "steps": m.steps,
             "cpu_seconds": time.process_time() - cpu}
@@ -143,6 +147,11 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=None)
     parser.add_argument("--median-tokens", type=int, default=None, help="median prompt length in words")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="ax's paths only (the baseline pads every row to the longest: it runs out of GPU memory "
+                             "first at large batches)")
+    parser.add_argument("--gradient-checkpointing", action="store_true",
+                        help="ax's paths recompute activations (larger batches fit; MFU does not count the recompute)")
     args = parser.parse_args()
     if args.cuda and not torch.cuda.is_available():
         parser.error("--cuda needs a CUDA GPU")
@@ -163,22 +172,24 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as work:
         run_ax(load, pairs[:2], 2, "group_by_length", max_length, Path(work) / "warmup")  # one step: kernels, caches
-        results = {
-            "baseline (pad to max_length)": run_baseline(load, pairs, args.batch_size, max_length, Path(work) / "b"),
-            "ax (group_by_length)": run_ax(load, pairs, args.batch_size, "group_by_length", max_length, Path(work) / "g"),
-            "ax (packing)": run_ax(load, pairs, args.batch_size, "packing", max_length, Path(work) / "p"),
-        }
-    baseline = results["baseline (pad to max_length)"]
-    base_rate = baseline["tokens"] / baseline["seconds"]
-    base_cpu_rate = baseline["tokens"] / baseline["cpu_seconds"]
+        results = {} if args.no_baseline else {
+            BASELINE: run_baseline(load, pairs, args.batch_size, max_length, Path(work) / "b")}
+        for batching in ("group_by_length", "packing"):
+            results[f"ax ({batching})"] = run_ax(load, pairs, args.batch_size, batching, max_length,
+                                                 Path(work) / batching, args.gradient_checkpointing)
+    baseline = results.get(BASELINE)
     for name, r in results.items():
         rate = r["tokens"] / r["seconds"]
-        line = f"{name:<30} {r['steps']:>4} steps {r['seconds']:>8.2f} s {rate:>10,.0f} real tokens/s  x{rate / base_rate:.2f}"
+        line = f"{name:<30} {r['steps']:>4} steps {r['seconds']:>8.2f} s {rate:>10,.0f} real tokens/s"
+        if baseline:
+            line += f"  x{rate / (baseline['tokens'] / baseline['seconds']):.2f}"
         if args.cuda:
             line += f"  MFU {rate * 4 * n_matmul / H100_BF16_PEAK:.1%}"
         else:  # process CPU time: steadier than wall time on a shared machine
             cpu_rate = r["tokens"] / r["cpu_seconds"]
-            line += f"  | {r['cpu_seconds']:>8.2f} CPU-s {cpu_rate:>8,.0f} tokens/CPU-s  x{cpu_rate / base_cpu_rate:.2f}"
+            line += f"  | {r['cpu_seconds']:>8.2f} CPU-s {cpu_rate:>8,.0f} tokens/CPU-s"
+            if baseline:
+                line += f"  x{cpu_rate / (baseline['tokens'] / baseline['cpu_seconds']):.2f}"
         print(line)
     if args.cuda:
         print(f"MFU: 4 x {n_matmul / 1e9:.2f}B FLOPs per token / {H100_BF16_PEAK / 1e12:.0f} TFLOP/s "

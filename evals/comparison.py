@@ -299,6 +299,17 @@ def _share(estimate: Estimate) -> str:
     return f"{100 * estimate.estimate:.1f}% [{100 * estimate.low:.1f}, {100 * estimate.high:.1f}]"
 
 
+def outcome_against_best(difference: Estimate) -> str:
+    """How the combination did against the best single method, from the interval of their difference.
+
+    "Worse" only when the whole interval is below zero: a tie (for example identical answers,
+    whose interval is [0, 0]) is not a loss.
+    """
+    if difference.low > 0:
+        return "beat"
+    return "was worse than" if difference.high < 0 else "did not clearly beat"
+
+
 def verdict(cells: list[CellResult], replicates: dict[str, np.ndarray], result: SynergyResult | None,
             pairwise: list[PairwiseResult]) -> Verdict:
     """Plain sentences: did the combination beat the best single method, is there an interaction, what power."""
@@ -323,9 +334,7 @@ def verdict(cells: list[CellResult], replicates: dict[str, np.ndarray], result: 
         f"LoRA+GEPA reached {_share(combined)}; the best single method, {label[best]}, {_share(single)}. "
         f"Difference {_points(difference.estimate)} points [{_points(difference.low)}, {_points(difference.high)}] "
         f"({'paired item' if single_runs else 'run-level'} bootstrap): "
-        + ("the combination beat the best single method." if beats else
-           "the combination did not clearly beat the best single method." if difference.high > 0 else
-           "the combination was worse than the best single method.")
+        + f"the combination {outcome_against_best(difference)} the best single method."
         + (f" Run-by-run exact McNemar tests: {significant} of {len(tests)} significant after Holm."
            if tests else "")
     ]

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from ax.errors import AxError
 from ax.evals.adaptive_eval import AdaptiveCheck, adaptive_check
 from ax.evals.calibration import MIN_RESPONDENTS_2PL, PoolCalibration, calibrate_pool
-from ax.evals.comparison import Comparison, compare_domain, compare_pooled
+from ax.evals.comparison import Comparison, compare_domain, compare_pooled, outcome_against_best
 from ax.evals.matrix_store import ResponseMatrix, ResponseStore
 from ax.evals.provenance import Manifest, build_manifest
 from ax.model import atomic_write_text
@@ -143,8 +143,7 @@ def _summary_line(comparison: Comparison) -> str:
     if verdict.combination_minus_best is None:
         return f"{label}: {verdict.sentences[0]}"
     d = verdict.combination_minus_best
-    outcome = ("beat" if verdict.combination_beats_best else
-               "did not clearly beat" if d.high > 0 else "was worse than")
+    outcome = outcome_against_best(d)
     best = {"lora": "LoRA-only", "gepa": "GEPA-only"}[verdict.best_single]
     line = (f"{label}: LoRA+GEPA {outcome} the best single method ({best}): {100 * d.estimate:+.1f} points "
             f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}]")

@@ -16,7 +16,7 @@ from ax.errors import AxError
 console = Console(stderr=True)
 
 
-def _seeds(text: str) -> list[int]:
+def parse_seeds(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
@@ -40,7 +40,7 @@ def optimize_cmd(
     from ax.optimizers.configurations import optimize
 
     try:
-        manifests = optimize(domain, configs=[c.strip() for c in configs.split(",") if c.strip()], seeds=_seeds(seeds),
+        manifests = optimize(domain, configs=[c.strip() for c in configs.split(",") if c.strip()], seeds=parse_seeds(seeds),
                              preset=preset, run_dir=run_dir, model=model, combined=combined,
                              reflection_lm=reflection_lm, playbook=playbook, console=console)
     except AxError as exc:

@@ -16,6 +16,9 @@ client under its name, so `lm.with_adapter(name)` answers with it at once.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,10 +130,22 @@ def _local_backend(lm: Any) -> Any:
     return backend
 
 
+def training_key(pairs: list[TrainingPair], config: LoraTrainingConfig, base_fingerprint: str) -> str:
+    """What decides a trained adapter: its exact training text, its settings (seed included) and its base."""
+    text = json.dumps([[p.prompt, p.completion] for p in pairs]) + config.model_dump_json() + base_fingerprint
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def train_into_client(lm: Any, pairs: list[TrainingPair], config: LoraTrainingConfig, *, name: str, target: Path,
-                      domain: str, training_data: str) -> tuple[AdapterRef, Cost]:
-    """Train an adapter on `pairs`, store it at `target`, load it into `lm`'s client as `name`."""
+                      domain: str, training_data: str, same_as: Path | None = None) -> tuple[AdapterRef, Cost]:
+    """Train an adapter on `pairs`, store it at `target`, load it into `lm`'s client as `name`.
+
+    `same_as`: an adapter trained on the same `training_key`; seeded training on the same text gives
+    the same weights, so it is copied instead of trained again (e.g. `gepa->lora` after a GEPA stage
+    that accepted no proposal trains exactly what `lora` trained).
+    """
     from ax.adapters.peft_model import load_training_base
+    from ax.adapters.store import atomic_directory, read_manifest
     from ax.adapters.train import train_and_save
 
     backend = _local_backend(lm)
@@ -138,16 +153,24 @@ def train_into_client(lm: Any, pairs: list[TrainingPair], config: LoraTrainingCo
         raise AxError(f"No training data for adapter {name!r}: no run was accepted by the metric and no "
                       "predictor's outputs are labelled; use training data 'labels' or lower min_score")
     meter = CostMeter(lm)
-    base = load_training_base(str(backend.loaded.directory), config)
-    if base.fingerprint != backend.base_fingerprint:
-        raise AxError(f"The model at {backend.loaded.directory} changed since the client loaded it "
-                      f"(fingerprint {base.fingerprint} != {backend.base_fingerprint})")
-    result, manifest = train_and_save(base, pairs, config, domain=domain, target=target, resume=True)
-    del base
+    if same_as is not None:
+        with atomic_directory(target) as staging:
+            shutil.copytree(same_as, staging, dirs_exist_ok=True)
+        manifest = read_manifest(target)
+        metrics = manifest.metrics
+        steps, tokens = 0, 0
+    else:
+        base = load_training_base(str(backend.loaded.directory), config)
+        if base.fingerprint != backend.base_fingerprint:
+            raise AxError(f"The model at {backend.loaded.directory} changed since the client loaded it "
+                          f"(fingerprint {base.fingerprint} != {backend.base_fingerprint})")
+        result, manifest = train_and_save(base, pairs, config, domain=domain, target=target, resume=True)
+        del base
+        metrics = result.metrics.model_dump(mode="json")
+        steps, tokens = result.metrics.steps, result.metrics.tokens_seen
     lm.client.load_adapter(name, target)
-    metrics = result.metrics
     ref = AdapterRef(name=name, path=target, fingerprint=manifest.adapter_fingerprint,
                      base_model_fingerprint=manifest.base_model_fingerprint, training_data=training_data,
-                     train_examples=metrics.train_examples, metrics=metrics.model_dump(mode="json"))
-    cost = meter.stop().model_copy(update={"train_steps": metrics.steps, "train_tokens": metrics.tokens_seen})
+                     train_examples=metrics["train_examples"], metrics=metrics)
+    cost = meter.stop().model_copy(update={"train_steps": steps, "train_tokens": tokens})
     return ref, cost

@@ -26,6 +26,8 @@ class Preset(BaseModel):
     gepa: GepaSettings
     lora: LoraSettings
     ace_epochs: int = Field(1, gt=0)
+    test_items: int | None = Field(None, gt=0)  # `ax compare` answers the test split's first N items; None: all
+    eval_threads: int = Field(16, gt=0)  # DSPy threads when answering test items (the client batches across them)
 
 
 _SHORT_LORA = {"gradient_accumulation_steps": 1, "warmup_ratio": 0.0, "logging_steps": 5}

@@ -27,7 +27,7 @@ from rich.console import Console
 from ax.errors import AxError
 from ax.optimizers.cost import CostMeter
 from ax.optimizers.gepa_run import run_gepa
-from ax.optimizers.lora_step import collect_pairs, train_into_client
+from ax.optimizers.lora_step import collect_pairs, train_into_client, training_key
 from ax.optimizers.manifest import (
     PROGRAM_FILE, Artifacts, PlaybookRef, StepRecord, lm_with_adapter, load_relative, own_program, restore_program,
     save_relative,
@@ -105,18 +105,30 @@ def _lora(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
     settings = ctx.preset.lora
     meter = CostMeter(lm)
     name = f"{ctx.domain.name}-{stage_dir.name}-s{ctx.seed}"
+    config = settings.training_config(ctx.domain.name, ctx.seed)
     with quiet_console(stage_dir / LORA_LOG_FILE):
         pairs, rollouts = collect_pairs(program, ctx.trainset, lm=lm, metric=ctx.domain.metric, settings=settings,
                                         name=ctx.domain.name)
         collect_cost = meter.stop(rollouts=rollouts)
-        adapter, train_cost = train_into_client(lm, pairs, settings.training_config(ctx.domain.name, ctx.seed),
-                                                name=name, target=stage_dir / name, domain=ctx.domain.name,
-                                                training_data=settings.data)
+        key = training_key(pairs, config, ctx.lm.client.backend.base_fingerprint)
+        earlier = _trained_adapter(ctx, key)
+        adapter, train_cost = train_into_client(lm, pairs, config, name=name, target=stage_dir / name,
+                                                domain=ctx.domain.name, training_data=settings.data, same_as=earlier)
     step = StepRecord(step="lora", stage_dir=stage_dir, cost=collect_cost + train_cost,
                       summary={"adapter": name, "train_pairs": len(pairs), "training_data": settings.data,
-                               "train_loss": adapter.metrics.get("train_loss")})
+                               "train_loss": adapter.metrics.get("train_loss"), "training_key": key,
+                               "copied_from": str(earlier) if earlier else None})
     program_file = save_program(own_program(program), stage_dir / PROGRAM_FILE)  # the same prompts, beside the adapter
     return state.model_copy(update={"program_file": program_file, "adapter": adapter, "steps": [*state.steps, step]})
+
+
+def _trained_adapter(ctx: StrategyContext, key: str) -> Path | None:
+    """An adapter a finished LoRA stage of this domain and seed trained with the same training key."""
+    for done in sorted((ctx.seed_dir / "stages").glob(f"*/{STAGE_FILE}")):
+        state = load_relative(done, Artifacts)
+        if state.adapter is not None and state.steps and state.steps[-1].summary.get("training_key") == key:
+            return state.adapter.path
+    return None
 
 
 def _ace(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:

@@ -218,3 +218,14 @@ def test_report_survives_uncalibratable_items_and_missing_cells(tmp_path):
     assert comparison.cells[0].ability is None and "no comparison of the combination" in comparison.verdict.sentences[0]
     assert report.pooled is None and not report.adaptive
     assert write_report(report, tmp_path / "report").html.is_file()
+
+
+def test_a_tie_with_the_best_single_method_is_not_called_worse():
+    from ax.evals.comparison import Estimate, outcome_against_best
+
+    def outcome(low, high):
+        return outcome_against_best(Estimate(estimate=(low + high) / 2, low=low, high=high))
+
+    assert outcome(0.0, 0.0) == "did not clearly beat"  # identical answers
+    assert outcome(-0.05, 0.1) == "did not clearly beat"
+    assert outcome(0.01, 0.1) == "beat" and outcome(-0.1, -0.01) == "was worse than"

@@ -82,6 +82,12 @@ def test_optimize_writes_four_configurations_from_shared_stages(tiny_lm, tmp_pat
     assert combined.steps[0] == gepa.steps[0]  # GEPA ran once, for both configurations
     assert gepa.steps[0].summary["candidates"] >= 1 and gepa.total_cost.rollouts >= 6
     assert lora.steps[0].cost.train_steps == 1 and lora.steps[0].summary["train_pairs"] >= 4  # labels at least
+    combined_lora = combined.steps[1].summary
+    if combined_lora["training_key"] == lora.steps[0].summary["training_key"]:  # GEPA left the prompts as they were
+        assert combined_lora["copied_from"] == str(lora.adapter.path) and combined.steps[1].cost.train_steps == 0
+        assert combined.adapter.fingerprint == lora.adapter.fingerprint and combined.adapter.path.is_dir()
+    else:
+        assert combined_lora["copied_from"] is None and combined.steps[1].cost.train_steps == 1
 
     from ax.evals.configuration import build_program, load_configurations
 

@@ -1,0 +1,74 @@
+"""The main job: optimize the four configurations of each domain, answer its test items, write the report.
+
+    from ax.compare import compare
+    files = compare(["customer_service"], preset="quick", seeds=[0])
+
+It strings the three parts together through their own interfaces (`ax.optimizers.optimize`,
+`ax.evals.runner.evaluate_run_dir`, `ax.evals.report`), on one in-process LM so the model loads
+once. Everything lands in `run_dir`; running the same command again reuses finished stages and
+stored answers, so an interrupted comparison picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ax.errors import AxError
+
+
+def compare_command(domains: Sequence[str], preset: str, seeds: Sequence[int], model: str | None, run_dir: Path,
+                    reflection_lm: str | None) -> str:
+    words = ["ax", "compare", "--preset", preset, "--seeds", ",".join(map(str, seeds)), "--run-dir", str(run_dir)]
+    words += [w for d in domains for w in ("--domain", d)]
+    words += ["--model", model] if model else []
+    words += ["--reflection-lm", reflection_lm] if reflection_lm else []
+    return shlex.join(words)
+
+
+def compare(domains: Sequence[str], *, preset: str = "quick", seeds: Sequence[int] = (0,), model: str | None = None,
+            run_dir: str | Path = "ax_runs", reflection_lm: str | None = None, lm: Any = None,
+            console: Console | None = None, bootstrap: int = 2000, power_simulations: int = 200) -> Any:
+    """Optimize, evaluate and report `domains`; returns the written report's files."""
+    import ax
+    from ax.evals.configuration import CONFIGURATIONS_FILE, load_configurations
+    from ax.evals.report import REPORT_DIR, ReportSettings, build_report, write_report
+    from ax.evals.runner import evaluate_run_dir
+    from ax.optimizers import optimize
+    from ax.optimizers.presets import get_preset
+    from ax.programs.registry import get_domain
+
+    if not domains:
+        raise AxError("compare needs at least one domain (see `ax domains list`)")
+    console = console or Console(stderr=True)
+    run_dir = Path(run_dir)
+    chosen = get_preset(preset)
+    tasks = [get_domain(name) for name in domains]  # unknown names fail before the model loads
+    command = compare_command(domains, chosen.name, seeds, model, run_dir, reflection_lm)
+    started = time.perf_counter()
+    if lm is None:
+        console.print(f"Loading {model or 'the embedded model'} ...")
+        lm = ax.LM(model)
+    for task in tasks:
+        console.rule(f"[bold]{task.name}[/bold]: optimize")
+        optimize(task, seeds=seeds, preset=chosen, run_dir=run_dir, lm=lm, reflection_lm=reflection_lm,
+                 console=console)
+        console.rule(f"[bold]{task.name}[/bold]: evaluate on the test split")
+        respondents = load_configurations(run_dir / CONFIGURATIONS_FILE).select(task.name)
+        summary = evaluate_run_dir(run_dir, respondents, task, lm=lm, split="test", limit=chosen.test_items,
+                                   num_threads=chosen.eval_threads, command=command, show_progress=True)
+        console.print(f"{len(respondents)} respondents, {sum(summary.new_cells.values())} new answers, "
+                      f"{summary.parse_failures} unparseable outputs", soft_wrap=True)
+    console.rule("[bold]report[/bold]")
+    settings = ReportSettings(n_bootstrap=bootstrap, power_simulations=power_simulations,
+                              domains=[t.name for t in tasks])
+    out = run_dir / REPORT_DIR
+    files = write_report(build_report(run_dir, settings, out=out), out)
+    console.print(f"Done in {time.perf_counter() - started:.0f} s. Report: {files.markdown} and {files.html}",
+                  soft_wrap=True)
+    return files
