@@ -55,6 +55,7 @@ def compare(domains: Sequence[str], *, preset: str = "quick", seeds: Sequence[in
         console.print(f"Loading {model or 'the embedded model'} ...")
         lm = ax.LM(model)
     for task in tasks:
+        domain_started = time.perf_counter()
         console.rule(f"[bold]{task.name}[/bold]: optimize")
         optimize(task, seeds=seeds, preset=chosen, run_dir=run_dir, lm=lm, reflection_lm=reflection_lm,
                  console=console)
@@ -63,7 +64,8 @@ def compare(domains: Sequence[str], *, preset: str = "quick", seeds: Sequence[in
         summary = evaluate_run_dir(run_dir, respondents, task, lm=lm, split="test", limit=chosen.test_items,
                                    num_threads=chosen.eval_threads, command=command, show_progress=True)
         console.print(f"{len(respondents)} respondents, {sum(summary.new_cells.values())} new answers, "
-                      f"{summary.parse_failures} unparseable outputs", soft_wrap=True)
+                      f"{summary.parse_failures} unparseable outputs; {task.name} took "
+                      f"{time.perf_counter() - domain_started:.0f} s", soft_wrap=True)
     console.rule("[bold]report[/bold]")
     settings = ReportSettings(n_bootstrap=bootstrap, power_simulations=power_simulations,
                               domains=[t.name for t in tasks])
