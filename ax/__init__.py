@@ -10,13 +10,22 @@ from ax.errors import AxError  # noqa: E402
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
-    # The client pulls in torch and dspy; import it only when used, so `ax --help` stays fast.
-    if name in ("LM", "AxLM", "Client"):
-        import ax.client
+# The Python API's entry points, each imported on first use: they pull in torch and dspy, and
+# `ax --help` should stay fast.
+_LAZY = {
+    "LM": "ax.client", "AxLM": "ax.client", "Client": "ax.client",
+    "Domain": "ax.programs", "register_domain": "ax.programs", "get_domain": "ax.programs",
+    "list_domains": "ax.programs",
+    "optimize": "ax.optimizers", "compare": "ax.pipeline",
+}
 
-        return getattr(ax.client, name)
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'ax' has no attribute {name!r}")
 
 
-__all__ = ["AxError", "LM", "AxLM", "Client", "__version__"]
+__all__ = ["AxError", "__version__", *_LAZY]

@@ -78,7 +78,7 @@ def compare(
     reflection_lm: Optional[str] = typer.Option(None, help="litellm model for GEPA reflection (default: the local model)."),
 ):
     """The main job: optimize baseline / LoRA / GEPA / LoRA+GEPA per domain, evaluate them, write the IRT report."""
-    from ax.compare import compare as run_compare
+    from ax.pipeline import compare as run_compare
     from ax.errors import AxError
     from ax.optimizers.cli import parse_seeds
 

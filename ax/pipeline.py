@@ -1,6 +1,6 @@
 """The main job: optimize the four configurations of each domain, answer its test items, write the report.
 
-    from ax.compare import compare
+    from ax.pipeline import compare
     files = compare(["customer_service"], preset="quick", seeds=[0])
 
 It strings the three parts together through their own interfaces (`ax.optimizers.optimize`,
