@@ -10,5 +10,6 @@ Modules, one job each (import them directly; nothing heavy loads with the packag
   merge       fold into the base, or combine adapters (rsLoRA-safe)
   router      which adapter (or the base model) serves a query
   ablate      weight decay / rank / target-module sweeps over seeds with 95% intervals
-  cli         `ax train`, `ax adapters ...`, `ax merge`
+  domain_ablation  a sweep on a domain: adapters trained on its train split, scored on its dev items
+  cli         `ax train`, `ax adapters ...`, `ax merge`, `ax ablate`
 """

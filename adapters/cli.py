@@ -1,10 +1,12 @@
-"""Command line for adapters: `ax train`, `ax adapters list|show|delete`, `ax merge` (mounted by ax.cli).
+"""Command line for adapters: `ax train`, `ax adapters list|show|delete`, `ax merge`, `ax ablate` (mounted by ax.cli).
 
 Heavy imports (torch, transformers, the domains) happen inside the commands, so `ax --help` stays fast.
 """
 
 from __future__ import annotations
 
+import shlex
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -148,3 +150,74 @@ def merge_cmd(
             console.print(f"Saved adapter {manifest.name!r} ({method} of {', '.join(paths)}) to {output}")
     except AxError as exc:
         _fail(exc)
+
+
+class SweepKind(str, Enum):
+    weight_decay = "weight-decay"
+    rank = "rank"
+    target_modules = "target-modules"
+
+
+def ablate_cmd(
+    kind: SweepKind = typer.Argument(..., help="What to vary across adapters."),
+    domain: str = typer.Option(..., "--domain", help="Domain: trained on its train split, scored on its dev items."),
+    seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds; each setting trains once per seed."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps per adapter (default: the config's)."),
+    train: Optional[int] = typer.Option(None, "--train", help="Train on the first N training examples (default: all)."),
+    eval_items: Optional[int] = typer.Option(None, "--eval-items", help="Score on the first N dev items (default: all)."),
+    values: Optional[str] = typer.Option(None, "--values", help="Comma-separated settings instead of the defaults: "
+                                         "weight decays, ranks, or target sets (attention, mlp, all, q_proj+v_proj)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Results folder (default: ax_ablations/<domain>-<kind>); "
+                                       "rerun with the same folder to resume."),
+    config: Optional[Path] = typer.Option(None, "--config", help="lora_config.yaml (default: the one shipped with ax)."),
+    base_model: Optional[str] = typer.Option(None, "--base-model", help="'smollm2' (default), an HF dir, a .gguf or a hub id."),
+    threads: int = typer.Option(8, "--threads", help="DSPy threads answering the dev items (the client batches them)."),
+) -> None:
+    """Train one adapter per (setting, seed), score each on the domain's dev items, report accuracy with 95% CIs."""
+    words = ["ax", "ablate", kind.value, "--domain", domain, "--seeds", seeds]
+    for flag, value in (("--steps", steps), ("--train", train), ("--eval-items", eval_items), ("--values", values),
+                        ("--out", out), ("--config", config), ("--base-model", base_model)):
+        words += [flag, str(value)] if value is not None else []
+    try:
+        import ax
+        from ax.adapters.config import load_config
+        from ax.adapters.dataset import data_hash, domain_pairs
+        from ax.adapters.domain_ablation import (
+            JSON_FILE, MARKDOWN_FILE, AblationSetup, DomainAblation, parse_seeds, run_domain_ablation, sweep_settings,
+        )
+        from ax.evals.runner import domain_items
+        from ax.programs.registry import get_domain
+
+        chosen_seeds = parse_seeds(seeds)
+        settings = sweep_settings(kind.value, values)
+        for flag, value in (("--train", train), ("--steps", steps), ("--threads", threads)):
+            if value is not None and value < 1:
+                raise AxError(f"{flag} {value}: must be at least 1")
+        base_config = load_config(config, domain).with_overrides(max_steps=steps)
+        for setting in settings:  # a bad value fails now, not after the model has loaded
+            base_config.with_overrides(**setting.overrides)
+        task = get_domain(domain)
+        items = domain_items(task, "dev", eval_items)
+        if eval_items is not None and eval_items > len(items):
+            raise AxError(f"--eval-items {eval_items}: domain {domain!r} has only {len(items)} dev items")
+        target = out or Path("ax_ablations") / f"{domain}-{kind.value}"
+        console.print(f"Loading base model {base_model or 'smollm2'} ...")
+        lm = ax.LM(base_model, cache=False)
+        pairs = domain_pairs(lm.client.backend.tokenizer, task)[0]
+        if train is not None and train > len(pairs):
+            raise AxError(f"--train {train}: domain {domain!r} has only {len(pairs)} training examples")
+        pairs = pairs[:train]
+        backend = lm.client.backend
+        setup = AblationSetup(kind=kind.value, domain=domain, base_model=backend.loaded.name,
+                              base_fingerprint=backend.base_fingerprint, train_examples=len(pairs),
+                              train_data_hash=data_hash(pairs), eval_items=[str(item.id) for item in items],
+                              config=base_config.model_dump(mode="json", exclude={"seed"}))
+        console.print(f"Sweeping {kind.value} on {domain!r}: {len(settings)} settings x {len(chosen_seeds)} seeds, "
+                      f"{len(pairs)} training examples, {len(items)} dev items; results in {target}")
+        report = run_domain_ablation(DomainAblation(target, task, lm, pairs, items, num_threads=threads), setup,
+                                     settings, chosen_seeds, base_config, shlex.join(words))
+    except AxError as exc:
+        _fail(exc)
+    console.print(report.table(), highlight=False)
+    console.print(f"Accuracy on {len(items)} dev items, mean over seeds with 95% t-intervals; "
+                  f"written to {target / JSON_FILE} and {target / MARKDOWN_FILE}")
