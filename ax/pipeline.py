@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 
 from ax.errors import AxError
@@ -31,7 +32,7 @@ def compare_command(domains: Sequence[str], preset: str, seeds: Sequence[int], m
     return shlex.join(words)
 
 
-def compare(domains: Sequence[str], *, preset: str = "quick", seeds: Sequence[int] = (0,), model: str | None = None,
+def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[int] = (0,), model: str | None = None,
             run_dir: str | Path = "ax_runs", reflection_lm: str | None = None, lm: Any = None,
             console: Console | None = None, bootstrap: int = 2000, power_simulations: int = 200) -> Any:
     """Optimize, evaluate and report `domains`; returns the written report's files."""
@@ -47,8 +48,13 @@ def compare(domains: Sequence[str], *, preset: str = "quick", seeds: Sequence[in
         raise AxError("compare needs at least one domain (see `ax domains list`)")
     console = console or Console(stderr=True)
     run_dir = Path(run_dir)
-    chosen = get_preset(preset)
-    tasks = [get_domain(name) for name in domains]  # unknown names fail before the model loads
+    chosen = get_preset(preset) if isinstance(preset, str) else preset  # a name or an ax.optimizers Preset
+    tasks = [get_domain(name) for name in domains]  # unknown names and bad settings fail before any work
+    try:
+        settings = ReportSettings(n_bootstrap=bootstrap, power_simulations=power_simulations,
+                                  domains=[t.name for t in tasks])
+    except ValidationError as error:
+        raise AxError(f"compare: {error}") from None
     command = compare_command(domains, chosen.name, seeds, model, run_dir, reflection_lm)
     started = time.perf_counter()
     if lm is None:
@@ -67,8 +73,6 @@ def compare(domains: Sequence[str], *, preset: str = "quick", seeds: Sequence[in
                       f"{summary.parse_failures} unparseable outputs; {task.name} took "
                       f"{time.perf_counter() - domain_started:.0f} s", soft_wrap=True)
     console.rule("[bold]report[/bold]")
-    settings = ReportSettings(n_bootstrap=bootstrap, power_simulations=power_simulations,
-                              domains=[t.name for t in tasks])
     out = run_dir / REPORT_DIR
     files = write_report(build_report(run_dir, settings, out=out), out)
     console.print(f"Done in {time.perf_counter() - started:.0f} s. Report: {files.markdown} and {files.html}",

@@ -109,7 +109,7 @@ def summarize_calibration(matrix: ResponseMatrix, pool: PoolCalibration | None, 
         accuracy = np.nanmean(matrix.correct, axis=1)
     answered = (~np.isnan(matrix.correct)).sum(axis=1)
     if pool is None:
-        note = f"No IRT calibration: {problem} Abilities are left out; accuracies stand alone."
+        note = f"No IRT calibration: {problem.rstrip('.')}. Abilities are left out; accuracies stand alone."
     elif pool.model == "1pl":
         note = (f"1PL: fewer than {MIN_RESPONDENTS_2PL} respondents, too few to estimate item discriminations. "
                 "Ability then orders respondents who answered the same items exactly as accuracy does; it adds a "
