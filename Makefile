@@ -30,7 +30,7 @@ test: setup browser
 	$(BIN)/pytest -q
 
 compare: setup
-	$(BIN)/ax compare --preset quick
+	$(BIN)/ax compare --preset quick --run-dir ax_runs
 
 bench: setup
 	$(BIN)/python bench/client_throughput.py
