@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ax.adapters.domain_ablation import KINDS
 from ax.errors import AxError
 
 console = Console()
@@ -152,10 +153,7 @@ def merge_cmd(
         _fail(exc)
 
 
-class SweepKind(str, Enum):
-    weight_decay = "weight-decay"
-    rank = "rank"
-    target_modules = "target-modules"
+SweepKind = Enum("SweepKind", {kind.replace("-", "_"): kind for kind in KINDS}, type=str)
 
 
 def ablate_cmd(
@@ -183,7 +181,8 @@ def ablate_cmd(
         from ax.adapters.config import load_config
         from ax.adapters.dataset import data_hash, domain_pairs
         from ax.adapters.domain_ablation import (
-            JSON_FILE, MARKDOWN_FILE, AblationSetup, DomainAblation, parse_seeds, run_domain_ablation, sweep_settings,
+            JSON_FILE, MARKDOWN_FILE, AblationSetup, DomainAblation, check_target_modules, parse_seeds,
+            run_domain_ablation, sweep_settings,
         )
         from ax.evals.runner import domain_items
         from ax.programs.registry import get_domain
@@ -203,6 +202,7 @@ def ablate_cmd(
         target = out or Path("ax_ablations") / f"{domain}-{kind.value}"
         console.print(f"Loading base model {base_model or 'smollm2'} ...")
         lm = ax.LM(base_model, cache=False)
+        check_target_modules(lm.client.backend.model, settings)
         pairs = domain_pairs(lm.client.backend.tokenizer, task)[0]
         if train is not None and train > len(pairs):
             raise AxError(f"--train {train}: domain {domain!r} has only {len(pairs)} training examples")

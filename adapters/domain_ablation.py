@@ -33,7 +33,9 @@ from ax.adapters.config import LoraTrainingConfig
 from ax.errors import AxError
 from ax.model import atomic_write_text
 
-KINDS = ("weight-decay", "rank", "target-modules")
+DEFAULT_SETTINGS = {"weight-decay": weight_decay_settings, "rank": rank_settings,
+                    "target-modules": target_module_settings}
+KINDS = tuple(DEFAULT_SETTINGS)
 SETUP_FILE, RUNS_FILE, JSON_FILE, MARKDOWN_FILE = "setup.json", "runs.json", "ablation.json", "ablation.md"
 
 
@@ -57,8 +59,7 @@ def sweep_settings(kind: str, values: str | None = None) -> list[SweepSetting]:
     if kind not in KINDS:
         raise AxError(f"sweep kind {kind!r}: choose one of {', '.join(KINDS)}")
     if values is None:
-        return {"weight-decay": weight_decay_settings, "rank": rank_settings,
-                "target-modules": target_module_settings}[kind]()
+        return DEFAULT_SETTINGS[kind]()
     parts = [part.strip() for part in values.split(",") if part.strip()]
     if not parts:
         raise AxError(f"--values {values!r}: give at least one value")
@@ -97,23 +98,34 @@ def check_setup(out: Path, setup: AblationSetup) -> None:
         stored = AblationSetup.model_validate_json(path.read_text())
     except ValueError as exc:
         raise AxError(f"{path} is unreadable ({str(exc).splitlines()[0]}); move {out} away to start afresh") from None
-    old, new = stored.model_dump(), setup.model_dump()
-    changed = sorted(key for key in new if old[key] != new[key])
-    changed += sorted(f"config.{key}" for key in new["config"] if old["config"].get(key) != new["config"][key])
+    old, new = _flat(stored), _flat(setup)
+    changed = [f"{key}: {_short(old.get(key))!r} -> {_short(value)!r}" for key, value in new.items() if old.get(key) != value]
     if changed:
-        details = "; ".join(f"{key}: {_lookup(old, key)!r} -> {_lookup(new, key)!r}"
-                            for key in changed if key != "config")
-        raise AxError(f"{out} holds a sweep with another setup ({details}); its scores cannot be averaged with "
-                      f"this one's. Use another --out, or the same settings to resume it.")
+        raise AxError(f"{out} holds a sweep with another setup ({'; '.join(changed)}); its scores cannot be averaged "
+                      "with this one's. Use another --out, or the same settings to resume it.")
 
 
-def _lookup(data: dict[str, Any], key: str) -> Any:
-    value = data
-    for part in key.split("."):
-        value = value.get(part)
-    if isinstance(value, list) and len(value) > 6:
-        return f"{len(value)} items"
-    return value
+def _flat(setup: AblationSetup) -> dict[str, Any]:
+    data = setup.model_dump()
+    return {**data, **{f"config.{key}": value for key, value in data.pop("config").items()}}
+
+
+def _short(value: Any) -> Any:
+    return f"{len(value)} items" if isinstance(value, list) and len(value) > 6 else value
+
+
+def check_target_modules(model: Any, settings: list[SweepSetting]) -> None:
+    """A misspelt module name fails before any training, naming it, rather than deep inside PEFT."""
+    import torch
+
+    known = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                    if isinstance(module, torch.nn.Linear)})
+    for setting in settings:
+        targets = setting.overrides.get("target_modules")
+        unknown = [name for name in targets if name not in known] if isinstance(targets, list) else []
+        if unknown:
+            raise AxError(f"--values: {setting.name} names module(s) {unknown} that the base model does not have; "
+                          f"its Linear layers are {known}")
 
 
 @dataclass(frozen=True)

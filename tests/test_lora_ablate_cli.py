@@ -84,6 +84,7 @@ def test_rank_and_target_sweeps_run(ablate, tmp_path):
     (["rank", "--values", "4,big"], "--values '4,big': a rank sweep takes comma-separated integers"),
     (["rank", "--values", "0"], "r = 0"),
     (["weight-decay", "--values", "-1"], "weight_decay = -1.0"),
+    (["target-modules", "--values", "attention,q_proj+atention"], "module(s) ['atention']"),
     (["rank", "--steps", "0"], "--steps 0: must be at least 1"),
     (["rank", "--eval-items", "5"], "--eval-items 5: domain 'lora-toy' has only 2 dev items"),
     (["rank", "--train", "50"], "--train 50: domain 'lora-toy' has only 8 training examples"),
