@@ -198,10 +198,12 @@ def run_domain_ablation(ablation: DomainAblation, setup: AblationSetup, settings
 
 
 def markdown(setup: AblationSetup, report: SweepReport, command: str) -> str:
+    steps = setup.config.get("max_steps")
+    budget = f"{steps} steps" if steps else f"{setup.config.get('num_epochs'):g} epochs"
     lines = [f"# LoRA {setup.kind} ablation: {setup.domain}", "",
              f"`{command}`", "",
              f"Base model {setup.base_model} ({setup.base_fingerprint}); {setup.train_examples} training examples, "
-             f"{setup.config.get('max_steps')} steps each; accuracy on the first {len(setup.eval_items)} "
+             f"{budget} each; accuracy on the first {len(setup.eval_items)} "
              f"{setup.eval_split} items; mean over seeds with a 95% t-interval.", "",
              "| setting | seeds | accuracy | 95% CI | per seed |", "| --- | ---: | ---: | --- | --- |"]
     for s in report.summaries:
