@@ -1,4 +1,4 @@
-"""How well ax.evals recovers known IRT parameters, how it agrees with girth, and what adaptive testing saves.
+"""How well ax.evals recovers known IRT parameters, and how it agrees with girth.
 
 Run: .venv/bin/python bench/irt_recovery.py   (a few minutes on 2 cores; prints Markdown tables)
 
@@ -6,6 +6,7 @@ Simulated truth: difficulty ~ N(0, 1), ability ~ N(0, 1); 2PL discrimination ~ l
 1PL data generated with discrimination 1. Each size is replicated and the figures averaged;
 r is Pearson's correlation with the truth, RMSE on the same scale (log scale for
 discrimination). Items every respondent passed or failed are excluded and counted ("excl").
+Adaptive testing on such pools is measured by bench/adaptive_eval.py.
 """
 
 import os
@@ -17,13 +18,11 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from ax.evals.adaptive import replay_adaptive_test  # noqa: E402
 from ax.evals.irt import ItemParameters, calibrate, estimate_ability_eap, response_probability  # noqa: E402
 
 RESPONDENTS = (4, 25, 100, 400)
 ITEMS = (100, 300)
 REPLICATES = 3
-CAT_TARGETS = (0.5, 0.4, 0.3, 0.25, 0.2)
 
 
 def simulate(n_respondents, n_items, model, rng):
@@ -109,38 +108,10 @@ def print_girth_agreement(firsts):
               f"| {seconds:.2f} | {girth_seconds:.1f} |", flush=True)
 
 
-def print_adaptive(rng):
-    truth, _, _ = simulate(1, 300, "2pl", rng)
-    theta = rng.normal(0, 1, 500)
-    responses = (rng.random((500, 300)) < response_probability(theta, truth)).astype(float)
-    items = calibrate(responses[:400], "2pl").items
-    fresh, fresh_theta = responses[400:], theta[400:]
-    print("\n## Adaptive testing vs. the full 300-item evaluation\n")
-    print("Pool: 2PL, 300 items calibrated on 400 simulated respondents; scored: 100 new respondents.")
-    print("acc err: absolute difference between the IRT-predicted accuracy over all 300 items at the adaptive")
-    print("ability and the observed full-length accuracy; random: the same for the accuracy on as many randomly")
-    print("chosen items; theta err: absolute difference from the MAP ability on all 300 items.\n")
-    print("| target SE | items used (mean) | items used (p90) | acc err (mean) | acc err (p90) "
-          "| random, same count (mean) | theta err (mean) | r(theta, truth) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for target in CAT_TARGETS:
-        replays = [replay_adaptive_test(row, items, target_standard_error=target, max_items=300) for row in fresh]
-        used = np.array([replay.items_used for replay in replays])
-        error = np.abs([replay.accuracy_error for replay in replays])
-        random_error = np.abs([row[rng.choice(300, size=k, replace=False)].mean() - row.mean()
-                               for row, k in zip(fresh, used)])
-        theta_error = np.abs([replay.test.theta - replay.full_theta for replay in replays])
-        r_truth = corr(fresh_theta, [replay.test.theta for replay in replays])
-        print(f"| {target} | {used.mean():.1f} | {np.percentile(used, 90):.0f} | {error.mean():.3f} "
-              f"| {np.percentile(error, 90):.3f} | {random_error.mean():.3f} | {theta_error.mean():.3f} "
-              f"| {r_truth:.3f} |", flush=True)
-
-
 def main():
     start = time.perf_counter()
     rng = np.random.default_rng(2024)
     firsts = print_recovery(rng)
-    print_adaptive(rng)
     print_girth_agreement(firsts)
     print(f"\n(bench/irt_recovery.py, seed 2024, {time.perf_counter() - start:.0f} s)")
 

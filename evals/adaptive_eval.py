@@ -8,16 +8,15 @@ Two uses of ``ax.evals.adaptive``:
   calibration, as a fresh configuration would be; with fewer than ``MIN_HELD_OUT_POOL`` such
   respondents the whole pool is used and the check is marked in-sample (optimistic).
 * :func:`adaptive_evaluate` scores a new configuration live: each chosen item is run through
-  the model only when picked (maximum Fisher information at the current MAP ability), and its
+  the model only when picked (maximum Fisher information at the current EAP ability), and its
   answers are kept in the response store like any other.
 
 The goal the issue sets: within 2 accuracy points of the full evaluation using at most a
-quarter of the items.
+quarter of the items (``ax.evals.adaptive`` stops on it by default).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import dspy
@@ -25,28 +24,37 @@ import numpy as np
 from pydantic import BaseModel
 
 from ax.errors import AxError
-from ax.evals.adaptive import replay_adaptive_test, run_adaptive_test
+from ax.evals.adaptive import (
+    GOAL_ERROR,
+    GOAL_FRACTION,
+    TARGET_STANDARD_ERROR,
+    item_budget,
+    replay_adaptive_test,
+    run_adaptive_test,
+)
 from ax.evals.calibration import calibrate_pool
 from ax.evals.comparison import comparison_rows
 from ax.evals.configuration import Configuration
-from ax.evals.irt import estimate_ability_map, predicted_accuracy
 from ax.evals.matrix_store import ResponseMatrix, ResponseStore, item_record
 from ax.evals.runner import answer, prepare
 
 BUDGET_FRACTIONS = (0.1, 0.25, 0.5)
-GOAL_FRACTION, GOAL_ERROR = 0.25, 0.02
 MIN_HELD_OUT_POOL = 10
-_BUDGET_BOUND_SE = 1e-3  # a target no test reaches: the item budget alone stops it
 
 
 class AdaptiveBudget(BaseModel):
-    """Replays at one item budget: items used and |predicted - observed accuracy| over the replayed runs."""
+    """Replays at one item budget: items used and |forecast - observed accuracy| over the replayed runs.
+
+    ``mean_standard_error`` is the forecasts' own standard error: near the actual errors when the
+    model fits, below them when the items are misfit or poorly calibrated.
+    """
 
     fraction: float
     max_items: int
     mean_items_used: float
     mean_abs_error: float
     max_abs_error: float
+    mean_standard_error: float
     mean_abs_theta_error: float
 
 
@@ -58,13 +66,12 @@ class AdaptiveCheck(BaseModel):
     runs: list[str]
     calibrated_items: int
     budgets: list[AdaptiveBudget]
-    floor_error: float  # the same error with every item: how well the IRT model predicts accuracy at all
     goal_met: bool
     sentence: str
 
 
 def adaptive_check(matrix: ResponseMatrix, fractions: tuple[float, ...] = BUDGET_FRACTIONS) -> AdaptiveCheck | None:
-    """Replay adaptive tests of the domain's complete comparison runs at each budget.
+    """Replay adaptive tests of the domain's complete comparison runs at each budget, stopping as live tests do.
 
     None when there is nothing to replay: no complete comparison run, or no item the pool can calibrate.
     """
@@ -82,20 +89,14 @@ def adaptive_check(matrix: ResponseMatrix, fractions: tuple[float, ...] = BUDGET
     n_calibrated = int(items.calibrated.sum())
     budgets = []
     for fraction in fractions:
-        max_items = max(1, math.floor(fraction * n_calibrated))
-        replays = [replay_adaptive_test(matrix.correct[r], items, max_items=max_items,
-                                        target_standard_error=_BUDGET_BOUND_SE) for r in targets]
+        max_items = item_budget(n_calibrated, fraction)
+        replays = [replay_adaptive_test(matrix.correct[r], items, max_items=max_items) for r in targets]
         errors = np.abs([replay.accuracy_error for replay in replays])
         budgets.append(AdaptiveBudget(
             fraction=fraction, max_items=max_items, mean_items_used=float(np.mean([p.items_used for p in replays])),
             mean_abs_error=float(errors.mean()), max_abs_error=float(errors.max()),
-            mean_abs_theta_error=float(np.mean([abs(p.test.theta - p.full_theta) for p in replays]))))
-    floor = []
-    for r in targets:
-        answered = np.flatnonzero(~np.isnan(matrix.correct[r]) & items.calibrated)
-        full = estimate_ability_map(matrix.correct[r, answered], items.take(answered))
-        floor.append(abs(predicted_accuracy(float(full.theta[0]), items.take(answered))
-                         - float(matrix.correct[r, answered].mean())))
+            mean_standard_error=float(np.mean([p.test.forecast.accuracy_standard_error for p in replays])),
+            mean_abs_theta_error=float(np.mean([abs(p.test.forecast.theta - p.full_theta) for p in replays]))))
     goal = min((b for b in budgets if b.fraction <= GOAL_FRACTION), key=lambda b: b.mean_abs_error, default=None)
     goal_met = goal is not None and goal.mean_abs_error <= GOAL_ERROR
     scope = ("items calibrated without them" if held_out else
@@ -104,18 +105,18 @@ def adaptive_check(matrix: ResponseMatrix, fractions: tuple[float, ...] = BUDGET
     sentence = (
         f"Adaptive testing of {len(targets)} comparison run(s) on {n_calibrated} calibrated items ({scope}): "
         + "; ".join(f"{b.mean_items_used:.0f} item(s) ({100 * b.fraction:.0f}%) gave a mean error of "
-                    f"{100 * b.mean_abs_error:.1f} accuracy points (max {100 * b.max_abs_error:.1f})" for b in budgets)
-        + f"; with every item the model's prediction is off by {100 * float(np.mean(floor)):.1f} points. "
+                    f"{100 * b.mean_abs_error:.1f} accuracy points (max {100 * b.max_abs_error:.1f}; "
+                    f"forecast SE {100 * b.mean_standard_error:.1f})" for b in budgets)
+        + ". "
         + ("The goal (within 2 points using at most a quarter of the items) was met." if goal_met else
            "The goal (within 2 points using at most a quarter of the items) was not met."))
     return AdaptiveCheck(domain=matrix.domain, irt_model=calibration.model, calibrated_on=len(pool) if held_out else
                          len(matrix.respondents), held_out=held_out, runs=[matrix.respondents[r].name for r in targets],
-                         calibrated_items=n_calibrated, budgets=budgets, floor_error=float(np.mean(floor)),
-                         goal_met=goal_met, sentence=sentence)
+                         calibrated_items=n_calibrated, budgets=budgets, goal_met=goal_met, sentence=sentence)
 
 
 class AdaptiveResult(BaseModel):
-    """A configuration scored adaptively: items used, ability with SE, and the accuracy it implies."""
+    """A configuration scored adaptively: items used, ability with SE, and the full-pool accuracy forecast with SE."""
 
     name: str
     domain: str
@@ -125,18 +126,20 @@ class AdaptiveResult(BaseModel):
     theta: float
     standard_error: float
     predicted_accuracy: float
+    accuracy_standard_error: float
     stop_reason: str
     irt_model: str
     calibrated_on: int
 
 
 def adaptive_evaluate(configuration: Configuration, domain: Any, *, lm: dspy.BaseLM, store: ResponseStore,
-                      max_items: int | None = None, target_standard_error: float = 0.3,
+                      max_items: int | None = None, target_standard_error: float = TARGET_STANDARD_ERROR,
                       command: str | None = None) -> AdaptiveResult:
     """Score ``configuration`` on the domain's stored, calibrated items, asking the model only for chosen items.
 
-    Items are calibrated on every other respondent in ``store``; ``max_items`` defaults to a
-    quarter of the calibrated items. Answers already stored for this configuration are reused.
+    Items are calibrated on every other respondent in ``store``; the test stops as
+    :func:`ax.evals.adaptive.run_adaptive_test` does (by default at a forecast SE aimed at the
+    goal's 2 points, or after a quarter of the calibrated items). Answers already stored for this configuration are reused.
     """
     matrix = store.matrix(domain.name)
     others = [r for r, c in enumerate(matrix.respondents) if c.name != configuration.name]
@@ -162,12 +165,11 @@ def adaptive_evaluate(configuration: Configuration, domain: Any, *, lm: dspy.Bas
 
     calibrated = int(items.calibrated.sum())
     try:
-        test = run_adaptive_test(respond, items, max_items=max_items or max(1, calibrated // 4),
-                                 target_standard_error=target_standard_error)
+        test = run_adaptive_test(respond, items, max_items=max_items, target_standard_error=target_standard_error)
     finally:
         store.write(respondent.record.model_copy(update={"cells": [*respondent.record.cells, *new]}))
     return AdaptiveResult(
         name=configuration.name, domain=domain.name, items_used=len(test.items), calibrated_items=calibrated,
-        new_answers=len(new), theta=test.theta, standard_error=test.standard_error,
-        predicted_accuracy=predicted_accuracy(test.theta, items.take(np.flatnonzero(items.calibrated))),
+        new_answers=len(new), theta=test.forecast.theta, standard_error=test.forecast.theta_standard_error,
+        predicted_accuracy=test.forecast.accuracy, accuracy_standard_error=test.forecast.accuracy_standard_error,
         stop_reason=test.stop_reason, irt_model=calibration.model, calibrated_on=len(others))

@@ -57,7 +57,9 @@ def evaluate_cmd(
     threads: int = typer.Option(16, help="DSPy threads (the client batches across them)."),
     adaptive: bool = typer.Option(False, help="Score each configuration adaptively on the stored, calibrated items."),
     max_items: Optional[int] = typer.Option(None, help="Adaptive: item budget (default: a quarter of the items)."),
-    target_se: float = typer.Option(0.3, help="Adaptive: stop once the ability's standard error is this small."),
+    target_se: Optional[float] = typer.Option(
+        None, help="Adaptive: stop once the forecast accuracy's standard error is this small, as a fraction "
+                   "(default 0.025: a mean error of 2 accuracy points)."),
 ):
     """Answer a domain's items with each configuration and store every response; stored answers are skipped."""
     import ax
@@ -70,22 +72,26 @@ def evaluate_cmd(
     words += [w for name in only or [] for w in ("--only", name)]
     words += ["--limit", str(limit)] if limit else []
     if adaptive:
-        words += ["--adaptive", "--target-se", str(target_se)] + (["--max-items", str(max_items)] if max_items else [])
+        words += ["--adaptive"] + (["--target-se", str(target_se)] if target_se is not None else [])
+        words += ["--max-items", str(max_items)] if max_items else []
     command = shlex.join(words)
     try:
         chosen = load_configurations(configs or run_dir / CONFIGURATIONS_FILE).select(domain, list(only or []))
         task = get_domain(domain)
         lm = ax.LM(model)
         if adaptive:
+            from ax.evals.adaptive import TARGET_STANDARD_ERROR
             from ax.evals.adaptive_eval import adaptive_evaluate
 
             store = ResponseStore(run_dir)
             for configuration in chosen:
-                result = adaptive_evaluate(configuration, task, lm=lm, store=store, max_items=max_items,
-                                           target_standard_error=target_se, command=command)
-                console.print(f"{result.name}: ability {result.theta:+.2f} ± {result.standard_error:.2f} from "
-                              f"{result.items_used} of {result.calibrated_items} items ({result.stop_reason}); "
-                              f"predicted accuracy {100 * result.predicted_accuracy:.1f}%", soft_wrap=True)
+                result = adaptive_evaluate(
+                    configuration, task, lm=lm, store=store, max_items=max_items, command=command,
+                    target_standard_error=TARGET_STANDARD_ERROR if target_se is None else target_se)
+                console.print(f"{result.name}: predicted accuracy {100 * result.predicted_accuracy:.1f}% "
+                              f"± {100 * result.accuracy_standard_error:.1f} points from {result.items_used} of "
+                              f"{result.calibrated_items} items ({result.stop_reason}); ability "
+                              f"{result.theta:+.2f} ± {result.standard_error:.2f}", soft_wrap=True)
             return
         from ax.evals.runner import evaluate_run_dir
 

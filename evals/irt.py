@@ -336,6 +336,21 @@ class AbilityEstimates:
     method: Literal["eap", "map"]
 
 
+def ability_posterior(responses, items: ItemParameters, *, prior_mean: float = 0.0, prior_sd: float = 1.0,
+                      quadrature_points: int = 61) -> tuple[np.ndarray, np.ndarray]:
+    """Each respondent's posterior over ability: (nodes, weights) with one row of weights per respondent.
+
+    The default prior N(0, 1) is the ability distribution calibration assumes, so it is the
+    population the item parameters were estimated on. Items with NaN responses or parameters
+    are skipped.
+    """
+    matrix = as_response_matrix(responses)
+    _check_pool(matrix, items)
+    nodes, log_weights = normal_quadrature(quadrature_points, prior_mean, prior_sd)
+    joint = _node_log_likelihood(matrix, items, nodes) + log_weights
+    return nodes, np.exp(joint - logsumexp(joint, axis=1, keepdims=True))
+
+
 def estimate_ability_eap(responses, items: ItemParameters, *, prior_mean: float = 0.0,
                          prior_sd: float = 1.0, quadrature_points: int = 61) -> AbilityEstimates:
     """Expected a posteriori ability: posterior mean and SD over a quadrature grid.
@@ -343,11 +358,8 @@ def estimate_ability_eap(responses, items: ItemParameters, *, prior_mean: float 
     Always finite (even for all-correct responses) and the natural score of a configuration
     against a fixed calibration pool. Items with NaN responses or parameters are skipped.
     """
-    matrix = as_response_matrix(responses)
-    _check_pool(matrix, items)
-    nodes, log_weights = normal_quadrature(quadrature_points, prior_mean, prior_sd)
-    joint = _node_log_likelihood(matrix, items, nodes) + log_weights
-    posterior = np.exp(joint - logsumexp(joint, axis=1, keepdims=True))
+    nodes, posterior = ability_posterior(responses, items, prior_mean=prior_mean, prior_sd=prior_sd,
+                                         quadrature_points=quadrature_points)
     mean = posterior @ nodes
     sd = np.sqrt(np.maximum(posterior @ nodes**2 - mean**2, 0.0))
     return AbilityEstimates(mean, sd, "eap")

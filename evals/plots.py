@@ -171,11 +171,12 @@ def adaptive(report: Report) -> Plot:
                 marker="o", label=check.domain)
     ax.axhline(2.0, color="red", linestyle="--", linewidth=1, label="goal: 2 points")
     ax.axvline(25, color="red", linestyle=":", linewidth=1)
-    ax.set_xlabel("items administered (% of calibrated items)")
+    ax.set_xlabel("item budget (% of calibrated items)")
     ax.set_ylabel("mean |error| vs full evaluation (points)")
     ax.legend(fontsize="x-small")
     return Plot("adaptive",
-                "Replayed adaptive tests of the comparison runs (maximum-information item selection, MAP ability).",
+                "Replayed adaptive tests of the comparison runs (maximum-information item selection, EAP ability, "
+                "accuracy forecast over the whole pool).",
                 _png(figure))
 
 

@@ -161,10 +161,12 @@ def blocks(report: Report) -> list[Block]:
         out += [Heading(2, "Adaptive evaluation"), FigureRef("adaptive")]
         for check in report.adaptive:
             out += [Heading(3, check.domain), Paragraph(check.sentence),
-                    Table(["budget", "items used (mean)", "mean |error|", "max |error|", "mean |theta error|"], [
+                    Table(["budget", "items used (mean)", "mean |error|", "max |error|", "forecast SE (mean)",
+                           "mean |theta error|"], [
                         [f"{100 * b.fraction:.0f}% ({b.max_items} item(s))", f"{b.mean_items_used:.1f}",
                          f"{100 * b.mean_abs_error:.1f} points", f"{100 * b.max_abs_error:.1f} points",
-                         f"{b.mean_abs_theta_error:.2f}"] for b in check.budgets])]
+                         f"{100 * b.mean_standard_error:.1f} points", f"{b.mean_abs_theta_error:.2f}"]
+                        for b in check.budgets])]
     m = report.manifest
     out += [Heading(2, "Manifest"),
             Table(["model", "fingerprint", "decoding"],

@@ -4,66 +4,130 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.integrate import quad
+from scipy.stats import norm
 
 from ax.errors import AxError
-from ax.evals.adaptive import replay_adaptive_test, run_adaptive_test
+from ax.evals.adaptive import (
+    TARGET_STANDARD_ERROR,
+    forecast,
+    item_budget,
+    replay_adaptive_test,
+    run_adaptive_test,
+)
 from ax.evals.irt import ItemParameters, calibrate, item_information, response_probability
+
+
+def simulate(n_items, n_respondents, rng):
+    truth = ItemParameters(rng.normal(0, 1, n_items), rng.lognormal(0, 0.3, n_items), np.zeros(n_items))
+    theta = rng.normal(0, 1, n_respondents)
+    return truth, theta, (rng.random((n_respondents, n_items)) < response_probability(theta, truth)).astype(float)
 
 
 @pytest.fixture(scope="module")
 def pool():
-    """A 2PL pool of 300 items calibrated on 100 simulated respondents, and 30 new respondents."""
-    rng = np.random.default_rng(0)
-    truth = ItemParameters(rng.normal(0, 1, 300), rng.lognormal(0, 0.3, 300), np.zeros(300))
-    theta = rng.normal(0, 1, 130)
-    responses = (rng.random((130, 300)) < response_probability(theta, truth)).astype(float)
-    return calibrate(responses[:100]).items, theta[100:], responses[100:]
+    """A 2PL pool of 120 items calibrated on 100 simulated respondents, its true parameters, and 80 new respondents."""
+    truth, theta, responses = simulate(120, 180, np.random.default_rng(0))
+    return calibrate(responses[:100]).items, truth, theta[100:], responses[100:]
 
 
-def test_adaptive_test_matches_full_length_accuracy_with_a_fraction_of_items(pool):
-    items, theta, responses = pool
-    replays = [replay_adaptive_test(row, items, target_standard_error=0.25, max_items=60) for row in responses]
-    used = np.array([replay.items_used for replay in replays])
-    accuracy_error = np.abs([replay.accuracy_error for replay in replays])
-    assert used.mean() < 0.12 * items.n_items
-    assert accuracy_error.mean() < 0.05
-    assert np.mean(np.abs([replay.test.theta - replay.full_theta for replay in replays])) < 0.25
-    assert np.corrcoef(theta, [replay.test.theta for replay in replays])[0, 1] > 0.9
-    # a looser target saves items and pays in accuracy
-    loose = [replay_adaptive_test(row, items, target_standard_error=0.4, max_items=60) for row in responses]
-    assert np.mean([replay.items_used for replay in loose]) < 0.5 * used.mean()
-    assert np.mean(np.abs([replay.accuracy_error for replay in loose])) > 1.3 * accuracy_error.mean()
+def test_forecast_is_the_posterior_mean_and_sd_of_the_full_pool_accuracy():
+    items = ItemParameters(np.array([-1.0, 0.0, 0.5, 1.0, 2.0]), np.array([1.5, 1.0, 0.7, 1.2, 2.0]),
+                           np.array([0.0, 0.2, 0.0, 0.0, 0.1]))
+    answers = np.array([1, np.nan, 0, np.nan, np.nan])
+    p = lambda t: response_probability(t, items)[0]  # noqa: E731
+    density = lambda t: norm.pdf(t) * p(t)[0] * (1 - p(t)[2])  # noqa: E731
+    z = quad(density, -10, 10)[0]
+    moment = lambda f: quad(lambda t: f(t) * density(t), -10, 10)[0] / z  # noqa: E731
+    unanswered = [1, 3, 4]
+    expected = moment(lambda t: p(t)[unanswered].sum())
+    variance = moment(lambda t: (p(t) * (1 - p(t)))[unanswered].sum() + p(t)[unanswered].sum() ** 2) - expected**2
+    result = forecast(answers, items)
+    assert result.accuracy == pytest.approx((1 + expected) / 5, abs=1e-4)
+    assert result.accuracy_standard_error == pytest.approx(np.sqrt(variance) / 5, abs=1e-4)
+    assert result.theta == pytest.approx(moment(lambda t: t), abs=1e-3)
 
 
-def test_items_are_chosen_by_information_and_answers_only_asked_for_them(pool):
-    items, _, responses = pool
+def test_answered_items_count_as_answered_so_a_full_pool_forecast_is_exact(pool):
+    items, _, _, responses = pool
+    full = forecast(responses[0], items)
+    assert full.accuracy == pytest.approx(responses[0].mean()) and full.accuracy_standard_error == 0
+    # an item the model thinks easy, answered wrong, costs the forecast a whole item, not its model expectation
+    easy = int(np.argmin(items.difficulty))
+    answers = np.full(items.n_items, np.nan)
+    right, wrong = answers.copy(), answers.copy()
+    right[easy], wrong[easy] = 1, 0
+    assert forecast(right, items).accuracy - forecast(wrong, items).accuracy > 1 / items.n_items
+
+
+def test_forecast_standard_error_matches_the_actual_error_against_the_full_evaluation(pool):
+    _, truth, _, responses = pool
+    replays = [replay_adaptive_test(row, truth, max_items=20) for row in responses]
+    errors = np.array([replay.accuracy_error for replay in replays])
+    claimed = np.sqrt(np.mean([replay.test.forecast.accuracy_standard_error**2 for replay in replays]))
+    assert 0.75 < np.sqrt(np.mean(errors**2)) / claimed < 1.3
+    assert abs(errors.mean()) < 0.3 * claimed  # unbiased
+
+
+def test_adaptive_forecast_beats_random_items_and_improves_with_the_budget(pool):
+    items, _, theta, responses = pool
+    rng = np.random.default_rng(1)
+    by_budget = {}
+    for budget in (6, 12, item_budget(items.n_items)):
+        replays = [replay_adaptive_test(row, items, max_items=budget, target_standard_error=1e-9) for row in responses]
+        assert all(replay.items_used == budget for replay in replays)
+        by_budget[budget] = np.mean(np.abs([replay.accuracy_error for replay in replays]))
+        random = np.mean([abs(row[rng.choice(items.n_items, budget, replace=False)].mean() - row.mean())
+                          for row in responses])
+        assert by_budget[budget] < 0.8 * random
+    assert list(by_budget.values()) == sorted(by_budget.values(), reverse=True)
+    assert by_budget[30] < 0.05
+    quarter = [replay_adaptive_test(row, items) for row in responses]
+    assert np.corrcoef(theta, [replay.test.forecast.theta for replay in quarter])[0, 1] > 0.9
+    assert np.mean(np.abs([replay.test.forecast.theta - replay.full_theta for replay in quarter])) < 0.3
+
+
+def test_items_are_chosen_by_information_at_the_current_ability_and_answers_only_asked_for_them(pool):
+    items, _, _, responses = pool
     asked = []
 
     def respond(item):
         asked.append(item)
         return responses[0, item]
 
-    test = run_adaptive_test(respond, items, max_items=10, target_standard_error=0.01)
+    test = run_adaptive_test(respond, items, max_items=10, target_standard_error=1e-9)
     assert tuple(asked) == test.items and len(set(asked)) == 10
     assert test.stop_reason == "max_items"
     assert test.items[0] == int(np.argmax(item_information(0.0, items)[0]))  # most informative at the prior mean
-    assert test.standard_error_path[-1] < test.standard_error_path[0]
+    second = np.argsort(item_information(test.forecasts[0].theta, items)[0])[::-1]
+    assert test.items[1] == next(j for j in second if j != test.items[0])
+    assert test.forecasts[-1].theta_standard_error < test.forecasts[0].theta_standard_error
 
 
-def test_stops_at_the_target_standard_error_or_when_the_pool_runs_out(pool):
-    items, _, responses = pool
-    test = run_adaptive_test(lambda item: responses[1, item], items, target_standard_error=0.4, max_items=300)
-    assert test.stop_reason == "standard_error"
-    assert test.standard_error <= 0.4 < test.standard_error_path[-2]
-    small = run_adaptive_test(lambda item: responses[1, item], items, available=[3, 4, 5], target_standard_error=0.01)
+def test_stops_at_the_accuracy_standard_error_the_budget_or_the_end_of_the_pool(pool):
+    items, _, _, responses = pool
+    default = run_adaptive_test(lambda item: responses[1, item], items)
+    assert item_budget(items.n_items) == 30 and len(default.items) <= 30
+    assert default.stop_reason == "max_items" and default.forecast.accuracy_standard_error > TARGET_STANDARD_ERROR
+    loose = run_adaptive_test(lambda item: responses[1, item], items, target_standard_error=0.06)
+    assert loose.stop_reason == "standard_error"
+    assert loose.forecast.accuracy_standard_error <= 0.06 < loose.forecasts[-2].accuracy_standard_error
+    small = run_adaptive_test(lambda item: responses[1, item], items, available=[3, 4, 5], max_items=10)
     assert small.stop_reason == "pool_exhausted" and sorted(small.items) == [3, 4, 5]
+    assert small.forecast.accuracy == pytest.approx(responses[1, [3, 4, 5]].mean())
 
 
 def test_bad_answers_and_settings_are_refused(pool):
-    items, _, responses = pool
+    items, _, _, responses = pool
     with pytest.raises(AxError, match=r"respond\(\d+\) returned 0.5"):
         run_adaptive_test(lambda item: 0.5, items)
     with pytest.raises(AxError, match="max_items = 0"):
         run_adaptive_test(lambda item: 1, items, max_items=0)
-    with pytest.raises(AxError, match="full_responses has 10 items but the item parameters describe 300"):
+    with pytest.raises(AxError, match="target_standard_error = 0"):
+        run_adaptive_test(lambda item: 1, items, target_standard_error=0)
+    with pytest.raises(AxError, match="full_responses has 10 items but the item parameters describe 120"):
         replay_adaptive_test(responses[0, :10], items)
+    with pytest.raises(AxError, match="answers must be one respondent's vector"):
+        forecast(responses[:2], items)
+    with pytest.raises(AxError, match="no calibrated item"):
+        forecast([1, np.nan], ItemParameters(np.full(2, np.nan), np.ones(2), np.zeros(2)))
