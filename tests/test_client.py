@@ -214,3 +214,23 @@ def test_adapter_for_another_base_model_is_refused_naming_both(tiny_model_dir, t
         backend.load_adapter("plain", plain)
     assert backend.adapters() == []
     backend.close()
+
+
+def test_a_text_value_ends_where_the_model_imitates_a_marker():
+    """SmolLM2 wrote '[## completed ## ]]' and '[##' loops into free-text fields until its budget ran out."""
+    from ax.client.decoding import DecodingSettings, decode
+    from ax.client.generation import Generation
+    from ax.client.local import cut_at_stop
+
+    class Imitator:
+        def render(self, messages):
+            return messages[-1]["content"]
+
+        def generate(self, request):
+            text = "Licensee\n[## completed ## ]]\n[## completed ## ]]" if "party" in request.prompt[-40:] else "payment"
+            return Generation(text=cut_at_stop(text, request.params.stop), prompt_tokens=3, completion_tokens=2)
+
+    fields = [FieldSpec(name="clause_type", kind="choice", choices=["payment", "warranty"]),
+              FieldSpec(name="obligated_party", kind="text")]
+    decoded = decode(Imitator(), [{"role": "user", "content": "clause"}], fields, None, DecodingSettings())
+    assert "[[ ## obligated_party ## ]]\nLicensee\n\n[[ ## completed ## ]]" in decoded.text

@@ -12,6 +12,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+# Bumped whenever the client's decoding changes what a prompt yields (stop strings, constraints),
+# so answers cached by an older ax are not served as this one's.
+DECODING_VERSION = 2
+
 
 class ResponseCache:
     def __init__(self, directory: str | Path | None, enabled: bool = True):
@@ -27,6 +31,7 @@ class ResponseCache:
 
     @staticmethod
     def key(**parts: Any) -> str:
+        parts["decoding_version"] = DECODING_VERSION
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
     def get(self, key: str) -> Any | None:

@@ -17,7 +17,9 @@ from ax.client.prompting import completion_body, completion_text, field_header
 from ax.client.schema import FieldSpec
 
 _NUMBER = {"int": re.compile(r"-?\d+"), "float": re.compile(r"-?\d+(?:\.\d+)?")}
-_MARKER_STOP = ("[[",)
+# A small model that has seen the markers imitates them badly ("[## completed ## ]]", "[##\n\n##"):
+# a text value ends at anything that starts like a marker, or it loops on it to its token budget.
+_MARKER_STOP = ("[[", "[#")
 
 
 @dataclass(frozen=True)
