@@ -234,3 +234,28 @@ def test_a_text_value_ends_where_the_model_imitates_a_marker():
               FieldSpec(name="obligated_party", kind="text")]
     decoded = decode(Imitator(), [{"role": "user", "content": "clause"}], fields, None, DecodingSettings())
     assert "[[ ## obligated_party ## ]]\nLicensee\n\n[[ ## completed ## ]]" in decoded.text
+
+
+def test_numbers_keep_their_thousands_separators():
+    """Reports write '4,310 units'; an int field that may not copy the comma answered 4."""
+    from ax.client.decoding import clean_value
+
+    def as_int(text):
+        return clean_value(FieldSpec(name="n", kind="int"), text)
+
+    assert as_int("4,310") == "4310" and as_int("1,234,567 units") == "1234567"
+    assert as_int("3, 4") == "3" and as_int("1,5") == "1"  # a list or a decimal comma is not a separator
+    assert clean_value(FieldSpec(name="x", kind="float"), "2,500.75") == "2500.75"
+
+
+def test_the_number_constraint_lets_a_comma_follow_a_digit(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from ax.client.constraints import NumberConstraint, TokenTables
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tables = TokenTables(tokenizer)
+    constraint = NumberConstraint(tables, integer=True)
+    comma = [i for i, text in enumerate(tables.texts) if text == ","]
+    assert comma and comma[0] not in constraint.allowed([]).tolist()  # a value starts with a digit
+    assert comma[0] in constraint.allowed([5]).tolist()

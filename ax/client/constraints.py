@@ -61,11 +61,15 @@ class ChoiceConstraint(Constraint):
 
 
 class NumberConstraint(Constraint):
-    """The value is a number: the first token carries a digit, later ones are numeric or end the value."""
+    """The value is a number: the first token carries a digit, later ones are numeric or end the value.
+
+    Thousands separators are allowed after the first digit: reports write "4,310 units", and a
+    model that may not copy the comma stops at "4" (clean_value removes them again).
+    """
 
     def __init__(self, tables: TokenTables, integer: bool):
-        charset = "0123456789-" if integer else "0123456789.-"
-        self.first = tables.numeric_ids(charset, need_digit=True)
+        charset = "0123456789-," if integer else "0123456789.-,"
+        self.first = tables.numeric_ids(charset.replace(",", ""), need_digit=True)
         self.rest = torch.cat([tables.numeric_ids(charset, need_digit=False), tables.newline_ids,
                                torch.tensor([tables.eos_id])])
 

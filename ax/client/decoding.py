@@ -17,6 +17,7 @@ from ax.client.prompting import completion_body, completion_text, field_header
 from ax.client.schema import FieldSpec
 
 _NUMBER = {"int": re.compile(r"-?\d+"), "float": re.compile(r"-?\d+(?:\.\d+)?")}
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # the comma of "4,310", not of "3, 4" or "1,5"
 # A small model that has seen the markers imitates them badly ("[## completed ## ]]", "[##\n\n##"):
 # a text value ends at anything that starts like a marker, or it loops on it to its token budget.
 _MARKER_STOP = ("[[", "[#")
@@ -59,7 +60,7 @@ def clean_value(spec: FieldSpec, text: str) -> str:
     if spec.kind == "json":
         return coerce_structured(spec.type_text, value)
     if spec.kind in _NUMBER:
-        match = _NUMBER[spec.kind].search(value)
+        match = _NUMBER[spec.kind].search(_THOUSANDS.sub("", value))
         # Local decoding guarantees a digit; a remote server that ignored the constraint keeps its text.
         return match.group(0) if match else value
     return value

@@ -16,7 +16,7 @@ from ax.client.generation import Generation, GenerationParams, GenerationRequest
 from ax.client.prompting import render_chat
 from ax.errors import AxError
 
-NUMBER_REGEX = {"int": r"-?\d+", "float": r"-?\d+(\.\d+)?"}
+NUMBER_REGEX = {"int": r"-?\d{1,3}(,\d{3})*|-?\d+", "float": r"-?(\d{1,3}(,\d{3})*|\d+)(\.\d+)?"}
 
 
 class RemoteBackend:
