@@ -259,3 +259,16 @@ def test_the_number_constraint_lets_a_comma_follow_a_digit(tiny_model_dir):
     comma = [i for i, text in enumerate(tables.texts) if text == ","]
     assert comma and comma[0] not in constraint.allowed([]).tolist()  # a value starts with a digit
     assert comma[0] in constraint.allowed([5]).tolist()
+
+
+def test_unloading_the_last_adapter_leaves_a_base_that_takes_new_ones(tiny_model_dir, tiny_adapters):
+    backend = LocalBackend(load_model(str(tiny_model_dir)))
+    request = GenerationRequest("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n", None,
+                                GenerationParams(max_new_tokens=6))
+    before = backend.generate(request).text
+    backend.load_adapter("alpha", tiny_adapters["alpha"])
+    backend.unload_adapter("alpha")
+    assert backend.generate(request).text == before
+    backend.load_adapter("beta", tiny_adapters["beta"])
+    assert backend.adapters() == ["beta"]
+    backend.close()

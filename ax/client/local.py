@@ -105,8 +105,16 @@ class LocalBackend:
 
     def unload_adapter(self, name: str) -> None:
         self._adapter_info(name)
-        self.batcher.call_in_worker(lambda: self.model.delete_adapter(name))
+        self.batcher.call_in_worker(lambda: self._detach(name))
         del self._adapters[name]
+
+    def _detach(self, name: str) -> None:
+        if len(self._adapters) == 1:
+            # PEFT keeps a deleted last adapter as its active one, and the next load fails on it:
+            # take the LoRA layers out and serve the plain base model again.
+            self.model = self.model.unload()
+        else:
+            self.model.delete_adapter(name)
 
     def _shape_mismatch(self, weights: Path) -> str | None:
         """Why the adapter's LoRA matrices cannot sit on this base model, checked before PEFT touches it.
