@@ -12,7 +12,8 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
 
-from ax.context.deltas import DeltaOp
+from ax.context.deltas import AddOp, DeltaOp, apply_deltas, parse_operations
+from ax.errors import AxError
 
 DEFAULT_SECTIONS: dict[str, str] = {
     "strategies": "str",
@@ -61,6 +62,22 @@ class Playbook(BaseModel):
     next_id: int = 1
     bullets: list[Bullet] = []
     history: list[AppliedDelta] = Field(default_factory=list)
+
+    @classmethod
+    def from_text(cls, domain: str, text: str, *, source: str) -> Playbook:
+        """A new playbook from written lessons, one `ADD | <section> | <lesson>` line each (the
+        curator's format, so seeds and learned bullets go through the same merge); `#` lines are
+        comments. Anything else is an error: a seed typed by a person should fail loudly, not
+        lose a lesson the way a model's malformed line is dropped."""
+        parsed = parse_operations("\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")))
+        wrong = parsed.malformed + [f"{op.op.upper()} {op.bullet_id}" for op in parsed.operations
+                                    if not isinstance(op, AddOp)]
+        if wrong:
+            raise AxError(f"playbook seed for {domain!r}: only `ADD | <section> | <lesson>` lines are allowed, "
+                          f"got {wrong}")
+        playbook = cls(domain=domain)
+        apply_deltas(playbook, parsed.operations, source=source)
+        return playbook
 
     def get(self, bullet_id: str) -> Bullet | None:
         return next((b for b in self.bullets if b.id == bullet_id), None)

@@ -9,6 +9,13 @@ What is reported is the accuracy the full evaluation would have given, so that i
 test forecasts and stops on: the items answered count as answered, the others by their
 expected score under the ability posterior, and the test stops once the forecast's standard
 error (in accuracy, not ability) meets the goal, or at a budget of a quarter of the pool.
+
+What that reaches (bench/adaptive_eval.py, simulated 2PL pools): at a quarter of 300 items
+calibrated on 100 respondents, a mean error of 2.6 accuracy points against the full
+evaluation, 2.3 with the true item parameters; at a quarter of 72 items, 4.9 (calibrated on
+100) to 6.3 (on 20). Most of it is beyond any estimator: even with the true ability and item
+parameters, the unasked items' own right/wrong chance leaves about 1.7 points at 300 items
+and 3.5 at 72.
 """
 
 from __future__ import annotations

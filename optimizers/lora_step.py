@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import dspy
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ax.adapters.config import LoraTrainingConfig, load_config
 from ax.adapters.dataset import TrainingPair, domain_pairs, pairs_from_trace
@@ -46,6 +46,13 @@ class LoraSettings(BaseModel):
     config_path: Path | None = None  # lora_config.yaml; default: the one shipped with ax
     overrides: dict[str, Any] = Field(default_factory=dict)
     num_threads: int = Field(4, gt=0)
+
+    @field_validator("overrides")
+    @classmethod
+    def _valid_overrides(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        # A misspelt key must fail where the preset is written, not after the model loaded and GEPA ran.
+        LoraTrainingConfig().with_overrides(**overrides)
+        return overrides
 
     def training_config(self, domain: str, seed: int) -> LoraTrainingConfig:
         return load_config(self.config_path, domain).with_overrides(**{"seed": seed, **self.overrides})

@@ -187,3 +187,10 @@ def test_an_ace_playbook_is_part_of_the_state_later_steps_build_on(tmp_path):
     gepa = state.steps[1].summary
     assert gepa["seed_val_score"] == 1.0 and gepa["stalled"]  # with the playbook the program is already right
     assert "UPPERCASE" in json.loads(state.playbook.path.read_text())["bullets"][0]["content"]
+
+
+def test_a_misspelt_lora_override_fails_when_the_preset_is_built():
+    with pytest.raises(AxError, match="max_step = 2"):
+        LoraSettings(overrides={"max_step": 2})
+    with pytest.raises(AxError, match="per_device_batch_size = 0"):
+        LoraSettings(overrides={"per_device_batch_size": 0})

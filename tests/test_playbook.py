@@ -170,6 +170,17 @@ def test_parse_operations_skips_and_counts_malformed_lines():
 # --- generator citations and reflector tags -----------------------------------------------
 
 
+def test_playbook_from_written_lessons():
+    text = "# hand-written seed\nADD | strategies | Read the units first\n\n- ADD | Common Pitfalls | Revenue is not profit\n"
+    playbook = Playbook.from_text("finance", text, source="hand-written")
+
+    assert [(b.id, b.section, b.content) for b in playbook.bullets] == [
+        ("str-00001", "strategies", "Read the units first"), ("com-00002", "common_pitfalls", "Revenue is not profit")]
+    assert playbook.version == 1 and [h.source for h in playbook.history] == ["hand-written"]
+    with pytest.raises(AxError, match=r"'typo line'.*'REMOVE str-00001'"):
+        Playbook.from_text("finance", "ADD | strategies | ok\ntypo line\nREMOVE | str-00001", source="seed")
+
+
 def test_cited_bullet_ids_from_text_and_predictions():
     prediction = dspy.Prediction(reasoning="Per [str-00002] and pit-00010, then [str-00002] again", answer="4 (fct-00003)")
     assert cited_bullet_ids(prediction) == ["str-00002", "pit-00010", "fct-00003"]
