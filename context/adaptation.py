@@ -24,7 +24,7 @@ from dspy.utils.callback import BaseCallback
 from pydantic import BaseModel
 
 from ax.context.assembler import AssembledContext, WithContext
-from ax.context.deltas import CountOp, DeltaOp, apply_deltas
+from ax.context.deltas import AddOp, CountOp, DeltaOp, apply_deltas
 from ax.context.playbook import Playbook
 from ax.context.refine import Refiner
 from ax.context.roles import Curator, Reflector, cited_bullet_ids
@@ -209,7 +209,8 @@ class PlaybookLearner:
         """Score `prediction`, reflect, curate, merge, refine and save: one ACE update.
 
         The bullets judged are those the output cites among those shown, else all shown;
-        without `assembled` (feedback arriving after the fact) only cited bullets are judged."""
+        without `assembled` (feedback arriving after the fact) only cited bullets are judged.
+        When the roles' answers are unusable (see `_uncurated_lesson`) the lesson is added as is."""
         score, feedback = _score(self.metric(example, prediction))
         shown = assembled.bullet_ids if assembled else []
         cited = cited_bullet_ids(prediction, set(shown) if assembled else {b.id for b in self.playbook.bullets})
@@ -225,13 +226,16 @@ class PlaybookLearner:
             CountOp(bullet_id=i, helpful=int(tag == "helpful"), harmful=int(tag == "harmful"))
             for i, tag in reflection.tags.items() if tag != "neutral"
         ]
-        malformed = list(reflection.malformed_tags)
+        malformed = list(reflection.malformed)
+        curation = None
         if reflection.diagnosis or reflection.key_insight:
             with self.meter.measure("curator"):
                 curation = self.curator(playbook=self.playbook, task_input=task_input,
                                         diagnosis=reflection.diagnosis, key_insight=reflection.key_insight)
             operations.extend(curation.operations)
             malformed.extend(curation.malformed)
+        if curation is None or (not curation.operations and curation.malformed):
+            operations.extend(_uncurated_lesson(reflection.key_insight, score, feedback))
         report = apply_deltas(self.playbook, operations, source=source)
         self.refiner(self.playbook, source=f"refine after {source}")
         self.store.save(self.playbook)
@@ -270,6 +274,19 @@ def _inputs(example: dspy.Example) -> dict[str, Any]:
 
 def _fields_text(fields: dict[str, Any]) -> str:
     return "\n".join(f"{k}: {v}" for k, v in fields.items())
+
+
+def _uncurated_lesson(key_insight: str, score: float, feedback: str) -> list[DeltaOp]:
+    """The lesson kept when the reflection was unusable or the curator wrote no parseable line
+    (a deliberate NONE is respected): the reflector's key insight if it gave one, else, on a
+    failed task, the metric's feedback (ax metrics name the expected answer and the cue that
+    decides it). Without this a model too small to follow the roles' formats, like the
+    embedded SmolLM2-135M, never adds a single bullet however long it adapts."""
+    if key_insight.strip():
+        return [AddOp(section="strategies", content=key_insight)]
+    if score < 1 and feedback.strip():
+        return [AddOp(section="pitfalls", content=feedback)]
+    return []
 
 
 def _score(result: Any) -> tuple[float, str]:

@@ -24,6 +24,13 @@ from ax.context.retrieval import BM25
 
 Tag = Literal["helpful", "harmful", "neutral"]
 _TAG = re.compile(r"\b(helpful|harmful|neutral)\b")
+_PLACEHOLDER = re.compile(r"^\{\w+\}$")
+
+
+def _echoes_template(text: str) -> bool:
+    """True for a value like `{urgency}`: SmolLM2-135M copies the `{field}` placeholders of DSPy's
+    format template instead of answering, and such a value must not reach the playbook as a lesson."""
+    return bool(_PLACEHOLDER.match(text.strip()))
 
 
 def cited_bullet_ids(output: Any, known: Collection[str] | None = None) -> list[str]:
@@ -77,8 +84,9 @@ class ReflectOnAttempt(dspy.Signature):
 
 class Reflector(dspy.Module):
     """Returns a Prediction with `diagnosis`, `key_insight`, `tags` ({id: tag}, shown ids only)
-    and `malformed_tags` (tag lines that did not parse). An LM answer without the output fields
-    gives empty texts and the parse error in `malformed_tags` instead of an exception."""
+    and `malformed` (tag lines that did not parse, texts that only echo the template). An LM
+    answer without the output fields, or echoing the template, gives empty texts and the reason
+    in `malformed` instead of an exception."""
 
     def __init__(self, lm: dspy.BaseLM | str | None = None):
         super().__init__()
@@ -91,10 +99,16 @@ class Reflector(dspy.Module):
                 result = self.reflect(task_input=task_input, program_output=program_output, feedback=feedback,
                                       bullets_used=render_bullets(bullets) or "(none)")
         except dspy.AdapterParseError as error:
-            return dspy.Prediction(diagnosis="", key_insight="", tags={}, malformed_tags=[str(error)])
+            return dspy.Prediction(diagnosis="", key_insight="", tags={}, malformed=[str(error)])
         tags, malformed = parse_bullet_tags(result.bullet_tags or "", {b.id for b in bullets})
-        return dspy.Prediction(diagnosis=result.diagnosis, key_insight=result.key_insight,
-                               tags=tags, malformed_tags=malformed)
+        texts = {}
+        for name in ("diagnosis", "key_insight"):
+            value = str(getattr(result, name) or "")
+            if _echoes_template(value):
+                malformed.append(f"{name} {value.strip()!r} only echoes the format template")
+                value = ""
+            texts[name] = value
+        return dspy.Prediction(**texts, tags=tags, malformed=malformed)
 
 
 class CurateDeltas(dspy.Signature):

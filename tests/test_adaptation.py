@@ -166,5 +166,40 @@ def test_unparseable_teacher_output_never_crashes_a_run(tmp_path):
     learner = make_learner(tmp_path, RecordingMetric(), broken)
     with dspy.context(lm=program_lm()):
         step = learner.step(TRAINSET[0], source="t")
-    assert step.applied == 0 and step.malformed  # reflection failed: nothing curated, reason kept
-    assert learner.playbook.version == 0
+    assert step.malformed  # reflection failed: nothing curated, reason kept
+    assert len(broken.history) == 2  # the reflector tried twice (ChatAdapter, then JSON); no curator call
+    # what is learned is the metric's feedback on the failed task, not the teacher's garbage
+    assert [(b.section, b.content) for b in learner.playbook.bullets] == [("pitfalls", "the answer must be bare")]
+
+
+def teacher_echoing_template(operations: str) -> DummyLM:
+    """What SmolLM2-135M answers: the `{field}` placeholders of DSPy's format template."""
+    return DummyLM({"[[ ## bullets_used ## ]]": {"diagnosis": "{answer}", "key_insight": "{paris}",
+                                                 "bullet_tags": "{answer}"},
+                    "[[ ## sections ## ]]": {"operations": operations}})
+
+
+def test_template_echoes_teach_only_the_metric_feedback_and_only_on_failures(tmp_path):
+    teacher = teacher_echoing_template("{task_input}")
+    learner = make_learner(tmp_path, RecordingMetric(), teacher)
+    right = dspy.Example(question="capital of France", answer="Paris [str-00001]").with_inputs("question")
+    with dspy.context(lm=program_lm()):
+        failed = learner.step(TRAINSET[0], source="t0")
+        solved = learner.step(right, source="t1")
+
+    assert "key_insight '{paris}' only echoes the format template" in failed.malformed
+    assert failed.applied == 1 and solved.applied == 0
+    assert [b.content for b in learner.playbook.bullets] == ["the answer must be bare"]
+    assert len(teacher.history) == 2  # an echoed reflection is not sent on to the curator
+
+
+def test_curator_lines_that_do_not_parse_keep_the_key_insight_but_none_is_respected(tmp_path):
+    learner = make_learner(tmp_path, RecordingMetric(), teacher_lm(operations="{task_input}"))
+    with dspy.context(lm=program_lm()):
+        learner.step(TRAINSET[0], source="t0")
+    assert [(b.section, b.content) for b in learner.playbook.bullets] == [("strategies", "check units")]
+
+    declined = make_learner(tmp_path / "none", RecordingMetric(), teacher_lm(operations="NONE"))
+    with dspy.context(lm=program_lm()):
+        assert declined.step(TRAINSET[0], source="t0").applied == 0
+    assert declined.playbook.bullets == []

@@ -279,6 +279,14 @@ def test_curator_parses_malformed_output_without_crashing():
     assert result.operations == [] and len(result.malformed) == 1
 
 
+def test_reflector_treats_echoed_template_placeholders_as_no_answer():
+    lm = DummyLM([{"diagnosis": " {urgency} ", "key_insight": "Check {units} first", "bullet_tags": "{bullet_tags}"}])
+    with dspy.context(lm=lm):
+        result = Reflector()(task_input="q", program_output="a", feedback="score 0", bullets=[])
+    assert (result.diagnosis, result.key_insight) == ("", "Check {units} first")
+    assert result.malformed == ["{bullet_tags}", "diagnosis '{urgency}' only echoes the format template"]
+
+
 def test_reflector_uses_its_own_lm_and_keeps_tags_to_shown_bullets():
     playbook = make_playbook(("strategies", "a"), ("pitfalls", "b"))
     own = DummyLM([{"diagnosis": "used the wrong period", "key_insight": "match periods",
@@ -288,7 +296,7 @@ def test_reflector_uses_its_own_lm_and_keeps_tags_to_shown_bullets():
                                    bullets=[playbook.get("str-00001")])
     assert result.key_insight == "match periods"
     assert result.tags == {"str-00001": "harmful"}
-    assert result.malformed_tags == ["pit-00002: helpful"]
+    assert result.malformed == ["pit-00002: helpful"]
     assert len(own.history) == 1
 
 
