@@ -11,6 +11,9 @@ Two uses of ``ax.evals.adaptive``:
   the model only when picked (maximum Fisher information at the current EAP ability), and its
   answers are kept in the response store like any other.
 
+Both calibrate the 1PL or the 2PL, whichever predicts held-out respondents better
+(:func:`ax.evals.adaptive.cross_validated_model`), rather than by respondent count alone.
+
 The goal the issue sets: within 2 accuracy points of the full evaluation using at most a
 quarter of the items (``ax.evals.adaptive`` stops on it by default).
 """
@@ -28,8 +31,9 @@ from ax.evals.adaptive import (
     GOAL_ERROR,
     GOAL_FRACTION,
     TARGET_STANDARD_ERROR,
+    cross_validated_model,
     item_budget,
-    replay_adaptive_test,
+    replay_adaptive_tests,
     run_adaptive_test,
 )
 from ax.evals.calibration import calibrate_pool
@@ -79,18 +83,19 @@ def adaptive_check(matrix: ResponseMatrix, fractions: tuple[float, ...] = BUDGET
     targets = sorted(r for rows in by_cell.values() for r in rows)
     pool = [r for r, c in enumerate(matrix.respondents) if c.role == "calibration"]
     held_out = len(pool) >= MIN_HELD_OUT_POOL
-    try:
-        calibration = calibrate_pool(matrix, rows=pool if held_out else None)
-    except AxError:
-        return None
     if not targets:
+        return None
+    rows = pool if held_out else list(range(len(matrix.respondents)))
+    try:
+        calibration = calibrate_pool(matrix, rows=rows, model=cross_validated_model(matrix.correct[rows]))
+    except AxError:
         return None
     items = calibration.calibration.items
     n_calibrated = int(items.calibrated.sum())
     budgets = []
     for fraction in fractions:
         max_items = item_budget(n_calibrated, fraction)
-        replays = [replay_adaptive_test(matrix.correct[r], items, max_items=max_items) for r in targets]
+        replays = replay_adaptive_tests(matrix.correct[targets], items, max_items=max_items)
         errors = np.abs([replay.accuracy_error for replay in replays])
         budgets.append(AdaptiveBudget(
             fraction=fraction, max_items=max_items, mean_items_used=float(np.mean([p.items_used for p in replays])),
@@ -143,7 +148,7 @@ def adaptive_evaluate(configuration: Configuration, domain: Any, *, lm: dspy.Bas
     """
     matrix = store.matrix(domain.name)
     others = [r for r, c in enumerate(matrix.respondents) if c.name != configuration.name]
-    calibration = calibrate_pool(matrix, rows=others)
+    calibration = calibrate_pool(matrix, rows=others, model=cross_validated_model(matrix.correct[others]))
     items = calibration.calibration.items
     examples = {str(e.id): e for e in domain.splits().all()}
     stored_items = {item.id: item for item in store.items(domain.name)}

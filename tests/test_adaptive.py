@@ -10,9 +10,12 @@ from scipy.stats import norm
 from ax.errors import AxError
 from ax.evals.adaptive import (
     TARGET_STANDARD_ERROR,
+    cross_validated_model,
     forecast,
+    held_out_log_likelihood,
     item_budget,
     replay_adaptive_test,
+    replay_adaptive_tests,
     run_adaptive_test,
 )
 from ax.evals.irt import ItemParameters, calibrate, item_information, response_probability
@@ -62,7 +65,7 @@ def test_answered_items_count_as_answered_so_a_full_pool_forecast_is_exact(pool)
 
 def test_forecast_standard_error_matches_the_actual_error_against_the_full_evaluation(pool):
     _, truth, _, responses = pool
-    replays = [replay_adaptive_test(row, truth, max_items=20) for row in responses]
+    replays = replay_adaptive_tests(responses, truth, max_items=20)
     errors = np.array([replay.accuracy_error for replay in replays])
     claimed = np.sqrt(np.mean([replay.test.forecast.accuracy_standard_error**2 for replay in replays]))
     assert 0.75 < np.sqrt(np.mean(errors**2)) / claimed < 1.3
@@ -74,7 +77,7 @@ def test_adaptive_forecast_beats_random_items_and_improves_with_the_budget(pool)
     rng = np.random.default_rng(1)
     by_budget = {}
     for budget in (6, 12, item_budget(items.n_items)):
-        replays = [replay_adaptive_test(row, items, max_items=budget, target_standard_error=1e-9) for row in responses]
+        replays = replay_adaptive_tests(responses, items, max_items=budget, target_standard_error=1e-9)
         assert all(replay.items_used == budget for replay in replays)
         by_budget[budget] = np.mean(np.abs([replay.accuracy_error for replay in replays]))
         random = np.mean([abs(row[rng.choice(items.n_items, budget, replace=False)].mean() - row.mean())
@@ -82,7 +85,7 @@ def test_adaptive_forecast_beats_random_items_and_improves_with_the_budget(pool)
         assert by_budget[budget] < 0.8 * random
     assert list(by_budget.values()) == sorted(by_budget.values(), reverse=True)
     assert by_budget[30] < 0.05
-    quarter = [replay_adaptive_test(row, items) for row in responses]
+    quarter = replay_adaptive_tests(responses, items)
     assert np.corrcoef(theta, [replay.test.forecast.theta for replay in quarter])[0, 1] > 0.9
     assert np.mean(np.abs([replay.test.forecast.theta - replay.full_theta for replay in quarter])) < 0.3
 
@@ -131,3 +134,55 @@ def test_bad_answers_and_settings_are_refused(pool):
         forecast(responses[:2], items)
     with pytest.raises(AxError, match="no calibrated item"):
         forecast([1, np.nan], ItemParameters(np.full(2, np.nan), np.ones(2), np.zeros(2)))
+
+
+def test_batch_replays_are_the_single_replays(pool):
+    items, _, _, responses = pool
+    rng = np.random.default_rng(5)
+    rows = responses[:12].copy()
+    rows[rng.random(rows.shape) < 0.2] = np.nan  # runs that skipped items
+    rows[3, 40:] = np.nan  # a short run: its pool runs out
+    items = ItemParameters(np.r_[items.difficulty[:-2], np.nan, np.nan], items.discrimination, items.guessing)
+    reasons = []
+    for settings in ({}, {"max_items": 25, "target_standard_error": 0.045},
+                     {"max_items": 500, "target_standard_error": 1e-9}):
+        batch = replay_adaptive_tests(rows, items, **settings)
+        single = [replay_adaptive_test(row, items, **settings) for row in rows]
+        for b, s in zip(batch, single):
+            assert (b.test.items, b.test.responses, b.test.stop_reason) == (s.test.items, s.test.responses,
+                                                                            s.test.stop_reason)
+            assert b.items_used == s.items_used and b.available_items == s.available_items
+            assert np.allclose([list(vars(f).values()) for f in b.test.forecasts],
+                               [list(vars(f).values()) for f in s.test.forecasts], atol=1e-12)
+            assert (b.observed_accuracy, b.full_theta) == pytest.approx((s.observed_accuracy, s.full_theta), abs=1e-12)
+        reasons.append({b.test.stop_reason for b in batch})
+    assert reasons == [{"max_items"}, {"max_items", "standard_error"}, {"pool_exhausted"}]
+    with pytest.raises(AxError, match="row 1 has no answered item"):
+        replay_adaptive_tests(np.vstack([rows[0], np.full(items.n_items, np.nan)]), items)
+
+
+def test_held_out_log_likelihood_is_the_marginal_likelihood():
+    items = ItemParameters(np.array([-1.0, 0.5, np.nan]), np.array([1.5, 0.7, 1.0]), np.zeros(3))
+    answers = np.array([[1, 0, 1], [np.nan, 1, 0]])
+    p = lambda t: response_probability(t, items)[0]  # noqa: E731
+    marginal = [quad(lambda t: norm.pdf(t) * p(t)[0] * (1 - p(t)[1]), -10, 10)[0],
+                quad(lambda t: norm.pdf(t) * p(t)[1], -10, 10)[0]]
+    assert held_out_log_likelihood(answers, items) == pytest.approx(np.log(marginal).sum(), abs=1e-3)
+
+
+def test_the_model_is_the_one_that_predicts_left_out_respondents_better():
+    rng = np.random.default_rng(3)
+
+    def respondents(log_sd, n_items=40, n=60):
+        truth = ItemParameters(rng.normal(0, 1, n_items), rng.lognormal(0, log_sd, n_items), np.zeros(n_items))
+        return simulate_from(truth, n)
+
+    def simulate_from(truth, n):
+        theta = rng.normal(0, 1, n)
+        return (rng.random((n, truth.n_items)) < response_probability(theta, truth)).astype(float)
+
+    assert cross_validated_model(respondents(0.8)) == "2pl"  # discriminations from about 0.2 to 5
+    assert cross_validated_model(respondents(0.0)) == "1pl"  # one discrimination: the 2PL only adds noise
+    assert cross_validated_model(respondents(0.8, n=9)) == "1pl"  # too few to leave any out
+    with pytest.raises(AxError, match="folds = 1"):
+        cross_validated_model(respondents(0.0), folds=1)
