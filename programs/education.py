@@ -1,36 +1,41 @@
-"""Education: the prerequisite course named in a course-catalog entry.
+"""Education: may this student enrol? The prerequisite check of a course-catalog entry.
 
-What an academic advisor checks before approving an enrolment. Easy entries say
-"Prerequisite: X"; medium ones phrase it in a sentence; hard ones add recommended courses,
-co-requisites and exclusions as decoys, or say there is no prerequisite while recommending one.
+What an academic advisor checks before approving an enrolment: the entry's prerequisite against
+the courses the student has completed. Easy entries say "Prerequisite: X" and the record is
+short; medium ones phrase the requirement in a sentence; hard ones add recommended courses,
+co-requisites, exclusions and old numbers as decoys that the record may hold instead of the
+prerequisite, or say there is no prerequisite while recommending one.
 """
 
 from __future__ import annotations
 
 import random
+from typing import Literal
 
 import dspy
 
 from ax.programs.domain import Domain
 from ax.programs.generation import DEFAULT_ITEMS, generate_examples, render
-from ax.programs.metrics import text_metric
+from ax.programs.metrics import label_metric
 from ax.programs.modules import PredictProgram, context_field
 
-NONE = "none"
+Decision = Literal["eligible", "not eligible"]
 
 
-class FindPrerequisite(dspy.Signature):
-    """Give the course code a student must already have completed to enroll (e.g. "MATH 101"),
-    or "none" if the entry requires no prior course. Recommended courses, co-requisites and
-    exclusions are not prerequisites."""
+class CheckEnrolment(dspy.Signature):
+    """Decide whether the student may enrol: "eligible" when the student has completed the
+    course's prerequisite (or it has none), "not eligible" otherwise. Recommended courses,
+    co-requisites and old course numbers are not prerequisites; a course the entry excludes
+    ("not open to students with credit for ...") makes the student not eligible."""
 
     context: str = context_field()
     course_description: str = dspy.InputField(desc="a course-catalog entry")
-    prerequisite: str = dspy.OutputField(desc='a course code such as "STAT 200", or "none"')
+    completed_courses: str = dspy.InputField(desc="the courses the student has completed")
+    decision: Decision = dspy.OutputField()
 
 
-class PrerequisiteFinder(PredictProgram):
-    signature = FindPrerequisite
+class EnrolmentCheck(PredictProgram):
+    signature = CheckEnrolment
 
 
 # department -> (course title, what it covers)
@@ -66,6 +71,12 @@ def _code(rng: random.Random, department: str, low: int, high: int) -> str:
     return f"{department} {rng.randint(low, high)}{rng.randint(0, 9)}{rng.randint(0, 9)}"
 
 
+def _record(rng: random.Random, required: list[str], fillers: list[str]) -> str:
+    courses = required + fillers
+    rng.shuffle(courses)
+    return render(rng, "[Completed|Transcript|Courses passed]: {courses}.", courses=", ".join(courses))
+
+
 def make_item(rng: random.Random, difficulty: str) -> dict:
     department = rng.choice(list(DEPARTMENTS))
     title, topic = rng.choice(DEPARTMENTS[department])
@@ -78,30 +89,42 @@ def make_item(rng: random.Random, difficulty: str) -> dict:
              "excl": _code(rng, department, 3, 4), "old": _code(rng, department, 3, 4)}
     header = render(rng, "{course} [-|:] {title}. [Covers|An introduction to|Topics include] {topic}.[ 4 credits.| 3 credits.|]",
                     course=course, title=title, topic=topic)
-    has_prerequisite = rng.random() < 0.75
+    fillers = [_code(rng, rng.choice(list(DEPARTMENTS)), 1, 2) for _ in range({"easy": 1, "medium": 2, "hard": 3}[difficulty])]
+    fillers = [code for code in fillers if code not in (prerequisite, recommended)]
+    has_prerequisite = rng.random() < 0.7
+    eligible = rng.random() < 0.5
     if not has_prerequisite:
         requirement = render(rng, rng.choice(NO_PREREQUISITE[difficulty]), **slots)
-        why = "the entry states there is no prerequisite; recommended courses and co-requisites do not count."
-    elif difficulty == "hard":
-        decoys = rng.sample(DECOYS, 2)
-        parts = [rng.choice(PLAIN + SENTENCE), *decoys]
-        rng.shuffle(parts)
-        requirement = render(rng, " ".join(parts), **slots)
-        why = f"{prerequisite} is the required course; the other codes are recommended, co-requisite, excluded or old numbers."
+        excluded = difficulty == "hard" and not eligible and "{excl}" in requirement
+        held = [slots["excl"]] if excluded else ([recommended] if difficulty == "hard" else [])
+        eligible = not excluded
+        why = (f"the entry excludes students with credit for {slots['excl']}, which the student has." if excluded
+               else "the entry has no prerequisite; recommended courses and co-requisites do not count.")
     else:
-        requirement = render(rng, rng.choice(PLAIN if difficulty == "easy" else SENTENCE), **slots)
-        why = f"the entry requires {prerequisite}."
-    answer = prerequisite if has_prerequisite else NONE
-    return {"course_description": f"{header} {requirement}", "prerequisite": answer, "explanation": why}
+        if difficulty == "hard":
+            parts = [rng.choice(PLAIN + SENTENCE), *rng.sample(DECOYS, 2)]
+            rng.shuffle(parts)
+            requirement = render(rng, " ".join(parts), **slots)
+        else:
+            requirement = render(rng, rng.choice(PLAIN if difficulty == "easy" else SENTENCE), **slots)
+        decoys = [slots[key] for key in ("rec", "co", "old") if slots[key] in requirement]
+        held = [prerequisite] if eligible else decoys[:1]
+        why = (f"the student has completed the prerequisite {prerequisite}." if eligible else
+               f"the prerequisite is {prerequisite}, which the student has not completed"
+               + (f"; {decoys[0]} is not the prerequisite." if decoys else "."))
+    decision = "eligible" if eligible else "not eligible"
+    return {"course_description": f"{header} {requirement}", "completed_courses": _record(rng, held, fillers),
+            "decision": decision, "explanation": why}
 
 
 DOMAIN = Domain(
     name="education",
-    program=PrerequisiteFinder,
-    metric=text_metric("prerequisite"),
-    data=lambda: generate_examples("education", make_item, inputs=("course_description",), n=DEFAULT_ITEMS),
-    task="extraction",
-    description="Course-catalog parsing: the prerequisite course code of a catalog entry, or 'none'.",
-    input_fields=("course_description",),
-    label_fields=("prerequisite",),
+    program=EnrolmentCheck,
+    metric=label_metric("decision"),
+    data=lambda: generate_examples("education", make_item, inputs=("course_description", "completed_courses"),
+                                   n=DEFAULT_ITEMS),
+    task="classification",
+    description="Enrolment checks: whether a student's completed courses meet a catalog entry's prerequisite.",
+    input_fields=("course_description", "completed_courses"),
+    label_fields=("decision",),
 )

@@ -1,7 +1,7 @@
 """Financial: a ratio (current ratio, margins, leverage, coverage...) from reported figures.
 
 Two steps, as an analyst works: pick the numerator and denominator out of the report, then
-divide (in Python). Easy reports contain just the two figures under their textbook names;
+divide (in Python). Easy reports contain just the two figures under their textbook names, in thousands;
 medium ones add other line items; hard ones mix "$1.2 million" with "$850 thousand", add
 prior-year figures, or ask for the quick ratio (current assets minus inventory).
 """
@@ -102,8 +102,10 @@ def make_item(rng: random.Random, difficulty: str) -> dict:
         return rng.choice([money, money_short])(amount) if mixed_units else money(amount)
 
     if difficulty == "easy":
-        report = render(rng, "{company} [reported|disclosed] {a} of {va} and {b} of {vb}[ for the year| at year end|].",
-                        company=rng.choice(COMPANIES), a=top, va=money(lines[top]), b=bottom, vb=money(lines[bottom]))
+        # Two labelled figures in thousands (a ratio does not depend on the unit): what a 135M model can copy.
+        report = render(rng, "{company}, [year-end figures|figures for the year] in $ thousands. {a}: {va}. {b}: {vb}.",
+                        company=rng.choice(COMPANIES), a=top.capitalize(), va=f"{lines[top] // 1000:,}",
+                        b=bottom.capitalize(), vb=f"{lines[bottom] // 1000:,}")
     else:
         report_lines = [f"{item.capitalize()}: {fmt(lines[item])}" for item in order]
         if difficulty == "hard":

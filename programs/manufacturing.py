@@ -54,7 +54,9 @@ def make_item(rng: random.Random, difficulty: str) -> dict:
              "shipped": f"{inspected - defective - rng.randint(0, 40):,}", "target": rng.choice(["1.5", "2", "2.5", "3"])}
     how = f"{defective} defective of {inspected} inspected"
     if difficulty == "easy":
-        report = render(rng, "[{line}, {shift} shift|Shift report ({line}, {shift})]: {n} {product} inspected, {d} defective.", **slots)
+        # Counts under the field's own labels: what a 135M model can copy without help.
+        report = render(rng, "[{line}, {shift} shift|Shift report ({line}, {shift})], {product}.\n"
+                             "[Units inspected|Inspected units]: {n}\n[Units defective|Defective units]: {d}", **slots)
     elif difficulty == "medium":
         report = render(rng, "{line} ran the {shift} shift with {down} minutes of downtime. Quality [inspected|checked] {n} {product} "
                              "and rejected {d}. {shipped} units shipped to the warehouse; the defect target is {target}%.", **slots)
