@@ -71,7 +71,7 @@ def models(adapter_root: Optional[str] = typer.Option(None, help="Adapter store 
 @app.command()
 def compare(
     domain: list[str] = typer.Option(["customer_service"], "--domain", help="Domain to compare (repeatable)."),
-    preset: str = typer.Option("quick", help="Budget preset: quick, light, medium or heavy."),
+    preset: str = typer.Option("quick", help="Budget preset: quick, light, medium, heavy, or a preset .json file."),
     seeds: str = typer.Option("0", help="Comma-separated seeds; synergy needs 3 or more per configuration."),
     model: Optional[str] = typer.Option(None, help="Base model: 'smollm2' (default), an HF directory, a .gguf or a hub id."),
     run_dir: Path = typer.Option(Path("ax_runs"), help="Where stages, answers and the report go; rerun to resume."),

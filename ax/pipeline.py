@@ -41,7 +41,7 @@ def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[in
     from ax.evals.report import REPORT_DIR, ReportSettings, build_report, write_report
     from ax.evals.runner import evaluate_run_dir
     from ax.optimizers import optimize
-    from ax.optimizers.presets import get_preset
+    from ax.optimizers.presets import get_preset, preset_argument
     from ax.programs.registry import get_domain
 
     if not domains:
@@ -55,7 +55,7 @@ def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[in
                                   domains=[t.name for t in tasks])
     except ValidationError as error:
         raise AxError(f"compare: {error}") from None
-    command = compare_command(domains, chosen.name, seeds, model, run_dir, reflection_lm)
+    command = compare_command(domains, preset_argument(chosen, run_dir), seeds, model, run_dir, reflection_lm)
     started = time.perf_counter()
     if lm is None:
         console.print(f"Loading {model or 'the embedded model'} ...")

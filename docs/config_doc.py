@@ -145,10 +145,9 @@ def entries() -> list[Entry]:
         Entry(Preset, "How much data and optimization one run gets: `ax optimize --preset`, `ax compare --preset`, "
                       "or `optimize(..., preset=Preset(...))`."),
         Entry(GepaSettings, "`Preset.gepa`: the GEPA prompt-evolution step."),
-        Entry(LoraSettings, "`Preset.lora`: the LoRA step of a joint run; `overrides` takes `LoraTrainingConfig` keys."),
-        Entry(LoraTrainingConfig, f"The `lora:` section of `{DEFAULT_CONFIG_PATH.parent.name}/{DEFAULT_CONFIG_PATH.name}` "
-                                  "(or `--config FILE`), with per-domain overrides under `domains:`. Defaults shown "
-                                  "are the shipped file's.",
+        Entry(LoraSettings, "`Preset.lora`: the LoRA step of a joint run; `overrides` are `LoraTrainingConfig` keys."),
+        Entry(LoraTrainingConfig, "The `lora:` section of `adapters/lora_config.yaml` (or `--config FILE`), with "
+                                  "per-domain overrides under `domains:`. Defaults shown are that shipped file's.",
               defaults=load_config(), comments=yaml_comments(DEFAULT_CONFIG_PATH)),
         Entry(Configuration, "One respondent of an evaluation, listed in a run directory's `configurations.json`; "
                              "relative paths are read against that file's folder."),

@@ -28,7 +28,7 @@ def optimize_cmd(
     configs: str = typer.Option("baseline,lora,gepa,combined", "--configs",
                                 help="Comma-separated: baseline, lora, gepa, combined, or strategies like lora->gepa."),
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2 (the evaluator wants 3+)."),
-    preset: str = typer.Option("quick", "--preset", help="quick, light, medium or heavy."),
+    preset: str = typer.Option("quick", "--preset", help="quick, light, medium, heavy, or a preset .json file."),
     run_dir: Path = typer.Option(Path("ax_runs"), "--run-dir", help="Where stages and manifests go; rerun to resume."),
     model: Optional[str] = typer.Option(None, "--model", help="'smollm2' (default), an HF dir, a .gguf or a hub id."),
     combined: str = typer.Option("gepa->lora", "--combined", help="The strategy of the 'combined' configuration."),

@@ -85,6 +85,34 @@ def _summary(manifests: list[ConfigManifest]) -> Table:
     return table
 
 
+STAGE_INPUTS_FILE = "stage_inputs.json"
+
+
+def check_stage_inputs(seed_dir: Path, inputs: dict[str, Any]) -> None:
+    """Finished stages are reused by folder, so a folder made with another preset, data or base
+    model must not be: the first run records what its stages were made from, later runs must match."""
+    from ax.model import atomic_write_text
+
+    path = seed_dir / STAGE_INPUTS_FILE
+    if not path.is_file():
+        seed_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(inputs, indent=2, sort_keys=True))
+        return
+    recorded, now = _flat(json.loads(path.read_text(encoding="utf-8"))), _flat(inputs)
+    changed = [f"{key}: {recorded.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(recorded) | set(now))
+               if recorded.get(key) != now.get(key)]
+    if changed:
+        raise AxError(f"{path}: the stages in {seed_dir} were made from other inputs ({'; '.join(changed[:5])}"
+                      f"{'; ...' if len(changed) > 5 else ''}); use another run directory, or delete this one "
+                      "to start over.")
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(value, dict):
+        return {prefix: value}
+    return {k: v for key, item in value.items() for k, v in _flat(item, f"{prefix}.{key}" if prefix else key).items()}
+
+
 def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Sequence[int] = (0,),
              preset: str | Preset = "quick", run_dir: str | Path = "ax_runs", *, lm: Any = None,
              model: str | None = None, combined: str = "gepa->lora", playbook: str | Path | None = None,
@@ -127,6 +155,8 @@ def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Seque
     manifests = []
     for seed in seeds:
         seed_dir = Path(run_dir) / domain.name / f"seed-{seed}"
+        check_stage_inputs(seed_dir, {"preset": preset.model_dump(mode="json"), "data": data.hash,
+                                      "base_model": base_model.fingerprint})
         ctx = StrategyContext(domain=domain, lm=lm, trainset=trainset, valset=valset, preset=preset, seed=seed,
                               seed_dir=seed_dir, reflection_lm=reflection, console=console,
                               show_progress=show_progress)

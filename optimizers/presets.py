@@ -10,7 +10,9 @@ auto budgets of the same names; they are meant for a GPU or a patient CPU.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ax.errors import AxError
 from ax.optimizers.gepa_run import GepaSettings
@@ -51,7 +53,27 @@ PRESETS: dict[str, Preset] = {
 
 
 def get_preset(name: str) -> Preset:
-    try:
+    """A named preset, or one read from a JSON file (what `ax compare` writes for a custom Preset)."""
+    if name in PRESETS:
         return PRESETS[name]
-    except KeyError:
-        raise AxError(f"Unknown preset {name!r}; presets are {', '.join(PRESETS)}") from None
+    path = Path(name)
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise AxError(f"Preset file not found: {path}")
+        try:
+            return Preset.model_validate_json(path.read_text(encoding="utf-8"))
+        except ValidationError as error:
+            raise AxError(f"{path}: not a valid preset: {error}") from None
+    raise AxError(f"Unknown preset {name!r}; presets are {', '.join(PRESETS)}, or a preset .json file")
+
+
+def preset_argument(preset: Preset, folder: Path) -> str:
+    """What `--preset` must say to rerun with `preset`: its name, or a JSON file of a custom one written to `folder`."""
+    if PRESETS.get(preset.name) == preset:
+        return preset.name
+    from ax.model import atomic_write_text
+
+    path = folder / f"preset-{preset.name}.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, preset.model_dump_json(indent=2))
+    return str(path)

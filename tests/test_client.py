@@ -261,6 +261,21 @@ def test_the_number_constraint_lets_a_comma_follow_a_digit(tiny_model_dir):
     assert comma[0] in constraint.allowed([5]).tolist()
 
 
+def test_a_list_of_numbers_decodes_as_one(tiny_model_dir):
+    """A list[float] field free-decoded by a small model was anything but a list of numbers."""
+    from ax.client.decoding import DecodingSettings
+
+    backend = LocalBackend(load_model(str(tiny_model_dir)))
+    params = DecodingSettings().params_for(FieldSpec(name="cells", kind="json", type_text="list[float]"), 0)
+    assert params.constraint == "float_list"
+    request = GenerationRequest("<|im_start|>user\nnumbers<|im_end|>\n<|im_start|>assistant\n", None,
+                                GenerationParams(max_new_tokens=24, constraint="float_list"))
+    text = backend.generate(request).text
+    backend.close()
+    assert text.startswith("[") and set(text[1:]) <= set("0123456789.-, ]"), text
+    assert text.count("]") <= 1 and (text.endswith("]") or "]" not in text)
+
+
 def test_unloading_the_last_adapter_leaves_a_base_that_takes_new_ones(tiny_model_dir, tiny_adapters):
     backend = LocalBackend(load_model(str(tiny_model_dir)))
     request = GenerationRequest("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n", None,

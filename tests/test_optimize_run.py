@@ -109,6 +109,10 @@ def test_optimize_writes_four_configurations_from_shared_stages(tiny_lm, tmp_pat
     assert [s.step for s in again[1].steps] == ["lora", "gepa"] and again[1].steps[0] == lora.steps[0]
     assert again[1].adapter == lora.adapter
 
+    bigger = TINY.model_copy(update={"gepa": TINY.gepa.model_copy(update={"budget": 12})})
+    with pytest.raises(AxError, match=r"stage_inputs.json.*preset.gepa.budget: 6 -> 12"):
+        optimize(domain, configs=["gepa"], seeds=[0], preset=bigger, run_dir=tmp_path, lm=tiny_lm, show_progress=False)
+
 
 def test_gepa_candidates_other_than_seed_and_best_become_calibration_respondents(tmp_path):
     from ax.optimizers.lora_step import AdapterRef

@@ -56,6 +56,10 @@ def test_compare_optimizes_evaluates_and_reports_a_users_domain(tiny_model_dir, 
     cells = {c["cell"] for c in report["comparisons"][0]["cells"]}
     assert cells == {"baseline", "lora", "gepa", "lora+gepa"}
     assert "ax compare" in files.markdown.read_text()  # the command that reproduces it
+    preset_file = tmp_path / "run" / f"preset-{TINY.name}.json"
+    assert f"--preset {preset_file}" in files.markdown.read_text()  # a custom preset is rerun from its file
+    from ax.optimizers.presets import get_preset
+    assert get_preset(str(preset_file)) == TINY
     assert files.html.is_file() and files.manifest.is_file()
 
 

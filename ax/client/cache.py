@@ -14,7 +14,7 @@ from typing import Any
 
 # Bumped whenever the client's decoding changes what a prompt yields (stop strings, constraints),
 # so answers cached by an older ax are not served as this one's.
-DECODING_VERSION = 3
+DECODING_VERSION = 4
 
 
 class ResponseCache:

@@ -1,4 +1,4 @@
-"""Token-level constraints that make a field's value parse: choices, integers, decimals.
+"""Token-level constraints that make a field's value parse: choices, integers, decimals, lists of numbers.
 
 A constraint sees the tokens a row has generated so far and names the tokens allowed next.
 The same constraints run in batched and single generation, so batching never changes which
@@ -75,6 +75,32 @@ class NumberConstraint(Constraint):
 
     def allowed(self, generated: list[int]) -> torch.Tensor:
         return self.first if not generated else self.rest
+
+
+class NumberListConstraint(Constraint):
+    """The value is a bracketed list of numbers ("[120, 35.5]"): it opens with "[", holds only
+    numeric characters, commas and spaces, and ends once "]" is written.
+
+    Free-decoded, a 135M model writes a `list[float]` field as anything but a list of the
+    table's numbers (DSPy's "{cells}" placeholder, prose, code); held to this shape it can only
+    choose which numbers to copy.
+    """
+
+    def __init__(self, tables: TokenTables, integer: bool):
+        inner = "0123456789-, " if integer else "0123456789.-, "
+        texts = tables.texts
+        self.texts = texts
+        self.eos = torch.tensor([tables.eos_id])
+        self.first = torch.tensor([i for i, t in enumerate(texts) if t.strip() == "["], dtype=torch.long)
+        self.inner = torch.tensor([i for i, t in enumerate(texts) if t and set(t) <= set(inner + "]")
+                                   and "]" not in t.rstrip("]") and t.count("]") <= 1], dtype=torch.long)
+
+    def allowed(self, generated: list[int]) -> torch.Tensor:
+        if not generated:
+            return self.first
+        if "]" in "".join(self.texts[i] for i in generated[1:]):
+            return self.eos
+        return self.inner
 
 
 class RowConstraints(LogitsProcessor):

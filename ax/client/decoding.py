@@ -21,6 +21,7 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # the comma of "4,310", not
 # A small model that has seen the markers imitates them badly ("[## completed ## ]]", "[##\n\n##"):
 # a text value ends at anything that starts like a marker, or it loops on it to its token budget.
 _MARKER_STOP = ("[[", "[#")
+_NUMBER_LISTS = {"list[int]": "int_list", "list[float]": "float_list"}
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,10 @@ class DecodingSettings:
         stop = self.stop + _MARKER_STOP if spec is not None and kind in ("text", "json") else self.stop
         if kind in ("int", "float"):
             stop = stop + ("\n",)
+        constraint = kind if kind in ("choice", "int", "float") else _NUMBER_LISTS.get(spec.type_text if spec else None)
         return GenerationParams(
             max_new_tokens=budget, temperature=self.temperature, top_p=self.top_p, seed=self.seed, stop=stop,
-            constraint=kind if kind in ("choice", "int", "float") else None,
+            constraint=constraint,
             choices=tuple(spec.choices) if spec and kind == "choice" else (),
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-ConstraintKind = Literal["choice", "int", "float"]
+ConstraintKind = Literal["choice", "int", "float", "int_list", "float_list"]
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from ax.client.batcher import Batcher
-from ax.client.constraints import ChoiceConstraint, Constraint, NumberConstraint, RowConstraints, TokenTables
+from ax.client.constraints import (ChoiceConstraint, Constraint, NumberConstraint, NumberListConstraint, RowConstraints,
+                                   TokenTables)
 from ax.client.generation import Generation, GenerationParams, GenerationRequest
 from ax.client.prompting import render_chat
 from ax.errors import AxError
@@ -189,6 +190,8 @@ class LocalBackend:
             return ChoiceConstraint(self._tables, list(params.choices))
         if params.constraint in ("int", "float"):
             return NumberConstraint(self._tables, integer=params.constraint == "int")
+        if params.constraint in ("int_list", "float_list"):
+            return NumberListConstraint(self._tables, integer=params.constraint == "int_list")
         return None
 
     @torch.inference_mode()

@@ -17,6 +17,8 @@ from ax.client.prompting import render_chat
 from ax.errors import AxError
 
 NUMBER_REGEX = {"int": r"-?\d{1,3}(,\d{3})*|-?\d+", "float": r"-?(\d{1,3}(,\d{3})*|\d+)(\.\d+)?"}
+NUMBER_REGEX |= {f"{kind}_list": rf"\[ *({pattern})?( *, *({pattern}))* *\]" for kind, pattern in
+                 {"int": r"-?\d+", "float": r"-?\d+(\.\d+)?"}.items()}
 
 
 class RemoteBackend:
