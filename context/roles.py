@@ -24,13 +24,15 @@ from ax.context.retrieval import BM25
 
 Tag = Literal["helpful", "harmful", "neutral"]
 _TAG = re.compile(r"\b(helpful|harmful|neutral)\b")
-_PLACEHOLDER = re.compile(r"^\{\w+\}$")
+# DSPy's format template as a small model copies it: `{field}`, `[field]`, `[[ ## field ## ]]`, `#`.
+_TEMPLATE_PIECE = re.compile(r"\{\w+\}|\[\[?\s*#*\s*\w*\s*#*\s*\]?\]|#+")
 
 
 def _echoes_template(text: str) -> bool:
-    """True for a value like `{urgency}`: SmolLM2-135M copies the `{field}` placeholders of DSPy's
-    format template instead of answering, and such a value must not reach the playbook as a lesson."""
-    return bool(_PLACEHOLDER.match(text.strip()))
+    """True for a value like `{urgency}` or `# [key_insight] # [key_insight]`: SmolLM2-135M copies
+    the placeholders and markers of DSPy's format template instead of answering, and such a value
+    must not reach the playbook as a lesson."""
+    return bool(text.strip()) and not re.search(r"\w", _TEMPLATE_PIECE.sub("", text))
 
 
 def cited_bullet_ids(output: Any, known: Collection[str] | None = None) -> list[str]:

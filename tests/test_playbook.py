@@ -280,11 +280,14 @@ def test_curator_parses_malformed_output_without_crashing():
 
 
 def test_reflector_treats_echoed_template_placeholders_as_no_answer():
-    lm = DummyLM([{"diagnosis": " {urgency} ", "key_insight": "Check {units} first", "bullet_tags": "{bullet_tags}"}])
+    lm = DummyLM([{"diagnosis": " {urgency} ", "key_insight": "Check {units} first", "bullet_tags": "{bullet_tags}"},
+                  {"diagnosis": "wrong unit", "key_insight": "# [key_insight] # [key_insight]", "bullet_tags": ""}])
     with dspy.context(lm=lm):
         result = Reflector()(task_input="q", program_output="a", feedback="score 0", bullets=[])
+        looped = Reflector()(task_input="q", program_output="a", feedback="score 0", bullets=[])
     assert (result.diagnosis, result.key_insight) == ("", "Check {units} first")
     assert result.malformed == ["{bullet_tags}", "diagnosis '{urgency}' only echoes the format template"]
+    assert looped.key_insight == ""  # the looped markers a 135M model wrote into a healthcare playbook
 
 
 def test_reflector_uses_its_own_lm_and_keeps_tags_to_shown_bullets():
