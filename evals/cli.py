@@ -59,7 +59,7 @@ def evaluate_cmd(
     max_items: Optional[int] = typer.Option(None, help="Adaptive: item budget (default: a quarter of the items)."),
     target_se: Optional[float] = typer.Option(
         None, help="Adaptive: stop once the forecast accuracy's standard error is this small, as a fraction "
-                   "(default 0.025: a mean error of 2 accuracy points)."),
+                   "(default 0.02: a mean error of 2 accuracy points, allowing for calibration error)."),
 ):
     """Answer a domain's items with each configuration and store every response; stored answers are skipped."""
     import ax
