@@ -26,7 +26,7 @@ from itertools import combinations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from ax.errors import AxError
 from ax.evals.calibration import PoolCalibration
@@ -54,6 +54,12 @@ class Estimate(BaseModel):
     estimate: float
     low: float
     high: float
+
+    @field_validator("estimate", "low", "high")
+    @classmethod
+    def _no_negative_zero(cls, value: float) -> float:
+        """Identical runs give differences of -1e-17, which the report would print as "-0.00"."""
+        return 0.0 if abs(value) < 1e-12 else value
 
     @classmethod
     def of(cls, interval: Interval) -> Estimate:
