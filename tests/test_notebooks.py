@@ -41,6 +41,8 @@ def test_notebook_runs_top_to_bottom(path, workdir, monkeypatch):
     notebook = nbformat.read(path, as_version=4)
     # Kernel "python3" with the spec's bare `python` is started as this interpreter (jupyter_client
     # substitutes sys.executable), i.e. the venv's; the kernel inherits the test's environment.
-    client = NotebookClient(notebook, kernel_name="python3", timeout=300,
+    # A cell's limit is a hang detector, not a speed test: the longest cell takes about a minute
+    # on 2 quiet cores and over 5 minutes when another job shares them.
+    client = NotebookClient(notebook, kernel_name="python3", timeout=900,
                             resources={"metadata": {"path": str(workdir)}})
     client.execute()  # a failing cell raises CellExecutionError with its traceback
