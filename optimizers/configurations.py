@@ -35,7 +35,7 @@ from ax.optimizers.manifest import (
 from ax.optimizers.presets import Preset, get_preset
 from ax.optimizers.reflection import resolve_reflection_lm
 from ax.optimizers.respondents import write_configurations
-from ax.optimizers.run_files import read_json
+from ax.optimizers.run_files import read_json, write_json
 from ax.optimizers.strategies import StrategyContext, baseline, parse_strategy, run_strategy, strategy_name
 
 DEFAULT_CONFIGS = ("baseline", "lora", "gepa", "combined")
@@ -91,12 +91,9 @@ STAGE_INPUTS_FILE = "stage_inputs.json"
 def check_stage_inputs(seed_dir: Path, inputs: dict[str, Any]) -> None:
     """Finished stages are reused by folder, so a folder made with another preset, data or base
     model must not be: the first run records what its stages were made from, later runs must match."""
-    from ax.model import atomic_write_text
-
     path = seed_dir / STAGE_INPUTS_FILE
     if not path.is_file():
-        seed_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(inputs, indent=2, sort_keys=True))
+        write_json(path, inputs)
         return
     recorded, now = _flat(json.loads(path.read_text(encoding="utf-8"))), _flat(inputs)
     changed = [f"{key}: {recorded.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(recorded) | set(now))

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from ax.errors import AxError
 from ax.optimizers.gepa_run import GepaSettings
 from ax.optimizers.lora_step import LoraSettings
+from ax.optimizers.run_files import read_json, write_json
 
 
 class Preset(BaseModel):
@@ -56,14 +57,8 @@ def get_preset(name: str) -> Preset:
     """A named preset, or one read from a JSON file (what `ax compare` writes for a custom Preset)."""
     if name in PRESETS:
         return PRESETS[name]
-    path = Path(name)
-    if path.suffix == ".json":
-        if not path.is_file():
-            raise AxError(f"Preset file not found: {path}")
-        try:
-            return Preset.model_validate_json(path.read_text(encoding="utf-8"))
-        except ValidationError as error:
-            raise AxError(f"{path}: not a valid preset: {error}") from None
+    if name.endswith(".json"):
+        return read_json(Path(name), Preset)
     raise AxError(f"Unknown preset {name!r}; presets are {', '.join(PRESETS)}, or a preset .json file")
 
 
@@ -71,9 +66,6 @@ def preset_argument(preset: Preset, folder: Path) -> str:
     """What `--preset` must say to rerun with `preset`: its name, or a JSON file of a custom one written to `folder`."""
     if PRESETS.get(preset.name) == preset:
         return preset.name
-    from ax.model import atomic_write_text
-
     path = folder / f"preset-{preset.name}.json"
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, preset.model_dump_json(indent=2))
+    write_json(path, preset)
     return str(path)

@@ -79,3 +79,19 @@ def test_strategies_parse_and_bad_names_are_named():
         "baseline": (), "combined": ("gepa", "lora", "gepa"), "lora->gepa": ("lora", "gepa")}
     with pytest.raises(AxError, match="Configuration 'fancy': Unknown optimization step 'fancy'"):
         config_strategies(["gepa", "fancy"])
+
+
+def test_a_preset_file_round_trips_and_a_bad_one_names_itself(tmp_path):
+    from ax.optimizers.presets import preset_argument
+
+    custom = get_preset("quick").model_copy(update={"name": "mine", "train_size": 5})
+    argument = preset_argument(custom, tmp_path)
+    assert argument == str(tmp_path / "preset-mine.json") and get_preset(argument) == custom
+    assert preset_argument(get_preset("quick"), tmp_path) == "quick"  # a named preset stays a name
+    with pytest.raises(AxError, match="missing.json does not exist"):
+        get_preset(str(tmp_path / "missing.json"))
+    (tmp_path / "bad.json").write_text('{"name": "bad", "train_size": -1}')
+    with pytest.raises(AxError, match="bad.json is not a valid Preset file"):
+        get_preset(str(tmp_path / "bad.json"))
+    with pytest.raises(AxError, match="Unknown preset 'tiny'"):
+        get_preset("tiny")

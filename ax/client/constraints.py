@@ -89,7 +89,7 @@ class NumberListConstraint(Constraint):
     def __init__(self, tables: TokenTables, integer: bool):
         inner = "0123456789-, " if integer else "0123456789.-, "
         texts = tables.texts
-        self.texts = texts
+        self.closes = {i for i, t in enumerate(texts) if "]" in t}
         self.eos = torch.tensor([tables.eos_id])
         self.first = torch.tensor([i for i, t in enumerate(texts) if t.strip() == "["], dtype=torch.long)
         self.inner = torch.tensor([i for i, t in enumerate(texts) if t and set(t) <= set(inner + "]")
@@ -98,9 +98,8 @@ class NumberListConstraint(Constraint):
     def allowed(self, generated: list[int]) -> torch.Tensor:
         if not generated:
             return self.first
-        if "]" in "".join(self.texts[i] for i in generated[1:]):
-            return self.eos
-        return self.inner
+        # Only the last token can hold the "]": after one, nothing but the end is allowed.
+        return self.eos if len(generated) > 1 and generated[-1] in self.closes else self.inner
 
 
 class RowConstraints(LogitsProcessor):
