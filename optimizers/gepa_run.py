@@ -145,13 +145,14 @@ def run_gepa(program: dspy.Module, *, trainset: list[dspy.Example], valset: list
         console.print(f"Resuming the GEPA run in {run_dir} after iteration {resumed}.", soft_wrap=True)
 
     reflection = reflection_lm.copy() if reflection_lm is not None else resolve_reflection_lm(settings.reflection_lm, lm)
-    # Cost so far = earlier sessions' (cost.json as of their last checkpoint) + this session's.
+    # Cost so far = earlier sessions' (cost.json as of their last checkpoint) + this session's. The
+    # rollouts are GEPA's own count, saved with its state: summing sessions' counts double-counted
+    # the iteration in flight when a kill fell between GEPA's checkpoint and cost.json.
     previous = read_json(run_dir / COST_FILE, Cost) if resumed and (run_dir / COST_FILE).is_file() else Cost()
-    calls_before = GEPAState.load(str(engine_dir)).total_num_evals if resumed else 0
     meter = CostMeter(lm, reflection)
 
     def cost_so_far(state: Any) -> Cost:
-        cost = previous + meter.stop(rollouts=state.total_num_evals - calls_before)
+        cost = (previous + meter.stop()).model_copy(update={"rollouts": state.total_num_evals})
         write_json(run_dir / COST_FILE, cost)
         return cost
 
