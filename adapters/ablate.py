@@ -71,8 +71,13 @@ def weight_decay_settings(values: Iterable[float] = DEFAULT_WEIGHT_DECAYS) -> li
     return [SweepSetting(name=f"weight_decay={v:g}", overrides={"weight_decay": v}) for v in values]
 
 
-def rank_settings(ranks: Iterable[int] = DEFAULT_RANKS, alpha_ratio: float | None = 2.0) -> list[SweepSetting]:
-    """Ranks to compare; alpha follows as alpha_ratio * r (None keeps the base config's alpha)."""
+def rank_settings(ranks: Iterable[int] = DEFAULT_RANKS, alpha_ratio: float | None = None) -> list[SweepSetting]:
+    """Ranks to compare; alpha follows as alpha_ratio * r, or stays the base config's with None.
+
+    The sweep should change the rank and nothing else, so which one is right depends on the
+    scaling: rsLoRA multiplies by alpha / sqrt(r), rank-stable with alpha fixed (None), while plain
+    LoRA's alpha / r stays constant only when alpha grows with r (see `rank_sweep_alpha_ratio`).
+    """
     settings = []
     for r in ranks:
         overrides: dict[str, Any] = {"r": r}
@@ -80,6 +85,15 @@ def rank_settings(ranks: Iterable[int] = DEFAULT_RANKS, alpha_ratio: float | Non
             overrides["lora_alpha"] = alpha_ratio * r
         settings.append(SweepSetting(name=f"r={r}", overrides=overrides))
     return settings
+
+
+def rank_sweep_alpha_ratio(config: LoraTrainingConfig) -> float | None:
+    """The alpha rule that keeps `config`'s LoRA scale while a rank sweep changes r.
+
+    With alpha = 2r under rsLoRA the scale grew as 2 sqrt(r): on SmolLM2 r=4 learned nothing and
+    r=64 fell back to the base model's accuracy, an effect of the scale, not of the rank.
+    """
+    return None if config.use_rslora else config.lora_alpha / config.r
 
 
 def target_module_settings(sets: Mapping[str, Any] = DEFAULT_TARGET_SETS) -> list[SweepSetting]:

@@ -188,11 +188,11 @@ def ablate_cmd(
         from ax.programs.registry import get_domain
 
         chosen_seeds = parse_seeds(seeds)
-        settings = sweep_settings(kind.value, values)
         for flag, value in (("--train", train), ("--steps", steps), ("--threads", threads)):
             if value is not None and value < 1:
                 raise AxError(f"{flag} {value}: must be at least 1")
         base_config = load_config(config, domain).with_overrides(max_steps=steps)
+        settings = sweep_settings(kind.value, values, base_config)
         for setting in settings:  # a bad value fails now, not after the model has loaded
             base_config.with_overrides(**setting.overrides)
         task = get_domain(domain)

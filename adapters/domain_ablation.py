@@ -26,16 +26,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from ax.adapters.ablate import (
-    DEFAULT_TARGET_SETS, SweepReport, SweepSetting, rank_settings, run_sweep, target_module_settings,
-    weight_decay_settings,
+    DEFAULT_RANKS, DEFAULT_TARGET_SETS, DEFAULT_WEIGHT_DECAYS, SweepReport, SweepSetting, rank_settings,
+    rank_sweep_alpha_ratio, run_sweep, target_module_settings, weight_decay_settings,
 )
 from ax.adapters.config import LoraTrainingConfig
 from ax.errors import AxError
 from ax.model import atomic_write_text
 
-DEFAULT_SETTINGS = {"weight-decay": weight_decay_settings, "rank": rank_settings,
-                    "target-modules": target_module_settings}
-KINDS = tuple(DEFAULT_SETTINGS)
+KINDS = ("weight-decay", "rank", "target-modules")
 SETUP_FILE, RUNS_FILE, JSON_FILE, MARKDOWN_FILE = "setup.json", "runs.json", "ablation.json", "ablation.md"
 
 
@@ -50,28 +48,30 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def sweep_settings(kind: str, values: str | None = None) -> list[SweepSetting]:
-    """The settings of a sweep kind: its defaults, or the comma-separated `values`.
+def sweep_settings(kind: str, values: str | None = None,
+                   config: LoraTrainingConfig | None = None) -> list[SweepSetting]:
+    """The settings of a sweep kind over `config` (the shipped defaults if None): its defaults, or `values`.
 
-    weight-decay takes numbers, rank takes integers (alpha follows as 2r), target-modules takes
-    set names (attention, mlp, all) or module names joined with '+', e.g. q_proj+v_proj.
+    `values` is comma-separated: weight-decay takes numbers, rank takes integers (alpha as
+    `rank_sweep_alpha_ratio` says), target-modules takes set names (attention, mlp, all) or module
+    names joined with '+', e.g. q_proj+v_proj.
     """
     if kind not in KINDS:
         raise AxError(f"sweep kind {kind!r}: choose one of {', '.join(KINDS)}")
-    if values is None:
-        return DEFAULT_SETTINGS[kind]()
-    parts = [part.strip() for part in values.split(",") if part.strip()]
-    if not parts:
+    parts = [part.strip() for part in (values or "").split(",") if part.strip()]
+    if values is not None and not parts:
         raise AxError(f"--values {values!r}: give at least one value")
     try:
         if kind == "weight-decay":
-            return weight_decay_settings([float(part) for part in parts])
+            return weight_decay_settings([float(part) for part in parts] or DEFAULT_WEIGHT_DECAYS)
         if kind == "rank":
-            return rank_settings([int(part) for part in parts])
+            ratio = rank_sweep_alpha_ratio(config or LoraTrainingConfig())
+            return rank_settings([int(part) for part in parts] or DEFAULT_RANKS, ratio)
     except ValueError:
         wanted = "numbers" if kind == "weight-decay" else "integers"
         raise AxError(f"--values {values!r}: a {kind} sweep takes comma-separated {wanted}") from None
-    return target_module_settings({part: DEFAULT_TARGET_SETS.get(part, part.split("+")) for part in parts})
+    sets = {part: DEFAULT_TARGET_SETS.get(part, part.split("+")) for part in parts} or DEFAULT_TARGET_SETS
+    return target_module_settings(sets)
 
 
 class AblationSetup(BaseModel):

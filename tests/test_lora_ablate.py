@@ -7,9 +7,10 @@ import json
 import pytest
 
 from ax.adapters.ablate import (
-    confidence_interval, rank_settings, run_sweep, target_module_settings, weight_decay_settings,
+    confidence_interval, rank_settings, rank_sweep_alpha_ratio, run_sweep, target_module_settings, weight_decay_settings,
 )
 from ax.adapters.config import LoraTrainingConfig
+from ax.adapters.domain_ablation import sweep_settings
 from ax.errors import AxError
 
 
@@ -36,9 +37,19 @@ def test_weight_decay_sweep_gives_each_setting_its_config_and_an_interval():
     assert "weight_decay=0.01" in report.table()
 
 
+def test_rank_sweep_keeps_the_lora_scale():
+    """rsLoRA's alpha/sqrt(r) is rank-stable with alpha fixed; plain LoRA's alpha/r needs alpha to grow with r."""
+    assert rank_sweep_alpha_ratio(LoraTrainingConfig(use_rslora=True)) is None
+    plain = LoraTrainingConfig(use_rslora=False, r=16, lora_alpha=32)
+    assert rank_sweep_alpha_ratio(plain) == 2.0
+    by_rank = {s.overrides["r"]: s.overrides for s in sweep_settings("rank", "4,64", plain)}
+    assert [o["lora_alpha"] / r for r, o in by_rank.items()] == [2.0, 2.0]
+    assert all("lora_alpha" not in s.overrides for s in sweep_settings("rank", None, LoraTrainingConfig()))
+
+
 def test_rank_and_target_settings():
-    assert [s.overrides for s in rank_settings([4, 64])] == [{"r": 4, "lora_alpha": 8.0}, {"r": 64, "lora_alpha": 128.0}]
-    assert rank_settings([4], alpha_ratio=None)[0].overrides == {"r": 4}
+    assert [s.overrides for s in rank_settings([4, 64], 2.0)] == [{"r": 4, "lora_alpha": 8.0}, {"r": 64, "lora_alpha": 128.0}]
+    assert rank_settings([4])[0].overrides == {"r": 4}
     targets = {s.name: s.overrides["target_modules"] for s in target_module_settings()}
     assert targets["targets=attention"] == ["q_proj", "k_proj", "v_proj", "o_proj"] and targets["targets=all"] == "auto"
     report = run_sweep(LoraTrainingConfig(), target_module_settings(), seeds=[0], train_fn=fake_train,
