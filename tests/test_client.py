@@ -265,9 +265,14 @@ def test_a_list_of_numbers_decodes_as_one(tiny_model_dir):
     """A list[float] field free-decoded by a small model was anything but a list of numbers."""
     from ax.client.decoding import DecodingSettings
 
+    class Cells(dspy.Signature):
+        question: str = dspy.InputField()
+        cells: list[float] = dspy.OutputField()
+
+    spec = output_fields(dspy.ChatAdapter().format(Cells, [], {"question": "q"}))[0]
+    assert spec.kind == "float_list" and spec.type_text == "list[float]"
+    assert DecodingSettings().params_for(spec, 0).constraint == "float_list"
     backend = LocalBackend(load_model(str(tiny_model_dir)))
-    params = DecodingSettings().params_for(FieldSpec(name="cells", kind="json", type_text="list[float]"), 0)
-    assert params.constraint == "float_list"
     request = GenerationRequest("<|im_start|>user\nnumbers<|im_end|>\n<|im_start|>assistant\n", None,
                                 GenerationParams(max_new_tokens=24, constraint="float_list"))
     text = backend.generate(request).text

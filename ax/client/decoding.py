@@ -21,7 +21,8 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # the comma of "4,310", not
 # A small model that has seen the markers imitates them badly ("[## completed ## ]]", "[##\n\n##"):
 # a text value ends at anything that starts like a marker, or it loops on it to its token budget.
 _MARKER_STOP = ("[[", "[#")
-_NUMBER_LISTS = {"list[int]": "int_list", "list[float]": "float_list"}
+_CONSTRAINED = ("choice", "int", "float", "int_list", "float_list")
+_STRUCTURED = ("json", "int_list", "float_list")  # values DSPy parses as Python/JSON literals
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,10 @@ class DecodingSettings:
             budget = self.max_text_tokens
         if self.max_tokens is not None:
             budget = max(1, min(budget, self.max_tokens - spent))
-        stop = self.stop + _MARKER_STOP if spec is not None and kind in ("text", "json") else self.stop
+        stop = self.stop + _MARKER_STOP if spec is not None and kind in ("text", *_STRUCTURED) else self.stop
         if kind in ("int", "float"):
             stop = stop + ("\n",)
-        constraint = kind if kind in ("choice", "int", "float") else _NUMBER_LISTS.get(spec.type_text if spec else None)
+        constraint = kind if kind in _CONSTRAINED else None
         return GenerationParams(
             max_new_tokens=budget, temperature=self.temperature, top_p=self.top_p, seed=self.seed, stop=stop,
             constraint=constraint,
@@ -59,7 +60,7 @@ class DecodingSettings:
 
 def clean_value(spec: FieldSpec, text: str) -> str:
     value = text.strip()
-    if spec.kind == "json":
+    if spec.kind in _STRUCTURED:
         return coerce_structured(spec.type_text, value)
     if spec.kind in _NUMBER:
         match = _NUMBER[spec.kind].search(_THOUSANDS.sub("", value))

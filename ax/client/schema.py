@@ -23,7 +23,7 @@ class FieldSpec(BaseModel):
     """One output field and how its value is decoded."""
 
     name: str
-    kind: Literal["text", "choice", "int", "float", "json"] = "text"
+    kind: Literal["text", "choice", "int", "float", "int_list", "float_list", "json"] = "text"
     choices: list[str] = []
     type_text: str | None = None
 
@@ -35,6 +35,9 @@ def _spec_for(name: str, type_text: str | None) -> FieldSpec:
         return FieldSpec(name=name, kind="int")
     if type_text == "float":
         return FieldSpec(name=name, kind="float")
+    if type_text in ("list[int]", "list[float]"):
+        # Its own kind, not plain JSON: number lists decode under a constraint of their own.
+        return FieldSpec(name=name, kind=f"{type_text[5:-1]}_list", type_text=type_text)
     if type_text == "bool":
         return FieldSpec(name=name, kind="choice", choices=["True", "False"])
     literal = re.fullmatch(r"Literal\[(.*)\]", type_text)
