@@ -76,7 +76,8 @@ def make_tiny_model(path: str | Path, *, seed: int = 0, hidden_size: int = 64, n
     return path
 
 
-def make_tiny_adapter(model_dir: str | Path, path: str | Path, *, seed: int = 1, scale: float = 16.0) -> Path:
+def make_tiny_adapter(model_dir: str | Path, path: str | Path, *, seed: int = 1, scale: float = 16.0,
+                      dora: bool = False) -> Path:
     """Write a random (non-zero) LoRA adapter for `model_dir` in PEFT's format and return its path.
 
     A fresh LoRA is an exact no-op (B = 0); this one starts from random A and B with a large
@@ -89,7 +90,7 @@ def make_tiny_adapter(model_dir: str | Path, path: str | Path, *, seed: int = 1,
     torch.manual_seed(seed)
     base = AutoModelForCausalLM.from_pretrained(model_dir)
     config = LoraConfig(r=4, lora_alpha=4 * scale, target_modules=["q_proj", "v_proj", "o_proj", "down_proj"],
-                        init_lora_weights=False)
+                        init_lora_weights=False, use_dora=dora)
     model = get_peft_model(base, config)
     model.save_pretrained(path)
     return Path(path)

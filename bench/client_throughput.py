@@ -6,6 +6,7 @@ greedily. The client runs the calls from DSPy threads (dspy.Parallel), which it 
 Printed: completion tokens per second of each and the ratio.
 
     python bench/client_throughput.py                      # embedded SmolLM2 on this machine
+    python bench/client_throughput.py --no-prefix-cache    # batching alone, to attribute the gain
     python bench/client_throughput.py --random-init 0.5b --tokenizer DIR --device cuda
 """
 
@@ -64,8 +65,9 @@ def plain_loop(loaded: LoadedModel, prompts: list[str], max_new_tokens: int) -> 
     return tokens, time.perf_counter() - started
 
 
-def client_run(loaded: LoadedModel, qs: list[str], threads: int, max_new_tokens: int) -> tuple[int, float, list]:
-    backend = LocalBackend(loaded, max_batch_size=threads)
+def client_run(loaded: LoadedModel, qs: list[str], threads: int, max_new_tokens: int,
+               prefix_cache: bool) -> tuple[int, float, list]:
+    backend = LocalBackend(loaded, max_batch_size=threads, prefix_cache=prefix_cache)
     client = Client(backend, model_name=loaded.name, cache=False, max_field_tokens=max_new_tokens)
     lm = client.lm()
     predict = dspy.Predict("question -> answer")
@@ -87,6 +89,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=64)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--no-prefix-cache", action="store_true", help="prefill every prompt whole")
     args = parser.parse_args()
 
     if args.random_init:
@@ -98,12 +101,14 @@ def main() -> None:
     signature = dspy.Predict("question -> answer").signature
     prompts = [render_chat(loaded.tokenizer, adapter.format(signature, [], {"question": q})) for q in qs]
 
-    client_run(loaded, qs[: args.threads], args.threads, 4)  # warm-up: allocator, kernels, token tables
+    prefix_cache = not args.no_prefix_cache
+    client_run(loaded, qs[: args.threads], args.threads, 4, prefix_cache)  # warm-up: allocator, kernels, tables
     base_tokens, base_s = plain_loop(loaded, prompts, args.max_new_tokens)
-    ax_tokens, ax_s, batches = client_run(loaded, qs, args.threads, args.max_new_tokens)
+    ax_tokens, ax_s, batches = client_run(loaded, qs, args.threads, args.max_new_tokens, prefix_cache)
     base_rate, ax_rate = base_tokens / base_s, ax_tokens / ax_s
     print(f"model={loaded.name} device={loaded.device} dtype={loaded.dtype} calls={args.calls} "
-          f"threads={args.threads} max_new_tokens={args.max_new_tokens} torch_threads={torch.get_num_threads()}")
+          f"threads={args.threads} max_new_tokens={args.max_new_tokens} torch_threads={torch.get_num_threads()} "
+          f"prefix_cache={'on' if prefix_cache else 'off'}")
     print(f"plain generate loop : {base_tokens:6d} tokens in {base_s:7.2f} s = {base_rate:8.1f} tokens/s")
     print(f"ax client ({args.threads} threads): {ax_tokens:6d} tokens in {ax_s:7.2f} s = {ax_rate:8.1f} tokens/s"
           f"  (mean batch {sum(batches) / len(batches):.1f})")

@@ -59,3 +59,26 @@ def test_batched_greedy_equals_one_at_a_time_on_the_real_model(smollm2):
     assert max(batched.batcher.batch_sizes) > 1
     assert got == expected
     batched.close()
+
+
+def test_the_prefix_cache_changes_no_greedy_token_on_the_real_model(smollm2):
+    """Calls of one DSPy program share its system prompt; reusing its states must not change an answer."""
+    from ax.client.generation import GenerationParams, GenerationRequest
+    from ax.client.local import LocalBackend
+    from ax.client.prompting import field_header, render_chat
+
+    signature = dspy.Predict("question -> answer").signature
+    questions = ("Who signs the lease?", "When is rent due?", "What is a deposit?", "Can the tenant sublet?",
+                 "Who repairs the roof?", "Is a pet allowed?")
+    prompts = [render_chat(smollm2.tokenizer, dspy.ChatAdapter().format(signature, [], {"question": q}))
+               + field_header("answer") for q in questions]
+    requests = [GenerationRequest(p, None, GenerationParams(max_new_tokens=12, stop=("[[",))) for p in prompts]
+    single = LocalBackend(smollm2, max_batch_size=1, prefix_cache=False)
+    expected = [single.generate(r).text for r in requests]
+    single.close()
+    cached = LocalBackend(smollm2, max_batch_size=8, max_wait_s=0.1)
+    with ThreadPoolExecutor(6) as pool:
+        got = [g.text for g in pool.map(cached.generate, requests)]
+    assert max(cached.batcher.batch_sizes) > 1 and cached.prefix_cache.computed_tokens > 100
+    assert got == expected
+    cached.close()

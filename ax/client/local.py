@@ -5,22 +5,28 @@ Rows of one batch may name different adapters: PEFT's mixed-adapter batches
 so no call ever runs on another call's adapter and nothing depends on PEFT's global
 `set_adapter`. DoRA adapters cannot share a batch that way, so batches holding one are split
 per adapter.
+
+Prompts of one batch usually open with the same system prompt: its keys and values come from
+a prefix cache (ax/client/prefix_cache.py), so only each row's own tokens are prefilled.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
 
 from ax.client.batcher import Batcher
 from ax.client.constraints import (ChoiceConstraint, Constraint, NumberConstraint, NumberListConstraint, RowConstraints,
                                    TokenTables)
 from ax.client.generation import Generation, GenerationParams, GenerationRequest
+from ax.client.prefix_cache import KV, PrefixCache
 from ax.client.prompting import render_chat
 from ax.errors import AxError
 from ax.model import LoadedModel
@@ -56,7 +62,8 @@ def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
 class LocalBackend:
     """Generation on a loaded model, batched across threads, with hot-swappable LoRA adapters."""
 
-    def __init__(self, loaded: LoadedModel, *, max_batch_size: int = 16, max_wait_s: float = 0.005):
+    def __init__(self, loaded: LoadedModel, *, max_batch_size: int = 16, max_wait_s: float = 0.005,
+                 prefix_cache: bool = True, prefix_cache_entries: int = 16):
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -65,6 +72,7 @@ class LocalBackend:
         self._tables = TokenTables(self.tokenizer)
         self._adapters: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self.prefix_cache = PrefixCache(prefix_cache_entries) if prefix_cache else None
         self.batcher: Batcher[GenerationRequest, Generation] = Batcher(
             self._run_batch, max_batch_size=max_batch_size, max_wait_s=max_wait_s)
 
@@ -100,9 +108,9 @@ class LocalBackend:
         if mismatch:
             raise AxError(f"Adapter {path} (trained for {peft_config.get('base_model_name_or_path')!r}) does not fit "
                           f"base model {self.loaded.name} ({self.loaded.directory}): {mismatch}")
-        self.batcher.call_in_worker(lambda: self._attach(name, path))
-        dora = bool(peft_config.get("use_dora"))
-        self._adapters[name] = {"path": str(path), "fingerprint": fingerprint, "dora": dora}
+        info = {"path": str(path), "fingerprint": fingerprint, "dora": bool(peft_config.get("use_dora")),
+                "states_key": _states_key(fingerprint, path / CONFIG_FILE)}
+        self.batcher.call_in_worker(lambda: self._attach(name, path, info))
 
     def unload_adapter(self, name: str) -> None:
         self._adapter_info(name)
@@ -143,7 +151,7 @@ class LocalBackend:
                     return f"{key} has size {actual} where {module_name} has {expected}"
         return None
 
-    def _attach(self, name: str, path: Path) -> None:
+    def _attach(self, name: str, path: Path, info: dict[str, Any]) -> None:
         from peft import PeftModel
 
         if name in self._adapters:
@@ -153,6 +161,8 @@ class LocalBackend:
         else:
             self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name)
         self.model.eval()
+        # Registered here, on the worker, so no batch sees the new weights under the old states key.
+        self._adapters[name] = info
 
     # -- generation -------------------------------------------------------------------------
 
@@ -196,11 +206,11 @@ class LocalBackend:
 
     @torch.inference_mode()
     def _generate_rows(self, requests: list[GenerationRequest]) -> list[Generation]:
-        from peft import PeftModel
-
-        encoded = self.tokenizer([r.prompt for r in requests], return_tensors="pt", padding=True,
-                                 add_special_tokens=False).to(self.model.device)
-        prompt_length = encoded["input_ids"].shape[1]
+        rows = self.tokenizer([r.prompt for r in requests], add_special_tokens=False)["input_ids"]
+        names = [r.adapter or BASE for r in requests]
+        shared = self.prefix_cache.shared_length(rows) if self.prefix_cache is not None else 0
+        layout = self._layout(rows, shared)
+        prompt_length = layout["input_ids"].shape[1]
         params = [r.params for r in requests]
         constraints = [self._constraint(p) for p in params]
         kwargs: dict[str, Any] = {
@@ -209,6 +219,8 @@ class LocalBackend:
             "pad_token_id": self.tokenizer.pad_token_id,
             "eos_token_id": self.tokenizer.eos_token_id,
         }
+        if shared:
+            kwargs["past_key_values"] = self._prefix_states(rows[0][:shared], names)
         if any(constraints):
             kwargs["logits_processor"] = [RowConstraints(constraints, prompt_length)]
         if params[0].sampled:  # sampled requests always run alone (see _groups)
@@ -216,13 +228,7 @@ class LocalBackend:
             kwargs.update(do_sample=True, temperature=params[0].temperature, top_p=params[0].top_p or 1.0)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if isinstance(self.model, PeftModel):
-            names = [r.adapter or BASE for r in requests]
-            if len(set(names)) == 1 and self._adapters.get(names[0], {}).get("dora"):
-                self.model.set_adapter(names[0])  # safe: only this worker thread touches the model
-            else:
-                kwargs["adapter_names"] = names
-        output = self.model.generate(**encoded, **kwargs)
+        output = self.model.generate(**layout, **kwargs, **self._adapter_kwargs(names))
         results = []
         for row, p in enumerate(params):
             tokens = output[row, prompt_length:].tolist()
@@ -230,9 +236,64 @@ class LocalBackend:
             if self.tokenizer.eos_token_id in tokens:
                 tokens = tokens[: tokens.index(self.tokenizer.eos_token_id)]
             text = cut_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), p.stop)
-            prompt_tokens = int(encoded["attention_mask"][row].sum())
-            results.append(Generation(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(tokens)))
+            results.append(Generation(text=text, prompt_tokens=len(rows[row]), completion_tokens=len(tokens)))
         return results
+
+    def _layout(self, rows: list[list[int]], shared: int) -> dict[str, torch.Tensor]:
+        """Rows as [shared prefix][pads][own tokens], with the attention mask 0 on the pads.
+
+        The cached prefix states fill the first `shared` positions of every row, so pads can only
+        sit between them and each row's own tokens; generate() then prefills only the tokens past
+        the cache's length. With nothing shared this is plain left padding.
+
+        Positions are the mask's running sum, so a row's own tokens continue at `shared` whatever
+        its padding. They are passed, not left to generate(): it derives the same ones only when
+        the model's forward signature names position_ids, and a wrapped forward (a profiler's,
+        say) silently got plain ranges, which set a padded row's tokens apart from its prefix.
+        """
+        width = max(len(row) for row in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = [row[:shared] + [pad] * (width - len(row)) + row[shared:] for row in rows]
+        mask = torch.tensor([[1] * shared + [0] * (width - len(row)) + [1] * (len(row) - shared) for row in rows])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        device = self.model.device
+        return {"input_ids": torch.tensor(ids, device=device), "attention_mask": mask.to(device),
+                "position_ids": positions.to(device)}
+
+    def _adapter_kwargs(self, names: list[str]) -> dict[str, Any]:
+        """What a forward or generate call needs to run each row on its own adapter."""
+        from peft import PeftModel
+
+        if not isinstance(self.model, PeftModel):
+            return {}
+        if len(set(names)) == 1 and self._adapters.get(names[0], {}).get("dora"):
+            self.model.set_adapter(names[0])  # safe: only this worker thread touches the model
+            return {}
+        return {"adapter_names": names}
+
+    def _prefix_states(self, prefix: list[int], names: list[str]) -> DynamicCache:
+        """A generate() cache holding the prefix's states for each row, each under its row's adapter."""
+        per_adapter = {name: self.prefix_cache.states(self._states_key(name), prefix, partial(self._extend, name))
+                       for name in dict.fromkeys(names)}
+        layers = zip(*(per_adapter[name] for name in names))  # per layer: each row's (keys, values)
+        return DynamicCache([(torch.cat([k for k, _ in layer]), torch.cat([v for _, v in layer])) for layer in layers],
+                            config=self.model.config)
+
+    def _states_key(self, name: str) -> str:
+        return "base" if name == BASE else self._adapter_info(name)["states_key"]
+
+    def _extend(self, name: str, past: KV | None, tokens: list[int]) -> KV:
+        """The states of `past` followed by `tokens`, on adapter `name` (`past` itself is left as it was)."""
+        cache = DynamicCache(past, config=self.model.config)
+        ids = torch.tensor([tokens], device=self.model.device)
+        self.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1,
+                   **self._adapter_kwargs([name]))
+        return tuple((layer.keys, layer.values) for layer in cache.layers)
 
     def close(self) -> None:
         self.batcher.close()
+
+
+def _states_key(fingerprint: str, config: Path) -> str:
+    """What an adapter's prefix states depend on: its weights and its config (lora_alpha scales them)."""
+    return f"{fingerprint}-{hashlib.sha256(config.read_bytes()).hexdigest()[:16]}"

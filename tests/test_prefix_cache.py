@@ -1,0 +1,135 @@
+"""The shared-prefix cache: it changes no greedy token, never crosses adapters or reloads, stays bounded."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import dspy
+import pytest
+
+from ax.client.generation import GenerationParams, GenerationRequest
+from ax.client.local import LocalBackend
+from ax.client.prefix_cache import MIN_PREFIX_TOKENS, PrefixCache
+from ax.client.prompting import render_chat
+from ax.model import load_model
+
+PARAMS = [GenerationParams(max_new_tokens=16), GenerationParams(max_new_tokens=5, constraint="int"),
+          GenerationParams(max_new_tokens=8, constraint="choice", choices=("yes", "no", "maybe")),
+          GenerationParams(max_new_tokens=12, stop=("the",))]
+
+
+@pytest.fixture(scope="module")
+def dora_adapter(tiny_model_dir, tmp_path_factory):
+    from ax.testing import make_tiny_adapter
+
+    return make_tiny_adapter(tiny_model_dir, tmp_path_factory.mktemp("dora") / "dora", seed=3, dora=True)
+
+
+def _program_prompts(tokenizer, n: int) -> list[str]:
+    """Prompts of one DSPy program: a long shared system message, then each call's own question."""
+    signature = dspy.Predict("question -> answer").signature
+    return [render_chat(tokenizer, dspy.ChatAdapter().format(signature, [], {"question": f"who pays {i * 7} dollars?"}))
+            for i in range(n)]
+
+
+def _backend(model_dir, adapters: dict, **kwargs) -> LocalBackend:
+    backend = LocalBackend(load_model(str(model_dir)), **kwargs)
+    for name, path in adapters.items():
+        backend.load_adapter(name, path)
+    return backend
+
+
+def _requests(prompts: list[str], adapters: list[str | None], n: int) -> list[GenerationRequest]:
+    return [GenerationRequest(prompts[i % len(prompts)], adapters[i % len(adapters)], PARAMS[i % len(PARAMS)])
+            for i in range(n)]
+
+
+def _threaded(backend: LocalBackend, requests: list[GenerationRequest]) -> list[str]:
+    with ThreadPoolExecutor(16) as pool:
+        return [g.text for g in pool.map(backend.generate, requests)]
+
+
+def test_batched_rows_on_mixed_adapters_decode_as_without_the_cache(tiny_model_dir, tiny_adapters):
+    reference = _backend(tiny_model_dir, tiny_adapters, max_batch_size=1, prefix_cache=False)
+    cached = _backend(tiny_model_dir, tiny_adapters, max_batch_size=16, max_wait_s=0.05)
+    prompts = _program_prompts(cached.tokenizer, 8)
+    requests = _requests(prompts, [None, "alpha", "beta"], 32)
+    expected = [reference.generate(r) for r in requests]
+    assert len({g.text for g in expected}) > 8, "the tiny model should answer prompts and adapters differently"
+    assert _threaded(cached, requests) == [g.text for g in expected]
+    assert max(cached.batcher.batch_sizes) > 1
+    assert cached.prefix_cache.reused_tokens >= cached.prefix_cache.computed_tokens > 0
+    # One at a time, each row shares its prefix with the prompts before it.
+    single = [cached.generate(r) for r in requests]
+    assert [g.text for g in single] == [g.text for g in expected]
+    assert [g.prompt_tokens for g in single] == [g.prompt_tokens for g in expected]  # usage counts the whole prompt
+    assert expected[0].prompt_tokens == len(cached.tokenizer.encode(prompts[0], add_special_tokens=False))
+    reference.close()
+    cached.close()
+
+
+def test_dora_adapters_and_sampled_rows_decode_as_without_the_cache(tiny_model_dir, tiny_adapters, dora_adapter):
+    adapters = {"alpha": tiny_adapters["alpha"], "dora": dora_adapter}
+    reference = _backend(tiny_model_dir, adapters, max_batch_size=1, prefix_cache=False)
+    cached = _backend(tiny_model_dir, adapters, max_batch_size=16, max_wait_s=0.05)
+    prompts = _program_prompts(cached.tokenizer, 4)
+    requests = _requests(prompts, [None, "alpha", "dora"], 12)
+    requests += [GenerationRequest(p, "dora", GenerationParams(max_new_tokens=12, temperature=1.0, seed=s))
+                 for s, p in enumerate(prompts)]
+    expected = [reference.generate(r).text for r in requests]
+    assert _threaded(cached, requests) == expected
+    assert [cached.generate(r).text for r in requests] == expected
+    assert cached.prefix_cache.reused_tokens > 0
+    reference.close()
+    cached.close()
+
+
+def test_an_adapter_reloaded_with_other_weights_gets_fresh_prefix_states(tiny_model_dir, tiny_adapters):
+    backend = _backend(tiny_model_dir, {"domain": tiny_adapters["alpha"]}, max_batch_size=1)
+    requests = _requests(_program_prompts(backend.tokenizer, 3), ["domain"], 3)
+    before = [backend.generate(r).text for r in requests]
+    backend.load_adapter("domain", tiny_adapters["beta"])  # same name, other weights
+    reference = _backend(tiny_model_dir, {"domain": tiny_adapters["beta"]}, prefix_cache=False)
+    expected = [reference.generate(r).text for r in requests]
+    assert expected != before
+    assert [backend.generate(r).text for r in requests] == expected
+    backend.close()
+    reference.close()
+
+
+def test_the_backend_keeps_at_most_its_configured_prefix_entries(tiny_model_dir):
+    backend = _backend(tiny_model_dir, {}, max_batch_size=1, prefix_cache_entries=2)
+    for prompt in _program_prompts(backend.tokenizer, 6):
+        backend.generate(GenerationRequest(prompt, None, GenerationParams(max_new_tokens=2)))
+    assert backend.prefix_cache.reused_tokens > 0 and len(backend.prefix_cache) == 2
+    backend.close()
+
+
+def _fake_extend(calls: list):
+    def extend(past, tokens):
+        calls.append((past, list(tokens)))
+        return ((past[0] if past else ()) + tuple(tokens),)
+    return extend
+
+
+def test_lookup_extends_the_longest_cached_prefix_of_the_same_adapter_and_evicts_the_least_recent():
+    cache, calls = PrefixCache(max_entries=2), []
+    extend = _fake_extend(calls)
+    short, long = list(range(20)), list(range(30))
+    assert cache.states("a", short, extend) == (tuple(short),)
+    assert cache.states("a", long, extend) == (tuple(long),)
+    assert calls[-1] == ((tuple(short),), list(range(20, 30)))  # only the new tokens ran
+    cache.states("b", short, extend)  # another adapter shares nothing
+    assert calls[-1] == (None, short)
+    assert len(cache) == 2
+    cache.states("a", short, extend)  # evicted as least recently used: computed again
+    assert calls[-1] == (None, short) and len(calls) == 4 and len(cache) == 2
+
+
+def test_the_shared_length_leaves_each_row_a_token_and_skips_short_prefixes():
+    cache = PrefixCache()
+    prefix = list(range(100, 100 + MIN_PREFIX_TOKENS))
+    assert PrefixCache().shared_length([prefix + [1]]) == 0  # a first row alone has nothing to share
+    assert cache.shared_length([prefix + [1, 2], prefix + [1, 3]]) == MIN_PREFIX_TOKENS + 1
+    assert cache.shared_length([prefix + [1]]) == MIN_PREFIX_TOKENS  # alone: shares with recent rows, keeps a token
+    assert cache.shared_length([prefix[:4] + [9], prefix[:4] + [8]]) == 0  # too short to be worth an entry
