@@ -3,7 +3,8 @@
 Hand-written steps (bf16 autocast, fused AdamW, fixed [B, T] batches of random tokens, PEFT LoRA
 with ax's default targets) rather than ax's Trainer path, to separate what the hardware and PEFT
 allow from what ax's path achieves (`bench/train_throughput.py --cuda`). MFU counts 4 N FLOPs per
-token as train_throughput.py does; `attn_extra` is what causal attention would add.
+token as train_throughput.py does; `attn_extra` is what causal attention's score and value matmuls
+would add (forward and the backward through activations).
 
     python bench/lora_step_ceiling.py bench "p,8,1024;m,32,1024,default,0,1"
 
@@ -12,66 +13,116 @@ measures steps/s, COMPILE '-' (eager) or a torch.compile mode ('default'), CKPT 
 checkpointing, BF16 1 to hold the adapter weights in bf16 instead of PEFT's fp32. Results also go
 to $OUT/mfu.json (default /tmp).
 """
-import sys, time, json, os
-sys.path.insert(0, sys.argv[1])  # the bench folder, for train_throughput's model and config
-import torch
-import train_throughput as tt
-from ax.adapters.peft_model import attach_lora
-results = []
-class A: cuda = True; model = "tiny"
-load = tt.loader(A())
+import json
+import os
+import sys
+import time
 
-def step_fn(model, opt, ids):
+import torch
+
+sys.path.insert(0, sys.argv[1])  # the bench folder, for train_throughput's model and config
+import train_throughput as tt  # noqa: E402
+
+from ax.adapters.peft_model import attach_lora  # noqa: E402
+
+H100_BF16_PEAK = tt.H100_BF16_PEAK
+LAYERS, HIDDEN = tt.LLAMA_1B["num_hidden_layers"], tt.LLAMA_1B["hidden_size"]
+
+
+class _Cuda:  # the arguments train_throughput.loader reads
+    cuda = True
+    model = "tiny"
+
+
+load = tt.loader(_Cuda())
+results = []
+
+
+def lora_model(batch: int, length: int, checkpointing: bool = False):
+    base = load()
+    model = attach_lora(base.model, tt.bench_config(batch, "packing", length, checkpointing))
+    return base, model
+
+
+def train_step(model, optimizer, ids) -> None:
     with torch.autocast("cuda", dtype=torch.bfloat16):
         out = model(input_ids=ids, labels=ids, use_cache=False)
     out.loss.backward()
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-    opt.step(); opt.zero_grad(set_to_none=True)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
-def measure(B, T, compile_mode=None, ckpt=False, steps=8, adapter_bf16=False):
-    base = load()
+
+def adamw(model):
+    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=True)
+
+
+def measure(batch: int, length: int, compile_mode: str | None = None, checkpointing: bool = False, steps: int = 8,
+            adapter_bf16: bool = False) -> None:
+    base, model = lora_model(batch, length, checkpointing)
     n = tt.matmul_params(base.model)
-    cfg = tt.bench_config(B, "packing", T, ckpt)
-    model = attach_lora(base.model, cfg)
     if adapter_bf16:
         for p in model.parameters():
-            if p.requires_grad: p.data = p.data.to(torch.bfloat16)
-    if ckpt:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False}); model.enable_input_require_grads()
+            if p.requires_grad:
+                p.data = p.data.to(torch.bfloat16)
+    if checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
     model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=True)
-    fwd = torch.compile(model, mode=compile_mode if compile_mode != "default" else None) if compile_mode else model
-    ids = torch.randint(0, 32000, (B, T), device="cuda")
+    optimizer = adamw(model)
+    forward = model
+    if compile_mode:
+        forward = torch.compile(model, mode=None if compile_mode == "default" else compile_mode)
+    ids = torch.randint(0, 32000, (batch, length), device="cuda")
     try:
-        for _ in range(3): step_fn(fwd, opt, ids)
-        torch.cuda.synchronize(); t = time.perf_counter()
-        for _ in range(steps): step_fn(fwd, opt, ids)
-        torch.cuda.synchronize(); dt = (time.perf_counter() - t) / steps
-    except Exception as e:
-        print("FAIL", B, T, compile_mode, ckpt, repr(e)[:300], flush=True); return
-    tps = B * T / dt
-    mfu = tps * 4 * n / 989e12
-    attn = tps * 6 * 22 * 2048 * T / 2 / 989e12  # causal attention fwd+bwd (activations only for frozen: QK and AV grads)
-    r = dict(B=B, T=T, compile=compile_mode, ckpt=ckpt, adapter_bf16=adapter_bf16, step_s=round(dt, 4), tok_s=round(tps), mfu_4N=round(mfu, 4), attn_extra=round(attn, 4),
-             mem_gb=round(torch.cuda.max_memory_allocated() / 1e9, 1))
-    print(r, flush=True); results.append(r)
-    torch.cuda.reset_peak_memory_stats()
-    del model, opt, fwd, base; torch.cuda.empty_cache()
-
-def profile(B, T):
-    base = load(); model = attach_lora(base.model, tt.bench_config(B, "packing", T)); model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=True)
-    ids = torch.randint(0, 32000, (B, T), device="cuda")
-    for _ in range(3): step_fn(model, opt, ids)
-    torch.cuda.synchronize()
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]) as p:
-        for _ in range(3): step_fn(model, opt, ids)
+        for _ in range(3):  # warm-up, and compilation when asked
+            train_step(forward, optimizer, ids)
         torch.cuda.synchronize()
-    print(p.key_averages().table(sort_by="cuda_time_total", row_limit=22), flush=True)
-    del model, opt, base; torch.cuda.empty_cache()
+        started = time.perf_counter()
+        for _ in range(steps):
+            train_step(forward, optimizer, ids)
+        torch.cuda.synchronize()
+        seconds = (time.perf_counter() - started) / steps
+    except Exception as exc:  # an out-of-memory shape is a result too
+        print("FAIL", batch, length, compile_mode, checkpointing, repr(exc)[:300], flush=True)
+        return
+    tokens_per_s = batch * length / seconds
+    result = dict(B=batch, T=length, compile=compile_mode, ckpt=checkpointing, adapter_bf16=adapter_bf16,
+                  step_s=round(seconds, 4), tok_s=round(tokens_per_s),
+                  mfu_4N=round(tokens_per_s * 4 * n / H100_BF16_PEAK, 4),
+                  attn_extra=round(tokens_per_s * 6 * LAYERS * HIDDEN * length / H100_BF16_PEAK, 4),  # causal: 2dT fwd, 4dT bwd
+                  mem_gb=round(torch.cuda.max_memory_allocated() / 1e9, 1))
+    print(result, flush=True)
+    results.append(result)
+    torch.cuda.reset_peak_memory_stats()
+    del model, optimizer, forward, base
+    torch.cuda.empty_cache()
+
+
+def profile(batch: int, length: int) -> None:
+    base, model = lora_model(batch, length)
+    model.train()
+    optimizer = adamw(model)
+    ids = torch.randint(0, 32000, (batch, length), device="cuda")
+    for _ in range(3):
+        train_step(model, optimizer, ids)
+    torch.cuda.synchronize()
+    activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=activities) as prof:
+        for _ in range(3):
+            train_step(model, optimizer, ids)
+        torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=22), flush=True)
+    del model, optimizer, base
+    torch.cuda.empty_cache()
+
 
 for spec in sys.argv[2].split(";"):
-    kind, *args = spec.split(",")
-    if kind == "p": profile(int(args[0]), int(args[1]))
-    else: measure(int(args[0]), int(args[1]), None if args[2] == "-" else args[2], args[3] == "1", adapter_bf16=len(args) > 4 and args[4] == "1")
-json.dump(results, open(os.path.join(os.environ.get("OUT", "/tmp"), "mfu.json"), "w"), indent=1)
+    kind, *fields = spec.split(",")
+    if kind == "p":
+        profile(int(fields[0]), int(fields[1]))
+    else:
+        measure(int(fields[0]), int(fields[1]), None if fields[2] == "-" else fields[2], fields[3] == "1",
+                adapter_bf16=len(fields) > 4 and fields[4] == "1")
+with open(os.path.join(os.environ.get("OUT", "/tmp"), "mfu.json"), "w") as handle:
+    json.dump(results, handle, indent=1)
