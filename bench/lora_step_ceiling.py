@@ -90,7 +90,8 @@ def measure(batch: int, length: int, compile_mode: str | None = None, checkpoint
     result = dict(B=batch, T=length, compile=compile_mode, ckpt=checkpointing, adapter_bf16=adapter_bf16,
                   step_s=round(seconds, 4), tok_s=round(tokens_per_s),
                   mfu_4N=round(tokens_per_s * 4 * n / H100_BF16_PEAK, 4),
-                  attn_extra=round(tokens_per_s * 6 * LAYERS * HIDDEN * length / H100_BF16_PEAK, 4),  # causal: 2dT fwd, 4dT bwd
+                  # causal attention per token and layer: 2 d T forward, 4 d T backward
+                  attn_extra=round(tokens_per_s * 6 * LAYERS * HIDDEN * length / H100_BF16_PEAK, 4),
                   mem_gb=round(torch.cuda.max_memory_allocated() / 1e9, 1))
     print(result, flush=True)
     results.append(result)
