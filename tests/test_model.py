@@ -27,6 +27,20 @@ def test_fingerprint_follows_weights_not_path(tiny_model_dir, tmp_path):
     assert load_model(str(other)).fingerprint != load_model(str(tiny_model_dir)).fingerprint
 
 
+def test_fingerprint_ignores_the_transformers_version_that_wrote_the_config(tiny_model_dir, tmp_path):
+    import json
+
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "copy")
+    config_path = copy / "config.json"
+    config = json.loads(config_path.read_text())
+    config["transformers_version"] = "5.0.0"
+    config_path.write_text(json.dumps(config, indent=4))
+    assert load_model(str(copy)).fingerprint == load_model(str(tiny_model_dir)).fingerprint
+    config["rms_norm_eps"] = 0.5  # any other change is another model
+    config_path.write_text(json.dumps(config))
+    assert load_model(str(copy)).fingerprint != load_model(str(tiny_model_dir)).fingerprint
+
+
 def test_dtype_is_chosen_by_device_and_can_be_set():
     assert pick_dtype("cpu") == torch.float32
     assert pick_dtype("cuda") == torch.bfloat16
