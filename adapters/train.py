@@ -12,7 +12,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,14 @@ class AdapterTrainer(Trainer):
         return super().compute_loss(model, inputs, *args, **kwargs)
 
 
+def _checkpointing_arguments(enabled: bool) -> dict[str, Any]:
+    """Recent transformers releases call it activation checkpointing, 5.17 still gradient checkpointing
+    (on the lent GPU machine it refused the new name)."""
+    names = {f.name for f in fields(TrainingArguments)}
+    prefix = "activation" if "activation_checkpointing" in names else "gradient"
+    return {f"{prefix}_checkpointing": enabled, f"{prefix}_checkpointing_kwargs": {"use_reentrant": False}}
+
+
 def training_arguments(config: LoraTrainingConfig, run_dir: Path, *, has_dev: bool) -> TrainingArguments:
     """TrainingArguments for these settings: checkpoints every `save_steps`, evaluated then when there is a dev set."""
     cuda = torch.cuda.is_available()
@@ -94,8 +102,7 @@ def training_arguments(config: LoraTrainingConfig, run_dir: Path, *, has_dev: bo
         num_train_epochs=config.num_epochs,
         train_sampling_strategy="group_by_length" if config.batching == "group_by_length" else "random",
         bf16=config.use_bf16(cuda),
-        activation_checkpointing=config.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False},
+        **_checkpointing_arguments(config.gradient_checkpointing),
         dataloader_pin_memory=cuda,
         save_strategy="steps",
         save_steps=config.save_steps,
