@@ -1,12 +1,15 @@
 """Throughput of DSPy calls through the ax client vs. a plain one-at-a-time `generate` loop.
 
-Both sides use the same model object, the same prompts (DSPy's ChatAdapter prompt for each
-question, rendered with the model's chat template) and the same token budget; both decode
-greedily. The client runs the calls from DSPy threads (dspy.Parallel), which it batches.
-Printed: completion tokens per second of each and the ratio.
+Both sides use the same weights (each its own copy, loaded alike), the same prompts (DSPy's
+ChatAdapter prompt for each question, rendered with the model's chat template) and the same
+token budget; both decode greedily. The client runs the calls from DSPy threads (dspy.Parallel),
+which it batches. On a CPU a third arm runs the plain loop on the oneDNN-packed weights the
+client uses, so the ratio splits into what the kernels give and what batching gives.
+Printed: completion tokens per second of each and the ratios.
 
     python bench/client_throughput.py                      # embedded SmolLM2 on this machine
-    python bench/client_throughput.py --no-prefix-cache    # batching alone, to attribute the gain
+    python bench/client_throughput.py --no-prefix-cache    # prefill every prompt whole
+    python bench/client_throughput.py --no-pack            # the client on plain fp32 weights
     python bench/client_throughput.py --random-init 0.5b --tokenizer DIR --device cuda
 """
 
@@ -19,6 +22,7 @@ import dspy
 import torch
 
 from ax.client import Client
+from ax.client.cpu_kernels import pack_linear_layers
 from ax.client.local import LocalBackend
 from ax.client.prompting import render_chat
 from ax.model import LoadedModel, load_model
@@ -43,6 +47,7 @@ def questions(n: int) -> list[str]:
 def random_model(name: str, tokenizer_dir: str, device: str) -> LoadedModel:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+    torch.manual_seed(0)  # every copy gets the same weights
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     config = LlamaConfig(vocab_size=len(tokenizer), tie_word_embeddings=True, **RANDOM_CONFIGS[name])
@@ -66,8 +71,8 @@ def plain_loop(loaded: LoadedModel, prompts: list[str], max_new_tokens: int) -> 
 
 
 def client_run(loaded: LoadedModel, qs: list[str], threads: int, max_new_tokens: int,
-               prefix_cache: bool) -> tuple[int, float, list]:
-    backend = LocalBackend(loaded, max_batch_size=threads, prefix_cache=prefix_cache)
+               prefix_cache: bool, pack: bool) -> tuple[int, float, list]:
+    backend = LocalBackend(loaded, max_batch_size=threads, prefix_cache=prefix_cache, pack_weights=pack)
     client = Client(backend, model_name=loaded.name, cache=False, max_field_tokens=max_new_tokens)
     lm = client.lm()
     predict = dspy.Predict("question -> answer")
@@ -77,7 +82,7 @@ def client_run(loaded: LoadedModel, qs: list[str], threads: int, max_new_tokens:
             [(predict, dspy.Example(question=q).with_inputs("question")) for q in qs])
     elapsed = time.perf_counter() - started
     backend.close()
-    return client.usage.totals().completion_tokens, elapsed, backend.batcher.batch_sizes
+    return client.usage.totals().completion_tokens, elapsed, backend.batch_sizes
 
 
 def main() -> None:
@@ -90,38 +95,56 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--no-prefix-cache", action="store_true", help="prefill every prompt whole")
+    parser.add_argument("--no-pack", action="store_true", help="the client on plain fp32 weights")
     args = parser.parse_args()
 
-    if args.random_init:
-        loaded = random_model(args.random_init, args.tokenizer, args.device or "cuda")
-    else:
-        loaded = load_model(args.model, device=args.device)
+    def load() -> LoadedModel:
+        if args.random_init:
+            return random_model(args.random_init, args.tokenizer, args.device or "cuda")
+        return load_model(args.model, device=args.device)
+
+    loaded, plain = load(), load()  # the client packs its model's weights; the plain loop keeps its own
+    packed_plain = load()
+    has_packed_arm = pack_linear_layers(packed_plain.model) > 0
     qs = questions(args.calls)
     adapter = dspy.ChatAdapter()
     signature = dspy.Predict("question -> answer").signature
     prompts = [render_chat(loaded.tokenizer, adapter.format(signature, [], {"question": q})) for q in qs]
 
-    prefix_cache = not args.no_prefix_cache
-    client_run(loaded, qs[: args.threads], args.threads, 4, prefix_cache)  # warm-up: allocator, kernels, tables
-    # Order plain, ax, ax, plain over the two halves of the calls: on this shared 2-core machine a
-    # run right after minutes of load was up to 1.5x slower than the same run alone, which a
-    # plain-then-ax order charges to ax alone. ABBA cancels a steady drift.
+    prefix_cache, pack = not args.no_prefix_cache, not args.no_pack
+    # warm-up: allocator, kernels, tables
+    client_run(loaded, qs[: args.threads], args.threads, 4, prefix_cache, pack)
+    plain_loop(plain, prompts[:1], 4)
+    plain_loop(packed_plain, prompts[:1], 4)
+    # Each arm runs once on each half of the calls, the second half in reverse order: on this shared
+    # 2-core machine a run right after minutes of load was up to 1.5x slower than the same run
+    # alone, which a fixed order charges to whichever arm runs last. ABBA cancels a steady drift.
     half = len(qs) // 2
-    first = plain_loop(loaded, prompts[:half], args.max_new_tokens)
-    ax_runs = [client_run(loaded, part, args.threads, args.max_new_tokens, prefix_cache)
-               for part in (qs[:half], qs[half:])]
-    last = plain_loop(loaded, prompts[half:], args.max_new_tokens)
-    base_tokens, base_s = first[0] + last[0], first[1] + last[1]
-    ax_tokens, ax_s = sum(r[0] for r in ax_runs), sum(r[1] for r in ax_runs)
-    batches = [size for r in ax_runs for size in r[2]]
-    base_rate, ax_rate = base_tokens / base_s, ax_tokens / ax_s
+    arms = {"plain": lambda part: plain_loop(plain, [prompts[i] for i in part], args.max_new_tokens),
+            "ax": lambda part: client_run(loaded, [qs[i] for i in part], args.threads, args.max_new_tokens,
+                                          prefix_cache, pack)}
+    if has_packed_arm:
+        arms["packed"] = lambda part: plain_loop(packed_plain, [prompts[i] for i in part], args.max_new_tokens)
+    halves = (range(half), range(half, len(qs)))
+    runs: dict[str, list] = {name: [] for name in arms}
+    for part, order in zip(halves, (list(arms), list(reversed(arms)))):
+        for name in order:
+            runs[name].append(arms[name](part))
+    totals = {name: (sum(r[0] for r in result), sum(r[1] for r in result)) for name, result in runs.items()}
+    rates = {name: tokens / seconds for name, (tokens, seconds) in totals.items()}
+    batches = [size for r in runs["ax"] for size in r[2]]
     print(f"model={loaded.name} device={loaded.device} dtype={loaded.dtype} calls={args.calls} "
           f"threads={args.threads} max_new_tokens={args.max_new_tokens} torch_threads={torch.get_num_threads()} "
-          f"prefix_cache={'on' if prefix_cache else 'off'}")
-    print(f"plain generate loop : {base_tokens:6d} tokens in {base_s:7.2f} s = {base_rate:8.1f} tokens/s")
-    print(f"ax client ({args.threads} threads): {ax_tokens:6d} tokens in {ax_s:7.2f} s = {ax_rate:8.1f} tokens/s"
-          f"  (mean batch {sum(batches) / len(batches):.1f})")
-    print(f"ratio (ax / plain tokens/s): {ax_rate / base_rate:.2f}x")
+          f"prefix_cache={'on' if prefix_cache else 'off'} packed_weights={'on' if pack and has_packed_arm else 'off'}")
+    labels = {"plain": "plain generate loop", "packed": "plain loop, packed weights",
+              "ax": f"ax client ({args.threads} threads)"}
+    for name, (tokens, seconds) in totals.items():
+        batch = f"  (mean batch {sum(batches) / len(batches):.1f})" if name == "ax" else ""
+        print(f"{labels[name]:27s}: {tokens:6d} tokens in {seconds:7.2f} s = {rates[name]:8.1f} tokens/s{batch}")
+    print(f"ratio (ax / plain tokens/s): {rates['ax'] / rates['plain']:.2f}x")
+    if has_packed_arm:
+        print(f"  of which packed weights (packed / plain loop): {rates['packed'] / rates['plain']:.2f}x, "
+              f"batching and the rest (ax / packed loop): {rates['ax'] / rates['packed']:.2f}x")
 
 
 if __name__ == "__main__":

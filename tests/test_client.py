@@ -77,7 +77,7 @@ def test_batched_generation_matches_one_at_a_time(tiny_model_dir):
     batched = LocalBackend(load_model(str(tiny_model_dir)), max_batch_size=16, max_wait_s=0.05)
     expected = [single.generate(r).text for r in requests]
     got = _run(batched, requests, threads=12)
-    assert max(batched.batcher.batch_sizes) > 1, "threads were never batched together"
+    assert max(batched.batch_sizes) > 1, "threads were never batched together"
     assert got == expected
     assert len(set(expected)) > 6, "the tiny model should answer different prompts differently"
     for text, r in zip(got, requests):
@@ -85,6 +85,32 @@ def test_batched_generation_matches_one_at_a_time(tiny_model_dir):
             assert text in ("yes", "no", "maybe")
         if r.params.constraint == "int":
             assert any(c.isdigit() for c in text)  # decoding extracts the number from it
+    single.close()
+    batched.close()
+
+
+def test_rows_join_a_running_batch_and_answer_as_alone(tiny_model_dir, monkeypatch):
+    # Budgets far apart: a short answer must not wait for the long ones, and rows that join a
+    # batch already decoding must answer exactly as they do alone.
+    import ax.client.local as local
+
+    regroupings = []
+
+    class Recording(local.Batch):
+        def __init__(self, parts, config):
+            regroupings.append([len(part.rows) for part in parts])
+            super().__init__(parts, config)
+
+    monkeypatch.setattr(local, "Batch", Recording)
+    budgets = [40, 3, 20, 2, 40, 5, 12, 1]
+    requests = [GenerationRequest(p, None, GenerationParams(max_new_tokens=budgets[i % len(budgets)]))
+                for i, p in enumerate(_prompts(16))]
+    single = LocalBackend(load_model(str(tiny_model_dir)), max_batch_size=1)
+    batched = LocalBackend(load_model(str(tiny_model_dir)), max_batch_size=4, max_wait_s=0.05)
+    expected = [single.generate(r).text for r in requests]
+    assert _run(batched, requests, threads=16) == expected
+    assert max(batched.batch_sizes) == 4
+    assert any(len(parts) == 2 for parts in regroupings), "no row ever joined a batch already decoding"
     single.close()
     batched.close()
 
@@ -104,7 +130,7 @@ def test_mixed_adapters_from_16_threads_never_cross(tiny_model_dir, tiny_adapter
         per_prompt.setdefault(prompt, set()).add(text)
     assert all(len(texts) == 3 for texts in per_prompt.values()), "adapters must answer differently"
     got = _run(backend, requests, threads=16)
-    assert max(backend.batcher.batch_sizes) > 1
+    assert max(backend.batch_sizes) > 1
     for r, text in zip(requests, got):
         assert text == expected[(r.prompt, r.adapter)]
     backend.close()
@@ -220,7 +246,7 @@ def test_a_text_value_ends_where_the_model_imitates_a_marker():
     """SmolLM2 wrote '[## completed ## ]]' and '[##' loops into free-text fields until its budget ran out."""
     from ax.client.decoding import DecodingSettings, decode
     from ax.client.generation import Generation
-    from ax.client.local import cut_at_stop
+    from ax.client.rows import cut_at_stop
 
     class Imitator:
         def render(self, messages):

@@ -43,7 +43,7 @@ def test_mixed_adapter_batches_on_gpu_match_single_calls_in_fp32(tiny_model_dir,
     expected = [single.generate(r).text for r in requests]
     with ThreadPoolExecutor(16) as pool:
         got = [g.text for g in pool.map(batched.generate, requests)]
-    assert max(batched.batcher.batch_sizes) > 1
+    assert max(batched.batch_sizes) > 1
     assert got == expected
     single.close()
     batched.close()

@@ -57,7 +57,7 @@ def test_batched_rows_on_mixed_adapters_decode_as_without_the_cache(tiny_model_d
     expected = [reference.generate(r) for r in requests]
     assert len({g.text for g in expected}) > 8, "the tiny model should answer prompts and adapters differently"
     assert _threaded(cached, requests) == [g.text for g in expected]
-    assert max(cached.batcher.batch_sizes) > 1
+    assert max(cached.batch_sizes) > 1
     assert cached.prefix_cache.reused_tokens >= cached.prefix_cache.computed_tokens > 0
     # One at a time, each row shares its prefix with the prompts before it.
     single = [cached.generate(r) for r in requests]

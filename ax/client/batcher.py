@@ -1,10 +1,12 @@
-"""Gathers generation requests from many threads into batches run by one worker thread.
+"""Gathers generation requests from many threads for one worker thread that decodes them together.
 
 DSPy's Evaluate, Parallel and GEPA call the LM from several threads at once. Running each call
 alone wastes the model's batch dimension, and running them concurrently on one PEFT model is
-unsafe (its active adapter is global state). So every call waits in one queue; a single worker
-takes what has arrived within a few milliseconds and runs it as one batch, each row with its
-own adapter. The model is only ever touched from that worker.
+unsafe (its active adapter is global state). So every call waits in one queue, and a single
+worker serves them: it starts with what has arrived within a few milliseconds and, between its
+decoding steps, takes in more as rows finish (continuous batching, as vLLM and TGI do), so a
+short answer never waits for the longest one of its batch. The model is only ever touched from
+that worker.
 """
 
 from __future__ import annotations
@@ -18,14 +20,33 @@ Job = TypeVar("Job")
 Result = TypeVar("Result")
 
 
+class Intake(Generic[Job]):
+    """What a serve function draws its jobs from; it settles each job's Future itself."""
+
+    def __init__(self, batcher: Batcher, first: tuple[Job, Future]):
+        self._batcher = batcher
+        self._first: list[tuple[Job, Future]] = [first]
+        self.taken: list[Future] = [first[1]]
+
+    def take(self, limit: int, wait: bool = False) -> list[tuple[Job, Future]]:
+        """Up to `limit` waiting jobs; with `wait`, each further one is waited for up to max_wait_s.
+
+        Nothing is taken past a model change (an adapter load) or close(): those run once the
+        rows in flight are done.
+        """
+        jobs, self._first = self._first[:limit], self._first[limit:]
+        jobs += self._batcher._take(limit - len(jobs), wait)
+        self.taken += [future for _, future in jobs]
+        return jobs
+
+
 class Batcher(Generic[Job, Result]):
-    def __init__(self, run_batch: Callable[[list[Job]], list[Result]], *, max_batch_size: int = 16,
-                 max_wait_s: float = 0.005, name: str = "ax-batcher"):
-        self._run_batch = run_batch
-        self.max_batch_size = max_batch_size
+    def __init__(self, serve: Callable[[Intake[Job]], None], *, max_wait_s: float = 0.005,
+                 name: str = "ax-batcher"):
+        self._serve = serve
         self.max_wait_s = max_wait_s
         self._queue: queue.Queue[tuple[Job, Future] | None] = queue.Queue()
-        self.batch_sizes: list[int] = []
+        self._held: tuple[Job, Future] | None | bool = False  # a call or close() met while serving
         self._worker = threading.Thread(target=self._loop, name=name, daemon=True)
         self._worker.start()
 
@@ -45,30 +66,34 @@ class Batcher(Generic[Job, Result]):
         self._queue.put(None)
         self._worker.join(timeout=5)
 
-    def _collect(self, first: tuple[Job, Future]) -> list[tuple[Job, Future]]:
-        batch = [first]
-        try:
-            while len(batch) < self.max_batch_size:
-                item = self._queue.get(timeout=self.max_wait_s)
-                if item is None:
-                    self._queue.put(None)
-                    break
-                if isinstance(item[0], _Call):
-                    self._queue.put(item)  # calls run alone, after this batch
-                    break
-                batch.append(item)
-        except queue.Empty:
-            pass
-        return batch
+    def _take(self, limit: int, wait: bool) -> list[tuple[Job, Future]]:
+        taken: list[tuple[Job, Future]] = []
+        while len(taken) < limit and self._held is False:
+            try:
+                item = self._queue.get(timeout=self.max_wait_s) if wait else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None or isinstance(item[0], _Call):
+                self._held = item
+                break
+            taken.append(item)
+        return taken
 
     def _loop(self) -> None:
-        while (item := self._queue.get()) is not None:
+        while True:
+            item, self._held = (self._held, False) if self._held is not False else (self._queue.get(), False)
+            if item is None:
+                return
             if isinstance(item[0], _Call):
-                _settle([item], lambda jobs: [jobs[0].fn()])
+                _settle(item[1], item[0].fn)
                 continue
-            batch = self._collect(item)
-            self.batch_sizes.append(len(batch))
-            _settle(batch, self._run_batch)
+            intake = Intake(self, item)
+            try:
+                self._serve(intake)
+            except BaseException as exc:  # every waiting caller must hear about the failure
+                for future in intake.taken:
+                    if not future.done():
+                        future.set_exception(exc)
 
 
 class _Call:
@@ -76,13 +101,8 @@ class _Call:
         self.fn = fn
 
 
-def _settle(batch: list[tuple[object, Future]], run: Callable[[list], list]) -> None:
-    jobs = [job for job, _ in batch]
+def _settle(future: Future, fn: Callable[[], object]) -> None:
     try:
-        results = run(jobs)
-    except BaseException as exc:  # every waiting caller must hear about the failure
-        for _, future in batch:
-            future.set_exception(exc)
-        return
-    for (_, future), result in zip(batch, results):
-        future.set_result(result)
+        future.set_result(fn())
+    except BaseException as exc:
+        future.set_exception(exc)

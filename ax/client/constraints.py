@@ -1,7 +1,7 @@
 """Token-level constraints that make a field's value parse: choices, integers, decimals, lists of numbers.
 
 A constraint sees the tokens a row has generated so far and names the tokens allowed next.
-The same constraints run in batched and single generation, so batching never changes which
+Each row of a batch applies its own (ax/client/rows.py), so batching never changes which
 values are reachable.
 """
 
@@ -11,7 +11,6 @@ from functools import cached_property
 from typing import Any
 
 import torch
-from transformers import LogitsProcessor
 
 _DIGITS = set("0123456789")
 
@@ -100,23 +99,3 @@ class NumberListConstraint(Constraint):
             return self.first
         # Only the last token can hold the "]": after one, nothing but the end is allowed.
         return self.eos if len(generated) > 1 and generated[-1] in self.closes else self.inner
-
-
-class RowConstraints(LogitsProcessor):
-    """Applies each batch row's constraint; rows without one decode freely."""
-
-    def __init__(self, constraints: list[Constraint | None], prompt_length: int):
-        self.constraints = constraints
-        self.prompt_length = prompt_length
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        for row, constraint in enumerate(self.constraints):
-            if constraint is None:
-                continue
-            allowed = constraint.allowed(input_ids[row, self.prompt_length:].tolist())
-            if allowed is None or not len(allowed):
-                continue  # a finished row: generate() pads it whatever is scored
-            masked = torch.full_like(scores[row], float("-inf"))
-            masked[allowed] = scores[row, allowed]
-            scores[row] = masked
-        return scores

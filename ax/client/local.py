@@ -1,13 +1,15 @@
 """The in-process backend: one base model, any number of LoRA adapters, batched generation.
 
 Rows of one batch may name different adapters: PEFT's mixed-adapter batches
-(`generate(..., adapter_names=[...])`) run the base GEMM once and each adapter on its own rows,
+(`model(..., adapter_names=[...])`) run the base GEMM once and each adapter on its own rows,
 so no call ever runs on another call's adapter and nothing depends on PEFT's global
-`set_adapter`. DoRA adapters cannot share a batch that way, so batches holding one are split
-per adapter.
+`set_adapter`. DoRA adapters cannot share a batch that way, so a batch holding one takes only
+that adapter's rows. Rows join and leave the batch between decoding steps (ax/client/rows.py).
 
 Prompts of one batch usually open with the same system prompt: its keys and values come from
 a prefix cache (ax/client/prefix_cache.py), so only each row's own tokens are prefilled.
+Decoding writes into a KV cache with room reserved for the whole answer (ax/client/kv_cache.py),
+and on a CPU the fp32 linear layers run on oneDNN-packed weights (ax/client/cpu_kernels.py).
 """
 
 from __future__ import annotations
@@ -15,56 +17,35 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache
 
-from ax.client.batcher import Batcher
-from ax.client.constraints import (ChoiceConstraint, Constraint, NumberConstraint, NumberListConstraint, RowConstraints,
-                                   TokenTables)
+from ax.client.batcher import Batcher, Intake
+from ax.client.constraints import ChoiceConstraint, Constraint, NumberConstraint, NumberListConstraint, TokenTables
+from ax.client.cpu_kernels import pack_linear_layers
 from ax.client.generation import Generation, GenerationParams, GenerationRequest
 from ax.client.prefix_cache import KV, PrefixCache
 from ax.client.prompting import render_chat
+from ax.client.rows import Batch, Part, Row
 from ax.errors import AxError
 from ax.model import LoadedModel
 
 BASE = "__base__"  # PEFT's name for "no adapter" in mixed batches
 
 
-class _RowStops(StoppingCriteria):
-    """Per-row stop: the row's token budget is spent or one of its stop strings appeared."""
-
-    def __init__(self, tokenizer: Any, params: list[GenerationParams], prompt_length: int):
-        self.tokenizer = tokenizer
-        self.params = params
-        self.prompt_length = prompt_length
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
-        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        generated = input_ids.shape[1] - self.prompt_length
-        for row, params in enumerate(self.params):
-            if generated >= params.max_new_tokens:
-                done[row] = True
-            elif params.stop:
-                tail = self.tokenizer.decode(input_ids[row, max(self.prompt_length, input_ids.shape[1] - 8):])
-                done[row] = any(stop in tail for stop in params.stop)
-        return done
-
-
-def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
-    positions = [text.find(s) for s in stop if s in text]
-    return text[: min(positions)] if positions else text
-
-
 class LocalBackend:
     """Generation on a loaded model, batched across threads, with hot-swappable LoRA adapters."""
 
     def __init__(self, loaded: LoadedModel, *, max_batch_size: int = 16, max_wait_s: float = 0.005,
-                 prefix_cache: bool = True, prefix_cache_entries: int = 16):
+                 prefix_cache: bool = True, prefix_cache_entries: int = 16, pack_weights: bool = True):
         self.loaded = loaded
+        if pack_weights:
+            pack_linear_layers(loaded.model)
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.tokenizer.padding_side = "left"
@@ -73,8 +54,9 @@ class LocalBackend:
         self._adapters: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self.prefix_cache = PrefixCache(prefix_cache_entries) if prefix_cache else None
-        self.batcher: Batcher[GenerationRequest, Generation] = Batcher(
-            self._run_batch, max_batch_size=max_batch_size, max_wait_s=max_wait_s)
+        self.max_batch_size = max_batch_size
+        self.batch_sizes: list[int] = []  # rows in each decoding step, for tests and benchmarks
+        self.batcher: Batcher[GenerationRequest, Generation] = Batcher(self._serve, max_wait_s=max_wait_s)
 
     # -- adapters ---------------------------------------------------------------------------
 
@@ -177,23 +159,43 @@ class LocalBackend:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
-    def _run_batch(self, requests: list[GenerationRequest]) -> list[Generation]:
-        results: dict[int, Generation] = {}
-        for group in self._groups(requests):
-            for index, generation in zip(group, self._generate_rows([requests[i] for i in group])):
-                results[index] = generation
-        return [results[i] for i in range(len(requests))]
+    @torch.inference_mode()
+    def _serve(self, intake: Intake[GenerationRequest]) -> None:
+        """Decode rows until none is left: finished rows answer at once, and waiting requests take
+        their places between steps."""
+        batch: Batch | None = None
+        waiting: list[tuple[GenerationRequest, Future]] = []  # taken, but may not share this batch
+        while True:
+            live = batch.live if batch is not None else []
+            free = self.max_batch_size - len(live)
+            candidates = waiting + intake.take(max(0, free - len(waiting)), wait=not live)
+            names = [batch.rows[i].request.adapter or BASE for i in live]
+            joining, waiting = [], []
+            for job in candidates:
+                name = job[0].adapter or BASE
+                fits = len(joining) < free and self._may_share(names, name)
+                (joining if fits else waiting).append(job)
+                names += [name] if fits else []
+            if joining:
+                parts = [batch.live_part()] if live else []
+                batch = Batch(parts + [self._prefill(joining)], self.model.config)
+            elif not live:
+                if not waiting:
+                    return
+                continue
+            self.batch_sizes.append(len(batch.live))
+            logits = batch.step(self.model, self._adapter_kwargs([r.request.adapter or BASE for r in batch.rows]))
+            argmax = logits.argmax(-1).tolist()
+            for index in batch.live:
+                row = batch.rows[index]
+                if row.add(row.choose(logits[index], argmax[index]), self.tokenizer):
+                    row.done = True
+                    row.future.set_result(row.result(self.tokenizer))
 
-    def _groups(self, requests: list[GenerationRequest]) -> list[list[int]]:
-        """Greedy rows batch together; sampled rows run alone so a seed alone decides their draws."""
-        greedy = [i for i, r in enumerate(requests) if not r.params.sampled]
-        sampled = [[i] for i, r in enumerate(requests) if r.params.sampled]
-        if any(self._adapters.get(requests[i].adapter or "", {}).get("dora") for i in greedy):
-            by_adapter: dict[str | None, list[int]] = {}
-            for i in greedy:
-                by_adapter.setdefault(requests[i].adapter, []).append(i)
-            return list(by_adapter.values()) + sampled
-        return ([greedy] if greedy else []) + sampled
+    def _may_share(self, names: list[str], name: str) -> bool:
+        """DoRA adapters cannot share a PEFT mixed batch: a batch holding one holds only its rows."""
+        dora = lambda n: self._adapters.get(n, {}).get("dora")  # noqa: E731
+        return not names or ((not dora(name) and not any(dora(n) for n in names)) or set(names) == {name})
 
     def _constraint(self, params: GenerationParams) -> Constraint | None:
         if params.constraint == "choice":
@@ -204,52 +206,45 @@ class LocalBackend:
             return NumberListConstraint(self._tables, integer=params.constraint == "int_list")
         return None
 
-    @torch.inference_mode()
-    def _generate_rows(self, requests: list[GenerationRequest]) -> list[Generation]:
-        rows = self.tokenizer([r.prompt for r in requests], add_special_tokens=False)["input_ids"]
+    def _prefill(self, jobs: list[tuple[GenerationRequest, Future]]) -> Part:
+        """The states of new rows' prompts but their last token, which the next step feeds."""
+        requests = [request for request, _ in jobs]
+        ids = self.tokenizer([r.prompt for r in requests], add_special_tokens=False)["input_ids"]
         names = [r.adapter or BASE for r in requests]
-        shared = self.prefix_cache.shared_length(rows) if self.prefix_cache is not None else 0
-        layout = self._layout(rows, shared)
-        prompt_length = layout["input_ids"].shape[1]
-        params = [r.params for r in requests]
-        constraints = [self._constraint(p) for p in params]
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": max(p.max_new_tokens for p in params),
-            "stopping_criteria": StoppingCriteriaList([_RowStops(self.tokenizer, params, prompt_length)]),
-            "pad_token_id": self.tokenizer.pad_token_id,
-            "eos_token_id": self.tokenizer.eos_token_id,
-        }
-        if shared:
-            kwargs["past_key_values"] = self._prefix_states(rows[0][:shared], names)
-        if any(constraints):
-            kwargs["logits_processor"] = [RowConstraints(constraints, prompt_length)]
-        if params[0].sampled:  # sampled requests always run alone (see _groups)
-            torch.manual_seed(params[0].seed if params[0].seed is not None else 0)
-            kwargs.update(do_sample=True, temperature=params[0].temperature, top_p=params[0].top_p or 1.0)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        output = self.model.generate(**layout, **kwargs, **self._adapter_kwargs(names))
-        results = []
-        for row, p in enumerate(params):
-            tokens = output[row, prompt_length:].tolist()
-            tokens = tokens[: p.max_new_tokens]
-            if self.tokenizer.eos_token_id in tokens:
-                tokens = tokens[: tokens.index(self.tokenizer.eos_token_id)]
-            text = cut_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), p.stop)
-            results.append(Generation(text=text, prompt_tokens=len(rows[row]), completion_tokens=len(tokens)))
-        return results
+        shared = self.prefix_cache.shared_length(ids) if self.prefix_cache is not None else 0
+        # One-token prompts alone have no states before their pending tokens: run those tokens for
+        # the states' shapes and keep none of their columns.
+        held = 0 if shared or any(len(row) > 1 for row in ids) else 1
+        layout = self._layout([row[: len(row) - 1 + held] for row in ids], shared)
+        cache = DynamicCache(self._prefix_states(ids[0][:shared], names) if shared else None, config=self.model.config)
+        if layout["input_ids"].shape[1] > shared:
+            self.model(input_ids=layout["input_ids"][:, shared:], attention_mask=layout["attention_mask"],
+                       position_ids=layout["position_ids"][:, shared:], past_key_values=cache, use_cache=True,
+                       logits_to_keep=1, **self._adapter_kwargs(names))
+        rows = []
+        for (request, future), prompt in zip(jobs, ids):
+            params = request.params
+            generator = None
+            if params.sampled:
+                generator = torch.Generator(device=self.model.device)
+                generator.manual_seed(params.seed if params.seed is not None else 0)
+            rows.append(Row(request, future, len(prompt), prompt[-1], self._constraint(params), generator))
+        width = layout["attention_mask"].shape[1] - held
+        mask = layout["attention_mask"][:, :width]
+        states = [(layer.keys[..., :width, :], layer.values[..., :width, :]) for layer in cache.layers]
+        return Part(rows, states, mask, mask.sum(1))
 
     def _layout(self, rows: list[list[int]], shared: int) -> dict[str, torch.Tensor]:
         """Rows as [shared prefix][pads][own tokens], with the attention mask 0 on the pads.
 
         The cached prefix states fill the first `shared` positions of every row, so pads can only
-        sit between them and each row's own tokens; generate() then prefills only the tokens past
-        the cache's length. With nothing shared this is plain left padding.
+        sit between them and each row's own tokens, and only the tokens past the cache's length are
+        prefilled. With nothing shared this is plain left padding.
 
         Positions are the mask's running sum, so a row's own tokens continue at `shared` whatever
-        its padding. They are passed, not left to generate(): it derives the same ones only when
-        the model's forward signature names position_ids, and a wrapped forward (a profiler's,
-        say) silently got plain ranges, which set a padded row's tokens apart from its prefix.
+        its padding. They are always passed explicitly: a wrapped forward (a profiler's, say) that
+        was left to derive them got plain ranges, which set a padded row's tokens apart from its
+        prefix.
         """
         width = max(len(row) for row in rows)
         pad = self.tokenizer.pad_token_id
@@ -271,13 +266,12 @@ class LocalBackend:
             return {}
         return {"adapter_names": names}
 
-    def _prefix_states(self, prefix: list[int], names: list[str]) -> DynamicCache:
-        """A generate() cache holding the prefix's states for each row, each under its row's adapter."""
+    def _prefix_states(self, prefix: list[int], names: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, the prefix's keys and values for each row, each under its row's adapter."""
         per_adapter = {name: self.prefix_cache.states(self._states_key(name), prefix, partial(self._extend, name))
                        for name in dict.fromkeys(names)}
         layers = zip(*(per_adapter[name] for name in names))  # per layer: each row's (keys, values)
-        return DynamicCache([(torch.cat([k for k, _ in layer]), torch.cat([v for _, v in layer])) for layer in layers],
-                            config=self.model.config)
+        return [(torch.cat([k for k, _ in layer]), torch.cat([v for _, v in layer])) for layer in layers]
 
     def _states_key(self, name: str) -> str:
         return "base" if name == BASE else self._adapter_info(name)["states_key"]

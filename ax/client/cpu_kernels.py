@@ -1,0 +1,58 @@
+"""fp32 linear layers on oneDNN's pre-packed weights, for generation on a CPU.
+
+On this project's 2-core CPU, MKL's sgemm ran SmolLM2's 49,152-row output layer in 35 ms at
+batch 8 and 15 ms at batch 1; oneDNN on the same weight reordered once into its blocked layout
+took 13 ms and 8 ms. PyTorch's inductor does the same reorder when it freezes a model for CPU
+inference; here it is done without compiling anything, so nothing waits for a compiler.
+
+The packed copy only serves inference: with gradients enabled, on another device or dtype, a
+layer computes with its own weight as nn.Linear does. A weight changed in place (another
+pointer, or a bumped version counter) is packed again before its next use.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# oneDNN picks its blocking for a typical batch; any batch size still runs on the packed weight.
+_BATCH_HINT = 8
+
+
+def cpu_packing_available() -> bool:
+    try:
+        torch.ops.mkldnn._reorder_linear_weight
+        torch.ops.mkldnn._linear_pointwise
+    except (AttributeError, RuntimeError):
+        return False
+    return torch.backends.mkldnn.is_available()
+
+
+class PackedLinear(nn.Linear):
+    """An nn.Linear (PEFT wraps it like any other) that runs inference on a oneDNN-packed weight."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() < 2:
+            return super().forward(x)
+        return torch.ops.mkldnn._linear_pointwise(x, self._packed_weight(), self.bias, "none", [], "")
+
+    def _packed_weight(self) -> torch.Tensor:
+        weight = self.weight
+        key = (weight.data_ptr(), weight._version)
+        if getattr(self, "_ax_packed_key", None) != key:
+            self._ax_packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), _BATCH_HINT)
+            self._ax_packed_key = key
+        return self._ax_packed
+
+
+def pack_linear_layers(model: nn.Module) -> int:
+    """Turn the model's fp32 CPU nn.Linear layers into PackedLinear in place; returns how many."""
+    if not cpu_packing_available():
+        return 0
+    packed = 0
+    for module in model.modules():
+        if (type(module) is nn.Linear and module.weight.device.type == "cpu"
+                and module.weight.dtype == torch.float32):
+            module.__class__ = PackedLinear
+            packed += 1
+    return packed

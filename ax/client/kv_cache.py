@@ -1,0 +1,69 @@
+"""A generate() cache that writes each step's keys and values into room reserved ahead.
+
+transformers' DynamicLayer concatenates every step, copying the whole cache: at batch 8 on
+SmolLM2 that was 40 of a decode step's 172 ms on 2 CPU cores (torch.profiler, aten::cat).
+Here each layer's keys and values live in room made once for the prompt and every token its
+rows may still generate, and a step writes one column into it. Layers of other kinds (sliding windows) stay as transformers makes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+
+class ReservedLayer(DynamicLayer):
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity
+        self._room: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        used = self.get_seq_length()
+        end = used + key_states.shape[-2]
+        if not self._fits(key_states, used, end):
+            size = max(self.capacity, 2 * end if used else end)  # past its capacity, it doubles
+            room = tuple(new.new_empty((*new.shape[:-2], size, new.shape[-1])) for new in (key_states, value_states))
+            if used:
+                room[0][..., :used, :].copy_(self.keys)
+                room[1][..., :used, :].copy_(self.values)
+            self._room = room
+        keys, values = self._room
+        keys[..., used:end, :].copy_(key_states)
+        values[..., used:end, :].copy_(value_states)
+        self.keys, self.values = keys[..., :end, :], values[..., :end, :]
+        return self.keys, self.values
+
+    def adopt(self, keys: torch.Tensor, values: torch.Tensor, used: int) -> None:
+        self.lazy_initialization(keys, values)
+        self._room = (keys, values)
+        self.keys, self.values = keys[..., :used, :], values[..., :used, :]
+
+    def _fits(self, new: torch.Tensor, used: int, end: int) -> bool:
+        """Whether the new states go into the current room: the same rows, space left, and the
+        layer's states still a view of it (batch reordering or selection replaces them)."""
+        if self._room is None:
+            return False
+        room = self._room[0]
+        return (room.shape[:-2] == new.shape[:-2] and end <= room.shape[-2]
+                and (not used or self.keys.data_ptr() == room.data_ptr()))
+
+
+def reserved_cache(config: Any, rooms: list[tuple[torch.Tensor, torch.Tensor]], used: int) -> DynamicCache:
+    """A cache over rooms made ahead, per layer keys and values [rows, heads, capacity, dim] whose
+    first `used` columns hold states; layers of other kinds copy those columns in."""
+    cache = DynamicCache(config=config)
+    for index, (keys, values) in enumerate(rooms):
+        layer = cache.layers[index]
+        if type(layer) is DynamicLayer:
+            layer = cache.layers[index] = ReservedLayer(keys.shape[-2])
+            layer.adopt(keys, values, used)
+        else:
+            layer.update(keys[..., :used, :], values[..., :used, :])
+    return cache

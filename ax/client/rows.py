@@ -1,0 +1,143 @@
+"""The rows a backend decodes together, and the key/value states they share one batch of.
+
+Each row carries its own adapter, constraint, budget, stops and random generator, so a row
+decodes the same whichever rows share its batch. New rows join between steps, taking the places
+of finished ones: the states of all are laid side by side, each row padded on the left to the
+batch's width, with the attention mask 0 on the pads. Every row's keys already carry
+their rotary positions, and each row is fed its own position ids, so where a row's pads sit
+changes nothing it computes.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ax.client.constraints import Constraint
+from ax.client.generation import Generation, GenerationRequest
+from ax.client.kv_cache import reserved_cache
+
+States = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys and values [rows, heads, width, dim]
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+    positions = [text.find(s) for s in stop if s in text]
+    return text[: min(positions)] if positions else text
+
+
+@dataclass
+class Row:
+    request: GenerationRequest
+    future: Future
+    prompt_tokens: int
+    pending: int  # the next token to feed: the prompt's last, then each chosen one
+    constraint: Constraint | None
+    generator: torch.Generator | None
+    tokens: list[int] = field(default_factory=list)
+    done: bool = False
+
+    def choose(self, logits: torch.Tensor, argmax: int) -> int | None:
+        """The next token from this row's logits (`argmax`: their argmax, taken for the whole batch
+        at once), or None when its constraint allows none."""
+        params = self.request.params
+        if self.constraint is None and not params.sampled:
+            return argmax
+        if self.constraint is not None:
+            allowed = self.constraint.allowed(self.tokens)
+            if allowed is not None:
+                if not len(allowed):
+                    return None
+                allowed = allowed.to(logits.device)
+                logits = torch.full_like(logits, float("-inf")).index_copy_(0, allowed, logits[allowed])
+        if not params.sampled:
+            return int(logits.argmax())
+        scores = logits / params.temperature
+        if params.top_p is not None and params.top_p < 1:
+            ordered, order = scores.sort(descending=True)
+            probs = ordered.softmax(-1)
+            ordered[probs.cumsum(-1) - probs > params.top_p] = float("-inf")  # the first always stays
+            scores = torch.full_like(scores, float("-inf")).scatter_(0, order, ordered)
+        return int(torch.multinomial(scores.softmax(-1), 1, generator=self.generator))
+
+    def add(self, token: int | None, tokenizer: Any) -> bool:
+        """Record the chosen token; True when the row is finished."""
+        params = self.request.params
+        if token is None or token == tokenizer.eos_token_id:
+            return True
+        self.tokens.append(token)
+        self.pending = token
+        if len(self.tokens) >= params.max_new_tokens:
+            return True
+        return bool(params.stop) and any(s in tokenizer.decode(self.tokens[-8:]) for s in params.stop)
+
+    def result(self, tokenizer: Any) -> Generation:
+        text = cut_at_stop(tokenizer.decode(self.tokens, skip_special_tokens=True), self.request.params.stop)
+        return Generation(text=text, prompt_tokens=self.prompt_tokens, completion_tokens=len(self.tokens))
+
+
+@dataclass
+class Part:
+    """Rows with their states: `mask` [rows, width] is 1 where a row has a token, `positions`
+    holds each row's position for its pending token."""
+
+    rows: list[Row]
+    states: States
+    mask: torch.Tensor
+    positions: torch.Tensor
+
+
+class Batch:
+    """The rows decoding now, their states in a cache with room for what they may still generate.
+
+    A finished row stays in the batch, computing what nobody reads, until new rows come to take
+    its place: a step costs about the same at batch 8 as at batch 6 (the weights' reads dominate
+    it), while every regrouping copies the states of all rows.
+    """
+
+    def __init__(self, parts: list[Part], config: Any):
+        self.rows = [row for part in parts for row in part.rows]
+        width = max(part.mask.shape[1] for part in parts)
+        mask = torch.cat([F.pad(part.mask, (width - part.mask.shape[1], 0)) for part in parts])
+        used_columns = mask.any(0).nonzero()
+        first = int(used_columns[0]) if len(used_columns) else width  # columns before it no row uses
+        used = width - first
+        capacity = used + max(r.request.params.max_new_tokens - len(r.tokens) for r in self.rows) + 1
+        rooms = []
+        for layer in zip(*(part.states for part in parts)):
+            keys, values = layer[0]
+            room = tuple(t.new_empty((len(self.rows), t.shape[1], capacity, t.shape[-1])) for t in (keys, values))
+            start = 0
+            for states, part in zip(layer, parts):
+                rows, begin = slice(start, start + len(part.rows)), width - part.mask.shape[1] - first
+                for into, source in zip(room, states):
+                    into[rows, :, : max(begin, 0)].zero_()  # left pads: masked, but never uninitialized
+                    into[rows, :, max(begin, 0):used].copy_(source[..., max(-begin, 0):, :])
+                start += len(part.rows)
+            rooms.append(room)
+        self.mask = mask[:, first:]
+        self.positions = torch.cat([part.positions for part in parts])
+        self.cache = reserved_cache(config, rooms, used)
+
+    @property
+    def live(self) -> list[int]:
+        return [i for i, row in enumerate(self.rows) if not row.done]
+
+    def live_part(self) -> Part:
+        """The rows still decoding, with their states, to regroup with new rows."""
+        keep = self.live
+        index = torch.tensor(keep, device=self.mask.device)
+        states = [(layer.keys[index], layer.values[index]) for layer in self.cache.layers]
+        return Part([self.rows[i] for i in keep], states, self.mask[index], self.positions[index])
+
+    def step(self, model: Any, adapter_kwargs: dict[str, Any]) -> torch.Tensor:
+        """Feed every row its pending token; the next-token logits, one row each."""
+        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
+        tokens = torch.tensor([[row.pending] for row in self.rows], device=self.mask.device)
+        output = model(input_ids=tokens, attention_mask=self.mask, position_ids=self.positions[:, None],
+                       past_key_values=self.cache, use_cache=True, **adapter_kwargs)
+        self.positions = self.positions + 1
+        return output.logits[:, -1].float()
