@@ -20,6 +20,8 @@ import torch
 from client_throughput import questions
 from transformers import DynamicCache
 
+from ax.client.cpu_kernels import pack_linear_layers
+from ax.client.kv_cache import reserved_cache
 from ax.client.prefix_cache import common_prefix_length
 from ax.client.prompting import render_chat
 from ax.model import load_model
@@ -42,6 +44,8 @@ def main() -> None:
     args = parser.parse_args()
     loaded = load_model(args.model)
     model, tokenizer = loaded.model, loaded.tokenizer
+    packed = load_model(args.model).model
+    pack_linear_layers(packed)
     signature = dspy.Predict("question -> answer").signature
     rows = [tokenizer(render_chat(tokenizer, dspy.ChatAdapter().format(signature, [], {"question": q})),
                       add_special_tokens=False)["input_ids"] for q in questions(8)]
@@ -58,16 +62,26 @@ def main() -> None:
             [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in
              ((layer.keys, layer.values) for layer in prefix.layers)], config=model.config)), args.repeats)
         cache = model(ids[:batch], use_cache=True).past_key_values
+        states = [(layer.keys, layer.values) for layer in cache.layers]
         step = ids[:batch, -1:]
+        rooms = [tuple(torch.cat([t, t[..., :1, :]], dim=-2) for t in layer) for layer in states]
+        dynamic, reserved = DynamicCache(states, config=model.config), reserved_cache(model.config, rooms, width)
 
-        def decode_step():
-            model(step, past_key_values=DynamicCache(
-                [(layer.keys, layer.values) for layer in cache.layers], config=model.config))
+        def dynamic_step(on=model):  # back to the prompt's states; the step concatenates the next column
+            for layer, (keys, values) in zip(dynamic.layers, states):
+                layer.keys, layer.values = keys, values
+            on(step, past_key_values=dynamic)
 
-        decode = timed(decode_step, args.repeats)
+        def reserved_step(on=model):  # the room's first `width` columns hold the prompt; the step writes the next
+            for layer, room in zip(reserved.layers, rooms):
+                layer.adopt(*room, used=width)
+            on(step, past_key_values=reserved)
+
+        decode = {"dynamic": timed(dynamic_step, args.repeats), "reserved": timed(reserved_step, args.repeats),
+                  "reserved+packed": timed(lambda: reserved_step(packed), args.repeats)}
+        steps = ", ".join(f"{name} {ms * 1000:5.0f} ms ({ms * 1000 / batch:5.1f} per row)" for name, ms in decode.items())
         print(f"batch {batch}: prefill whole prompts {full * 1000:7.0f} ms, only the unshared "
-              f"{width - shared} tokens {own * 1000:6.0f} ms; one decode step {decode * 1000:5.0f} ms "
-              f"({decode * 1000 / batch:5.1f} ms per row)")
+              f"{width - shared} tokens {own * 1000:6.0f} ms; one decode step: {steps}")
 
 
 if __name__ == "__main__":
