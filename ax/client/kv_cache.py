@@ -1,9 +1,10 @@
-"""A generate() cache that writes each step's keys and values into room reserved ahead.
+"""A KV cache that writes each step's keys and values into room reserved ahead.
 
-transformers' DynamicLayer concatenates every step, copying the whole cache: at batch 8 on
-SmolLM2 that was 40 of a decode step's 172 ms on 2 CPU cores (torch.profiler, aten::cat).
-Here each layer's keys and values live in room made once for the prompt and every token its
-rows may still generate, and a step writes one column into it. Layers of other kinds (sliding windows) stay as transformers makes them.
+transformers' DynamicLayer concatenates every step, copying the whole cache: a batch-8 decode
+step of SmolLM2 took 179 ms that way and 142 ms written into reserved room on 2 CPU cores
+(`python bench/decode_cost.py --repeats 15`). Here each layer's keys and values live in room
+made once for the prompt and every token its rows may still generate, and a step writes one
+column into it. Layers of other kinds (sliding windows) stay as transformers makes them.
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
@@ -52,7 +51,6 @@ class LocalBackend:
         self.base_fingerprint = loaded.fingerprint
         self._tables = TokenTables(self.tokenizer)
         self._adapters: dict[str, dict[str, Any]] = {}
-        self._lock = threading.Lock()
         self.prefix_cache = PrefixCache(prefix_cache_entries) if prefix_cache else None
         self.max_batch_size = max_batch_size
         self.batch_sizes: list[int] = []  # rows in each decoding step, for tests and benchmarks
