@@ -51,10 +51,10 @@ class PrefixCache:
     def shared_length(self, rows: list[list[int]]) -> int:
         """How many leading tokens to serve from the cache for these rows (0: none).
 
-        A batch shares the longest prefix common to its rows. A row alone shares its longest
-        common prefix with the prompts seen lately: calls of one program that arrive one at a
-        time (a single thread, sampled rows, the fields of one answer) have no batch to share
-        with, but share their system prompt with the calls before them.
+        Rows joining together share the longest prefix common to them. A row alone shares its
+        longest common prefix with the prompts seen lately: calls that arrive one at a time (a
+        single thread, a row taking a finished row's place in a running batch, the fields of one
+        answer) have no row to share with, but share their system prompt with the calls before.
         """
         if len(rows) == 1:
             length = max((common_prefix_length(rows[0], seen) for seen in self._recent), default=0)
