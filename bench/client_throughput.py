@@ -22,7 +22,7 @@ import dspy
 import torch
 
 from ax.client import Client
-from ax.client.cpu_kernels import pack_linear_layers
+from ax.client.cpu_kernels import cpu_packing_available, pack_linear_layers
 from ax.client.local import LocalBackend
 from ax.client.prompting import render_chat
 from ax.model import LoadedModel, load_model
@@ -104,8 +104,10 @@ def main() -> None:
         return load_model(args.model, device=args.device)
 
     loaded, plain = load(), load()  # the client packs its model's weights; the plain loop keeps its own
-    packed_plain = load()
-    has_packed_arm = pack_linear_layers(packed_plain.model) > 0
+    has_packed_arm = plain.device == "cpu" and cpu_packing_available()
+    packed_plain = load() if has_packed_arm else None
+    if has_packed_arm:
+        pack_linear_layers(packed_plain.model)
     qs = questions(args.calls)
     adapter = dspy.ChatAdapter()
     signature = dspy.Predict("question -> answer").signature
@@ -115,7 +117,8 @@ def main() -> None:
     # warm-up: allocator, kernels, tables
     client_run(loaded, qs[: args.threads], args.threads, 4, prefix_cache, pack)
     plain_loop(plain, prompts[:1], 4)
-    plain_loop(packed_plain, prompts[:1], 4)
+    if has_packed_arm:
+        plain_loop(packed_plain, prompts[:1], 4)
     # Each arm runs once on each half of the calls, the second half in reverse order: on this shared
     # 2-core machine a run right after minutes of load was up to 1.5x slower than the same run
     # alone, which a fixed order charges to whichever arm runs last. ABBA cancels a steady drift.

@@ -29,7 +29,7 @@ class ReservedLayer(DynamicLayer):
         used = self.get_seq_length()
         end = used + key_states.shape[-2]
         if not self._fits(key_states, used, end):
-            size = max(self.capacity, 2 * end if used else end)  # past its capacity, it doubles
+            size = max(self.capacity, 2 * end)  # past its capacity, it doubles
             room = tuple(new.new_empty((*new.shape[:-2], size, new.shape[-1])) for new in (key_states, value_states))
             if used:
                 room[0][..., :used, :].copy_(self.keys)
