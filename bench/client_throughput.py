@@ -3,13 +3,15 @@
 Both sides use the same weights (each its own copy, loaded alike), the same prompts (DSPy's
 ChatAdapter prompt for each question, rendered with the model's chat template) and the same
 token budget; both decode greedily. The client runs the calls from DSPy threads (dspy.Parallel),
-which it batches. On a CPU a third arm runs the plain loop on the oneDNN-packed weights the
+which it batches, and checks prompt-lookup drafts for rows that repeat their prompt (kept only
+where they are the greedy tokens, ax/client/speculation.py). On a CPU a third arm runs the plain loop on the oneDNN-packed weights the
 client uses, so the ratio splits into what the kernels give and what batching gives.
 Printed: completion tokens per second of each and the ratios.
 
     python bench/client_throughput.py                      # embedded SmolLM2 on this machine
     python bench/client_throughput.py --no-prefix-cache    # prefill every prompt whole
     python bench/client_throughput.py --no-pack            # the client on plain fp32 weights
+    python bench/client_throughput.py --draft-tokens 0     # no prompt-lookup drafts
     python bench/client_throughput.py --random-init 0.5b --tokenizer DIR --device cuda
 """
 
@@ -71,8 +73,9 @@ def plain_loop(loaded: LoadedModel, prompts: list[str], max_new_tokens: int) -> 
 
 
 def client_run(loaded: LoadedModel, qs: list[str], threads: int, max_new_tokens: int,
-               prefix_cache: bool, pack: bool) -> tuple[int, float, list]:
-    backend = LocalBackend(loaded, max_batch_size=threads, prefix_cache=prefix_cache, pack_weights=pack)
+               prefix_cache: bool, pack: bool, draft_tokens: int | None) -> tuple[int, float, LocalBackend]:
+    backend = LocalBackend(loaded, max_batch_size=threads, prefix_cache=prefix_cache, pack_weights=pack,
+                           draft_tokens=draft_tokens)
     client = Client(backend, model_name=loaded.name, cache=False, max_field_tokens=max_new_tokens)
     lm = client.lm()
     predict = dspy.Predict("question -> answer")
@@ -82,7 +85,7 @@ def client_run(loaded: LoadedModel, qs: list[str], threads: int, max_new_tokens:
             [(predict, dspy.Example(question=q).with_inputs("question")) for q in qs])
     elapsed = time.perf_counter() - started
     backend.close()
-    return client.usage.totals().completion_tokens, elapsed, backend.batch_sizes
+    return client.usage.totals().completion_tokens, elapsed, backend
 
 
 def main() -> None:
@@ -96,6 +99,8 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--no-prefix-cache", action="store_true", help="prefill every prompt whole")
     parser.add_argument("--no-pack", action="store_true", help="the client on plain fp32 weights")
+    parser.add_argument("--draft-tokens", type=int, default=None,
+                        help="prompt-lookup draft tokens a row and step (0: none; default: the client's, 6 on a CPU, 0 on a GPU)")
     args = parser.parse_args()
 
     def load() -> LoadedModel:
@@ -115,7 +120,7 @@ def main() -> None:
 
     prefix_cache, pack = not args.no_prefix_cache, not args.no_pack
     # warm-up: allocator, kernels, tables
-    client_run(loaded, qs[: args.threads], args.threads, 4, prefix_cache, pack)
+    client_run(loaded, qs[: args.threads], args.threads, 4, prefix_cache, pack, args.draft_tokens)
     plain_loop(plain, prompts[:1], 4)
     if has_packed_arm:
         plain_loop(packed_plain, prompts[:1], 4)
@@ -125,7 +130,7 @@ def main() -> None:
     half = len(qs) // 2
     arms = {"plain": lambda part: plain_loop(plain, [prompts[i] for i in part], args.max_new_tokens),
             "ax": lambda part: client_run(loaded, [qs[i] for i in part], args.threads, args.max_new_tokens,
-                                          prefix_cache, pack)}
+                                          prefix_cache, pack, args.draft_tokens)}
     if has_packed_arm:
         arms["packed"] = lambda part: plain_loop(packed_plain, [prompts[i] for i in part], args.max_new_tokens)
     halves = (range(half), range(half, len(qs)))
@@ -135,19 +140,24 @@ def main() -> None:
             runs[name].append(arms[name](part))
     totals = {name: (sum(r[0] for r in result), sum(r[1] for r in result)) for name, result in runs.items()}
     rates = {name: tokens / seconds for name, (tokens, seconds) in totals.items()}
-    batches = [size for r in runs["ax"] for size in r[2]]
+    batches = [size for r in runs["ax"] for size in r[2].batch_sizes]
+    drafted, kept = (sum(getattr(r[2], name) for r in runs["ax"]) for name in ("drafted_tokens", "accepted_tokens"))
     print(f"model={loaded.name} device={loaded.device} dtype={loaded.dtype} calls={args.calls} "
           f"threads={args.threads} max_new_tokens={args.max_new_tokens} torch_threads={torch.get_num_threads()} "
-          f"prefix_cache={'on' if prefix_cache else 'off'} packed_weights={'on' if pack and has_packed_arm else 'off'}")
+          f"prefix_cache={'on' if prefix_cache else 'off'} packed_weights={'on' if pack and has_packed_arm else 'off'} "
+          f"draft_tokens={runs['ax'][0][2].draft_tokens}")
     labels = {"plain": "plain generate loop", "packed": "plain loop, packed weights",
               "ax": f"ax client ({args.threads} threads)"}
     for name, (tokens, seconds) in totals.items():
         batch = f"  (mean batch {sum(batches) / len(batches):.1f})" if name == "ax" else ""
         print(f"{labels[name]:27s}: {tokens:6d} tokens in {seconds:7.2f} s = {rates[name]:8.1f} tokens/s{batch}")
     print(f"ratio (ax / plain tokens/s): {rates['ax'] / rates['plain']:.2f}x")
+    if drafted:
+        print(f"  prompt-lookup drafts: {kept} of {drafted} draft tokens kept ({kept / drafted:.0%}); "
+              f"{kept} of the client's {totals['ax'][0]} tokens came from kept drafts")
     if has_packed_arm:
         print(f"  of which packed weights (packed / plain loop): {rates['packed'] / rates['plain']:.2f}x, "
-              f"batching and the rest (ax / packed loop): {rates['ax'] / rates['packed']:.2f}x")
+              f"batching, drafts and the rest (ax / packed loop): {rates['ax'] / rates['packed']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -82,3 +82,28 @@ def test_the_prefix_cache_changes_no_greedy_token_on_the_real_model(smollm2):
     assert max(cached.batch_sizes) > 1 and cached.prefix_cache.computed_tokens > 100
     assert got == expected
     cached.close()
+
+
+def test_drafted_decoding_changes_no_greedy_token_on_the_real_model(smollm2):
+    """SmolLM2 opens many answers by repeating the question: drafts from the prompt are kept often,
+    and must leave every answer as plain one-token steps write it."""
+    from ax.client.generation import GenerationParams, GenerationRequest
+    from ax.client.local import LocalBackend
+    from ax.client.prompting import field_header, render_chat
+
+    signature = dspy.Predict("question -> answer").signature
+    topics = ("a lease's early termination clause", "quarterly revenue growth", "chest pain triage",
+              "a refund request", "a factory's defect rate", "a course prerequisite")
+    prompts = [render_chat(smollm2.tokenizer, dspy.ChatAdapter().format(
+        signature, [], {"question": f"In one sentence, what should an analyst check first about {t}?"}))
+        + field_header("answer") for t in topics]
+    requests = [GenerationRequest(p, None, GenerationParams(max_new_tokens=24, stop=("[[",))) for p in prompts]
+    undrafted = LocalBackend(smollm2, max_batch_size=1, draft_tokens=0)
+    expected = [undrafted.generate(r).text for r in requests]
+    undrafted.close()
+    drafted = LocalBackend(smollm2, max_batch_size=8, max_wait_s=0.1)
+    with ThreadPoolExecutor(6) as pool:
+        got = [g.text for g in pool.map(drafted.generate, requests)]
+    assert drafted.accepted_tokens > 0
+    assert got == expected
+    drafted.close()

@@ -12,7 +12,7 @@ def LM(model: str | None = None, *, adapters: dict[str, str | Path] | None = Non
        dtype: str | None = None, remote: str | None = None, served_model: str | None = None,
        api_key: str = "EMPTY", cache: bool = True, cache_path: str | Path | None = None,
        max_batch_size: int = 16, max_field_tokens: int = 160, prefix_cache: bool = True, pack_weights: bool = True,
-       **lm_kwargs: Any) -> AxLM:
+       draft_tokens: int | None = None, **lm_kwargs: Any) -> AxLM:
     """A DSPy LM on `model`: 'smollm2' (the embedded default), an HF directory, a .gguf file or a hub id.
 
     `adapters` maps names to PEFT adapter directories, loaded onto the base model at once.
@@ -22,7 +22,9 @@ def LM(model: str | None = None, *, adapters: dict[str, str | Path] | None = Non
     one the server serves (vLLM: --lora-modules name=path). `prefix_cache=False` prefills every
     local prompt whole instead of reusing the states of prefixes it shares with other prompts;
     `pack_weights=False` keeps a CPU model's linear layers on PyTorch's own fp32 kernels instead of
-    oneDNN-packed copies of their weights (which take as much memory again as those weights).
+    oneDNN-packed copies of their weights (which take as much memory again as those weights);
+    `draft_tokens` caps the prompt-lookup tokens a greedy row checks per step (0: none; default 6
+    on a CPU, 0 on a GPU), which change no greedy token.
     """
     from ax.model import load_model, load_tokenizer, resolve
 
@@ -37,7 +39,7 @@ def LM(model: str | None = None, *, adapters: dict[str, str | Path] | None = Non
 
         loaded = load_model(model, device=device, dtype=dtype)
         backend = LocalBackend(loaded, max_batch_size=max_batch_size, prefix_cache=prefix_cache,
-                               pack_weights=pack_weights)
+                               pack_weights=pack_weights, draft_tokens=draft_tokens)
         name = loaded.name
     client = Client(backend, model_name=name, cache=cache, cache_path=cache_path, max_field_tokens=max_field_tokens)
     if not remote:

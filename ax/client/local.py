@@ -10,12 +10,15 @@ Prompts of one batch usually open with the same system prompt: its keys and valu
 a prefix cache (ax/client/prefix_cache.py), so only each row's own tokens are prefilled.
 Decoding writes into a KV cache with room reserved for the whole answer (ax/client/kv_cache.py),
 and on a CPU the fp32 linear layers run on oneDNN-packed weights (ax/client/cpu_kernels.py).
+A greedy row that repeats its prompt has the repeated tokens checked a few at a time, in one
+step (prompt-lookup drafts, ax/client/speculation.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
@@ -31,6 +34,7 @@ from ax.client.generation import Generation, GenerationParams, GenerationRequest
 from ax.client.prefix_cache import KV, PrefixCache
 from ax.client.prompting import render_chat
 from ax.client.rows import Batch, Part, Row
+from ax.client.speculation import StepCosts
 from ax.errors import AxError
 from ax.model import LoadedModel
 
@@ -41,7 +45,8 @@ class LocalBackend:
     """Generation on a loaded model, batched across threads, with hot-swappable LoRA adapters."""
 
     def __init__(self, loaded: LoadedModel, *, max_batch_size: int = 16, max_wait_s: float = 0.005,
-                 prefix_cache: bool = True, prefix_cache_entries: int = 16, pack_weights: bool = True):
+                 prefix_cache: bool = True, prefix_cache_entries: int = 16, pack_weights: bool = True,
+                 draft_tokens: int | None = None):
         self.loaded = loaded
         if pack_weights:
             pack_linear_layers(loaded.model)
@@ -54,6 +59,12 @@ class LocalBackend:
         self.prefix_cache = PrefixCache(prefix_cache_entries) if prefix_cache else None
         self.max_batch_size = max_batch_size
         self.batch_sizes: list[int] = []  # rows in each decoding step, for tests and benchmarks
+        # Prompt-lookup tokens checked per row and step (0: none; ax/client/speculation.py). By default
+        # only on a CPU: on an H200 `python bench/client_throughput.py --random-init 0.5b --device cuda`
+        # ran at 215 tokens/s with 6 and 260 with 0 (the suspect: each step shape's first use there).
+        self.draft_tokens = draft_tokens if draft_tokens is not None else (6 if loaded.device == "cpu" else 0)
+        self.drafted_tokens = self.accepted_tokens = 0
+        self.step_costs = StepCosts()
         self.batcher: Batcher[GenerationRequest, Generation] = Batcher(self._serve, max_wait_s=max_wait_s)
 
     # -- adapters ---------------------------------------------------------------------------
@@ -182,13 +193,30 @@ class LocalBackend:
                     return
                 continue
             self.batch_sizes.append(len(batch.live))
-            logits = batch.step(self.model, self._adapter_kwargs([r.request.adapter or BASE for r in batch.rows]))
-            argmax = logits.argmax(-1).tolist()
-            for index in batch.live:
-                row = batch.rows[index]
-                if row.add(row.choose(logits[index], argmax[index]), self.tokenizer):
-                    row.done = True
+            drafts = self._drafts(batch.rows)
+            started = time.perf_counter()
+            logits = batch.step(self.model, self._adapter_kwargs([r.request.adapter or BASE for r in batch.rows]),
+                                drafts)
+            argmax = logits.argmax(-1).tolist()  # on a GPU this waits for the step, so the time is the step's
+            self.step_costs.record(len(batch.rows) * batch.fed, time.perf_counter() - started)
+            kept = []
+            for row, draft, row_logits, row_argmax in zip(batch.rows, drafts, logits, argmax):
+                if row.done:
+                    kept.append(1)
+                    continue
+                kept.append(row.take(row_logits, row_argmax, draft, self.tokenizer))
+                self.drafted_tokens += len(draft)
+                self.accepted_tokens += min(kept[-1] - 1, len(draft))
+                if row.done:
                     row.future.set_result(row.result(self.tokenizer))
+            batch.keep(kept)
+
+    def _drafts(self, rows: list[Row]) -> list[list[int]]:
+        """Each row's draft, cut to the width that should yield the most tokens a second."""
+        drafts = [row.draft(self.draft_tokens) for row in rows]
+        acceptance = (self.accepted_tokens + 1) / (self.drafted_tokens + 2)
+        width = self.step_costs.best_width([len(draft) for draft in drafts], acceptance)
+        return [draft[: width - 1] for draft in drafts]
 
     def _may_share(self, names: list[str], name: str) -> bool:
         """DoRA adapters cannot share a PEFT mixed batch: a batch holding one holds only its rows."""
@@ -210,15 +238,28 @@ class LocalBackend:
         ids = self.tokenizer([r.prompt for r in requests], add_special_tokens=False)["input_ids"]
         names = [r.adapter or BASE for r in requests]
         shared = self.prefix_cache.shared_length(ids) if self.prefix_cache is not None else 0
+        past, prefix_states = shared, None
+        if shared and len(jobs) == 1:
+            # A row alone runs the tokens past the longest cached prefix in its own forward, and the
+            # states of its shared prefix are kept from that forward: one forward instead of two, each
+            # ~70 ms of fixed cost on 2 CPU cores (bench/decode_cost.py: batch-1 step).
+            past, cached = self.prefix_cache.cached(self._states_key(names[0]), ids[0][:shared])
+            prefix_states = list(cached) if cached is not None else None
+        elif shared:
+            prefix_states = self._prefix_states(ids[0][:shared], names)
         # One-token prompts alone have no states before their pending tokens: run those tokens for
         # the states' shapes and keep none of their columns.
         held = 0 if shared or any(len(row) > 1 for row in ids) else 1
-        layout = self._layout([row[: len(row) - 1 + held] for row in ids], shared)
-        cache = DynamicCache(self._prefix_states(ids[0][:shared], names) if shared else None, config=self.model.config)
-        if layout["input_ids"].shape[1] > shared:
-            self.model(input_ids=layout["input_ids"][:, shared:], attention_mask=layout["attention_mask"],
-                       position_ids=layout["position_ids"][:, shared:], past_key_values=cache, use_cache=True,
+        layout = self._layout([row[: len(row) - 1 + held] for row in ids], past)
+        cache = DynamicCache(prefix_states, config=self.model.config)
+        if layout["input_ids"].shape[1] > past:
+            self.model(input_ids=layout["input_ids"][:, past:], attention_mask=layout["attention_mask"],
+                       position_ids=layout["position_ids"][:, past:], past_key_values=cache, use_cache=True,
                        logits_to_keep=1, **self._adapter_kwargs(names))
+        if shared > past:  # the lone row's prefix: its first `shared` columns, no pads before them
+            states = tuple((layer.keys[..., :shared, :].clone(), layer.values[..., :shared, :].clone())
+                           for layer in cache.layers)
+            self.prefix_cache.put(self._states_key(names[0]), ids[0][:shared], states, computed=shared - past)
         rows = []
         for (request, future), prompt in zip(jobs, ids):
             params = request.params
@@ -226,7 +267,7 @@ class LocalBackend:
             if params.sampled:
                 generator = torch.Generator(device=self.model.device)
                 generator.manual_seed(params.seed if params.seed is not None else 0)
-            rows.append(Row(request, future, len(prompt), prompt[-1], self._constraint(params), generator))
+            rows.append(Row(request, future, prompt, self._constraint(params), generator))
         width = layout["attention_mask"].shape[1] - held
         mask = layout["attention_mask"][:, :width]
         states = [(layer.keys[..., :width, :], layer.values[..., :width, :]) for layer in cache.layers]

@@ -67,23 +67,30 @@ class PrefixCache:
 
     def states(self, identity: str, prefix: list[int], extend: Extend) -> KV:
         """The states of `prefix` under the adapter `identity`, extending the longest cached prefix of it."""
-        key = (identity, tuple(prefix))
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            self.reused_tokens += len(prefix)
-            return self._entries[key]
-        base = self._longest_cached(identity, key[1])
-        past = None if base is None else self._entries[base]
-        done = 0 if base is None else len(base[1])
-        if base is not None:
-            self._entries.move_to_end(base)
+        done, past = self.cached(identity, prefix)
+        if done == len(prefix):
+            return past
         states = extend(past, prefix[done:])
-        self.reused_tokens += done
-        self.computed_tokens += len(prefix) - done
-        self._entries[key] = states
+        self.put(identity, prefix, states, computed=len(prefix) - done)
+        return states
+
+    def cached(self, identity: str, prefix: list[int]) -> tuple[int, KV | None]:
+        """The longest cached prefix of `prefix` (itself included) under `identity`: its length and
+        states, or (0, None)."""
+        key = (identity, tuple(prefix))
+        base = key if key in self._entries else self._longest_cached(identity, key[1])
+        if base is None:
+            return 0, None
+        self._entries.move_to_end(base)
+        self.reused_tokens += len(base[1])
+        return len(base[1]), self._entries[base]
+
+    def put(self, identity: str, prefix: list[int], states: KV, computed: int) -> None:
+        """Keep the states of `prefix`, of which `computed` tokens were run to get them."""
+        self.computed_tokens += computed
+        self._entries[(identity, tuple(prefix))] = states
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
-        return states
 
     def _longest_cached(self, identity: str, prefix: tuple[int, ...]) -> tuple[str, tuple[int, ...]] | None:
         candidates = [key for key in self._entries

@@ -6,6 +6,9 @@ of finished ones: the states of all are laid side by side, each row padded on th
 batch's width, with the attention mask 0 on the pads. Every row's keys already carry
 their rotary positions, and each row is fed its own position ids, so where a row's pads sit
 changes nothing it computes.
+
+A step may feed a row more than its pending token: the draft tokens it checks (ax/client/
+speculation.py). The columns of draft tokens it does not keep stay in the cache, masked for good.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch.nn.functional as F
 from ax.client.constraints import Constraint
 from ax.client.generation import Generation, GenerationRequest
 from ax.client.kv_cache import reserved_cache
+from ax.client.speculation import lookup_draft
 
 States = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys and values [rows, heads, width, dim]
 
@@ -33,12 +37,28 @@ def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
 class Row:
     request: GenerationRequest
     future: Future
-    prompt_tokens: int
-    pending: int  # the next token to feed: the prompt's last, then each chosen one
+    prompt: list[int]
     constraint: Constraint | None
     generator: torch.Generator | None
     tokens: list[int] = field(default_factory=list)
     done: bool = False
+    pending: int = field(init=False)  # the next token to feed: the prompt's last, then each chosen one
+    # A row copying a span keeps confirming whole drafts; once it writes on its own, drafts miss.
+    # So its drafts grow by 2 while wholly kept (as transformers' schedule for assistant models
+    # does) and shrink to what was kept, sparing the batch columns that would not be kept.
+    draft_limit: int = 1 << 30
+
+    def __post_init__(self) -> None:
+        self.pending = self.prompt[-1]
+
+    def draft(self, max_tokens: int) -> list[int]:
+        """Tokens to check after the pending one this step: only a greedy, unconstrained row's
+        choice is its argmax, which is what a draft is checked against; none past its budget."""
+        params = self.request.params
+        if self.done or params.sampled or self.constraint is not None:
+            return []
+        limit = min(max_tokens, self.draft_limit, params.max_new_tokens - len(self.tokens) - 1)
+        return lookup_draft(self.prompt + self.tokens, limit)
 
     def choose(self, logits: torch.Tensor, argmax: int) -> int | None:
         """The next token from this row's logits (`argmax`: their argmax, taken for the whole batch
@@ -63,6 +83,22 @@ class Row:
             scores = torch.full_like(scores, float("-inf")).scatter_(0, order, ordered)
         return int(torch.multinomial(scores.softmax(-1), 1, generator=self.generator))
 
+    def take(self, logits: torch.Tensor, argmax: list[int], draft: list[int], tokenizer: Any) -> int:
+        """Choose this row's next tokens from the logits after its pending token and each draft
+        token [fed, vocab], keeping draft tokens while they are what it chooses; marks the row done
+        when it finishes. Returns how many fed tokens' states stay: the pending one and each kept."""
+        kept = 0
+        while True:
+            token = self.choose(logits[kept], argmax[kept])
+            self.done = self.add(token, tokenizer)
+            kept += 1
+            if self.done or kept > len(draft) or token != draft[kept - 1]:
+                break
+        if draft:
+            confirmed = kept - 1
+            self.draft_limit = len(draft) + 2 if confirmed == len(draft) else max(1, confirmed)
+        return kept
+
     def add(self, token: int | None, tokenizer: Any) -> bool:
         """Record the chosen token; True when the row is finished."""
         params = self.request.params
@@ -76,7 +112,7 @@ class Row:
 
     def result(self, tokenizer: Any) -> Generation:
         text = cut_at_stop(tokenizer.decode(self.tokens, skip_special_tokens=True), self.request.params.stop)
-        return Generation(text=text, prompt_tokens=self.prompt_tokens, completion_tokens=len(self.tokens))
+        return Generation(text=text, prompt_tokens=len(self.prompt), completion_tokens=len(self.tokens))
 
 
 @dataclass
@@ -134,11 +170,23 @@ class Batch:
         states = [(layer.keys[index], layer.values[index]) for layer in self.cache.layers]
         return Part([self.rows[i] for i in keep], states, self.mask[index], self.positions[index])
 
-    def step(self, model: Any, adapter_kwargs: dict[str, Any]) -> torch.Tensor:
-        """Feed every row its pending token; the next-token logits, one row each."""
-        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
-        tokens = torch.tensor([[row.pending] for row in self.rows], device=self.mask.device)
-        output = model(input_ids=tokens, attention_mask=self.mask, position_ids=self.positions[:, None],
+    def step(self, model: Any, adapter_kwargs: dict[str, Any], drafts: list[list[int]]) -> torch.Tensor:
+        """Feed every row its pending token, then its draft (shorter drafts padded, their pads never
+        kept); the logits after each fed token [rows, fed, vocab]. `keep` must follow."""
+        self.fed = 1 + max(map(len, drafts))
+        fed = [[row.pending, *draft] + [row.pending] * (self.fed - 1 - len(draft))
+               for row, draft in zip(self.rows, drafts)]
+        self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), self.fed))], dim=1)
+        tokens = torch.tensor(fed, device=self.mask.device)
+        positions = self.positions[:, None] + torch.arange(self.fed, device=self.mask.device)
+        output = model(input_ids=tokens, attention_mask=self.mask, position_ids=positions,
                        past_key_values=self.cache, use_cache=True, **adapter_kwargs)
-        self.positions = self.positions + 1
-        return output.logits[:, -1].float()
+        return output.logits.float()
+
+    def keep(self, kept: list[int]) -> None:
+        """After a step, each row's number of fed tokens whose states stay: the columns of draft
+        tokens it did not keep are masked for good, and its positions move on by what it kept."""
+        kept_tensor = torch.tensor(kept, device=self.mask.device)
+        columns = torch.arange(self.fed, device=self.mask.device)
+        self.mask[:, -self.fed:] = (columns[None] < kept_tensor[:, None]).to(self.mask.dtype)
+        self.positions = self.positions + kept_tensor
