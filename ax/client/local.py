@@ -61,7 +61,7 @@ class LocalBackend:
         self.batch_sizes: list[int] = []  # rows in each decoding step, for tests and benchmarks
         # Prompt-lookup tokens checked per row and step (0: none; ax/client/speculation.py). By default
         # only on a CPU: on an H200 `python bench/client_throughput.py --random-init 0.5b --device cuda`
-        # ran at 215 tokens/s with 6 and 260 with 0 (the suspect: each step shape's first use there).
+        # gave 215 tokens/s with 6 and 197 and 260 in two runs with 0: drafts did not help there.
         self.draft_tokens = draft_tokens if draft_tokens is not None else (6 if loaded.device == "cpu" else 0)
         self.drafted_tokens = self.accepted_tokens = 0
         self.step_costs = StepCosts()

@@ -58,8 +58,9 @@ def expected_tokens(draft_lengths: Sequence[int], width: int, acceptance: float)
 
 class StepCosts:
     """Seconds a decoding step takes as a line in the tokens it feeds (rows x width), fit to the
-    latest steps: on 2 CPU cores a batch-8 step cost 97 ms at width 1 and 172 ms at width 4,
-    on a GPU the extra columns are nearly free, so the fit, not a constant, decides."""
+    latest steps. On 2 CPU cores every fed token adds compute to a step; where a step is bound by
+    reading weights or launching kernels, extra columns cost little. So the fit of this machine's
+    own steps, not a constant, decides how wide a step is fed."""
 
     def __init__(self, window: int = 64):
         self._steps: deque[tuple[int, float]] = deque(maxlen=window)
