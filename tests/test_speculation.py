@@ -10,6 +10,7 @@ import torch
 from ax.client.generation import GenerationParams, GenerationRequest
 from ax.client.local import LocalBackend
 from ax.client.speculation import StepCosts, expected_tokens, lookup_draft
+from ax.errors import AxError
 from ax.model import load_model
 
 
@@ -91,3 +92,8 @@ def test_drafted_answers_equal_undrafted_ones_for_mixed_adapters_and_constraints
     assert [drafted.generate(r).text for r in requests] == expected  # one at a time as well
     undrafted.close()
     drafted.close()
+
+
+def test_a_negative_draft_size_is_refused_naming_it(tiny_model_dir):
+    with pytest.raises(AxError, match="draft_tokens.*-2"):
+        LocalBackend(load_model(str(tiny_model_dir)), draft_tokens=-2)

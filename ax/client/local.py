@@ -62,6 +62,8 @@ class LocalBackend:
         # Prompt-lookup tokens checked per row and step (0: none; ax/client/speculation.py). By default
         # only on a CPU: on an H200 `python bench/client_throughput.py --random-init 0.5b --device cuda`
         # gave 215 tokens/s with 6 and 197 and 260 in two runs with 0: drafts did not help there.
+        if draft_tokens is not None and draft_tokens < 0:
+            raise AxError(f"draft_tokens must be 0 (no drafts) or more, got {draft_tokens!r}")
         self.draft_tokens = draft_tokens if draft_tokens is not None else (6 if loaded.device == "cpu" else 0)
         self.drafted_tokens = self.accepted_tokens = 0
         self.step_costs = StepCosts()
@@ -206,7 +208,7 @@ class LocalBackend:
                     continue
                 kept.append(row.take(row_logits, row_argmax, draft, self.tokenizer))
                 self.drafted_tokens += len(draft)
-                self.accepted_tokens += min(kept[-1] - 1, len(draft))
+                self.accepted_tokens += kept[-1] - 1  # the pending token's states always stay
                 if row.done:
                     row.future.set_result(row.result(self.tokenizer))
             batch.keep(kept)
