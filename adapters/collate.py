@@ -8,8 +8,9 @@ those restarts as sequence boundaries and builds a block-diagonal causal mask, s
 never attend to each other. Rows that long mean packing never computes more padded tokens, nor a
 larger attention matrix, than padding the same batch would.
 
-Each batch also carries `num_real_tokens` (non-padding tokens) for the trainer's throughput count;
-`AdapterTrainer` removes it before the forward pass.
+Each batch also carries `num_real_tokens` (non-padding tokens, a Python int: the Trainer moves
+tensors to the GPU, and reading one back there would wait for the step in flight) for the
+trainer's throughput count; `AdapterTrainer` removes it before the forward pass.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class PadCollator:
             labels[row, :n] = torch.tensor(feature["labels"])
             attention_mask[row, :n] = 1
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
-                REAL_TOKENS_KEY: attention_mask.sum()}
+                REAL_TOKENS_KEY: int(attention_mask.sum())}
 
 
 def pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:
@@ -93,7 +94,7 @@ class PackingCollator:
                 position_ids[row, start:] = torch.arange(width - start)
                 start += n
         return {"input_ids": input_ids, "position_ids": position_ids, "labels": labels,
-                REAL_TOKENS_KEY: torch.tensor(sum(lengths))}
+                REAL_TOKENS_KEY: sum(lengths)}
 
 
 def make_collator(batching: str, pad_token_id: int, pad_to_multiple_of: int = 1) -> Any:

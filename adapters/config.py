@@ -60,6 +60,7 @@ class LoraTrainingConfig(BaseModel):
     # Hardware
     bf16: Literal["auto"] | bool = "auto"
     gradient_checkpointing: bool = False
+    fused_lora: bool = True  # plain LoRA layers train through adapters/fused_lora.py (same maths, fewer passes)
     qlora_4bit: bool = False
     # Evaluation, checkpoints, logging
     dev_fraction: float = Field(0.1, ge=0, lt=1)

@@ -3,7 +3,8 @@
 What ax adds to a plain Trainer run: completion-only loss on the client's exact text (dataset.py),
 batches padded to their longest or packed (collate.py) with length-grouped sampling, eval loss on
 a dev split with early stopping, checkpoints that `resume=True` continues from after a crash,
-LoRA+ when asked, and a count of real (non-padding) tokens for an honest tokens/s.
+LoRA layers that train in fewer passes (fused_lora.py), LoRA+ when asked, and a count of real
+(non-padding) tokens for an honest tokens/s.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from ax.adapters.collate import REAL_TOKENS_KEY, make_collator
 from ax.adapters.config import LoraTrainingConfig
 from ax.adapters.dataset import TrainingPair, data_hash, encode_pairs, split_dev
+from ax.adapters.fused_lora import fused_lora
 from ax.adapters.peft_model import attach_lora, resolve_target_modules
 from ax.adapters.store import AdapterManifest, check_name, save_adapter
 from ax.errors import AxError
@@ -71,7 +73,7 @@ class AdapterTrainer(Trainer):
     def compute_loss(self, model, inputs, *args, **kwargs):
         count = inputs.pop(REAL_TOKENS_KEY, None)
         if count is not None and model.training:
-            self.real_tokens += int(count)
+            self.real_tokens += count
         return super().compute_loss(model, inputs, *args, **kwargs)
 
 
@@ -113,6 +115,9 @@ def training_arguments(config: LoraTrainingConfig, run_dir: Path, *, has_dev: bo
         metric_for_best_model="eval_loss" if has_dev else None,
         greater_is_better=False if has_dev else None,
         logging_steps=config.logging_steps,
+        # The filter reads every step's loss on the host, a device sync that leaves the GPU idle
+        # while the next step is queued; a NaN loss then shows in the log instead of being hidden.
+        logging_nan_inf_filter=False,
         seed=config.seed,
         data_seed=config.seed,
         # The collator's batches are plain dicts; PeftModel's forward hides the label argument's name.
@@ -222,7 +227,7 @@ def train_adapter(base: LoadedModel, train_pairs: list[TrainingPair], config: Lo
         optimizers=(loraplus_optimizer(model, config), None), callbacks=callbacks,
     )
     started = time.perf_counter()
-    with _attention_without_cudnn(), _autocast_owns_dtypes(model, args.bf16):
+    with _attention_without_cudnn(), _autocast_owns_dtypes(model, args.bf16), fused_lora(model, config.fused_lora):
         output = trainer.train(resume_from_checkpoint=checkpoint)
         wall = time.perf_counter() - started
         eval_loss = trainer.evaluate()["eval_loss"] if has_dev else None

@@ -3,16 +3,20 @@
 Hand-written steps (bf16 autocast, fused AdamW, fixed [B, T] batches of random tokens, PEFT LoRA
 with ax's default targets) rather than ax's Trainer path, to separate what the hardware and PEFT
 allow from what ax's path achieves (`bench/train_throughput.py --cuda`). MFU counts 4 N FLOPs per
-token as train_throughput.py does; `attn_extra` is what causal attention's score and value matmuls
+token as train_throughput.py does; `mfu_4N_attn` adds what causal attention's score and value matmuls
 would add (forward and the backward through activations).
 
-    python bench/lora_step_ceiling.py bench "p,8,1024;m,32,1024,default,0,1"
+    python bench/lora_step_ceiling.py bench "p,8,1024,-,0;m,32,1024,default,0,1;m,32,1024,default,0,0,1"
 
-Specs, ';'-separated: `p,B,T` prints a torch.profiler table of eager steps; `m,B,T,COMPILE,CKPT[,BF16]`
-measures steps/s, COMPILE '-' (eager) or a torch.compile mode ('default'), CKPT 1 for gradient
-checkpointing, BF16 1 to hold the adapter weights in bf16 instead of PEFT's fp32. Results also go
-to $OUT/mfu.json (default /tmp).
+Specs, ';'-separated: `m,B,T,COMPILE,CKPT[,BF16[,FUSED[,NOCUDNN]]]` measures steps/s, COMPILE '-' (eager) or
+a torch.compile mode ('default'), CKPT 1 for gradient checkpointing, BF16 1 to hold the adapter
+weights in bf16 instead of PEFT's fp32, FUSED 1 to train through ax's fused LoRA layers
+(adapters/fused_lora.py), NOCUDNN 1 to pick SDPA kernels as ax's Trainer path does (flash or
+memory-efficient, no cuDNN); `p,...` with the same fields prints a torch.profiler table of such steps
+instead. `mfu_4N_attn` adds causal attention's FLOPs to the 4 N count. Results also go to
+$OUT/mfu.json (default /tmp).
 """
+import contextlib
 import json
 import os
 import sys
@@ -23,7 +27,9 @@ import torch
 sys.path.insert(0, sys.argv[1])  # the bench folder, for train_throughput's model and config
 import train_throughput as tt  # noqa: E402
 
+from ax.adapters.fused_lora import fused_lora  # noqa: E402
 from ax.adapters.peft_model import attach_lora  # noqa: E402
+from ax.adapters.train import _attention_without_cudnn  # noqa: E402
 
 H100_BF16_PEAK = tt.H100_BF16_PEAK
 LAYERS, HIDDEN = tt.LLAMA_1B["num_hidden_layers"], tt.LLAMA_1B["hidden_size"]
@@ -32,6 +38,7 @@ LAYERS, HIDDEN = tt.LLAMA_1B["num_hidden_layers"], tt.LLAMA_1B["hidden_size"]
 class _Cuda:  # the arguments train_throughput.loader reads
     cuda = True
     model = "tiny"
+    attn_implementation = "sdpa"
 
 
 load = tt.loader(_Cuda())
@@ -58,7 +65,7 @@ def adamw(model):
 
 
 def measure(batch: int, length: int, compile_mode: str | None = None, checkpointing: bool = False, steps: int = 8,
-            adapter_bf16: bool = False) -> None:
+            adapter_bf16: bool = False, fused: bool = False, no_cudnn: bool = False, profile: bool = False) -> None:
     base, model = lora_model(batch, length, checkpointing)
     n = tt.matmul_params(base.model)
     if adapter_bf16:
@@ -70,60 +77,55 @@ def measure(batch: int, length: int, compile_mode: str | None = None, checkpoint
         model.enable_input_require_grads()
     model.train()
     optimizer = adamw(model)
-    forward = model
-    if compile_mode:
-        forward = torch.compile(model, mode=None if compile_mode == "default" else compile_mode)
     ids = torch.randint(0, 32000, (batch, length), device="cuda")
-    try:
-        for _ in range(3):  # warm-up, and compilation when asked
-            train_step(forward, optimizer, ids)
-        torch.cuda.synchronize()
-        started = time.perf_counter()
-        for _ in range(steps):
-            train_step(forward, optimizer, ids)
-        torch.cuda.synchronize()
-        seconds = (time.perf_counter() - started) / steps
-    except Exception as exc:  # an out-of-memory shape is a result too
-        print("FAIL", batch, length, compile_mode, checkpointing, repr(exc)[:300], flush=True)
-        return
+    attention = _attention_without_cudnn() if no_cudnn else contextlib.nullcontext()
+    with fused_lora(model, fused), attention:
+        forward = torch.compile(model, mode=None if compile_mode == "default" else compile_mode) if compile_mode else model
+        try:
+            for _ in range(3):  # warm-up, and compilation when asked
+                train_step(forward, optimizer, ids)
+            torch.cuda.synchronize()
+            if profile:
+                print_profile(forward, optimizer, ids)
+                return
+            started = time.perf_counter()
+            for _ in range(steps):
+                train_step(forward, optimizer, ids)
+            torch.cuda.synchronize()
+            seconds = (time.perf_counter() - started) / steps
+        except Exception as exc:  # an out-of-memory shape is a result too
+            print("FAIL", batch, length, compile_mode, checkpointing, repr(exc)[:300], flush=True)
+            return
+        finally:
+            del forward
     tokens_per_s = batch * length / seconds
-    result = dict(B=batch, T=length, compile=compile_mode, ckpt=checkpointing, adapter_bf16=adapter_bf16,
+    attention_flops = 6 * LAYERS * HIDDEN * length  # causal attention per token and layer: 2 d T forward, 4 d T backward
+    result = dict(B=batch, T=length, compile=compile_mode, ckpt=checkpointing, adapter_bf16=adapter_bf16, fused=fused,
+                  no_cudnn=no_cudnn,
                   step_s=round(seconds, 4), tok_s=round(tokens_per_s),
                   mfu_4N=round(tokens_per_s * 4 * n / H100_BF16_PEAK, 4),
-                  # causal attention per token and layer: 2 d T forward, 4 d T backward
-                  attn_extra=round(tokens_per_s * 6 * LAYERS * HIDDEN * length / H100_BF16_PEAK, 4),
+                  mfu_4N_attn=round(tokens_per_s * (4 * n + attention_flops) / H100_BF16_PEAK, 4),
                   mem_gb=round(torch.cuda.max_memory_allocated() / 1e9, 1))
     print(result, flush=True)
     results.append(result)
     torch.cuda.reset_peak_memory_stats()
-    del model, optimizer, forward, base
-    torch.cuda.empty_cache()
-
-
-def profile(batch: int, length: int) -> None:
-    base, model = lora_model(batch, length)
-    model.train()
-    optimizer = adamw(model)
-    ids = torch.randint(0, 32000, (batch, length), device="cuda")
-    for _ in range(3):
-        train_step(model, optimizer, ids)
-    torch.cuda.synchronize()
-    activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
-    with torch.profiler.profile(activities=activities) as prof:
-        for _ in range(3):
-            train_step(model, optimizer, ids)
-        torch.cuda.synchronize()
-    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=22), flush=True)
     del model, optimizer, base
     torch.cuda.empty_cache()
 
 
+def print_profile(forward, optimizer, ids) -> None:
+    activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=activities) as prof:
+        for _ in range(3):
+            train_step(forward, optimizer, ids)
+        torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=30), flush=True)
+
+
 for spec in sys.argv[2].split(";"):
-    kind, *fields = spec.split(",")
-    if kind == "p":
-        profile(int(fields[0]), int(fields[1]))
-    else:
-        measure(int(fields[0]), int(fields[1]), None if fields[2] == "-" else fields[2], fields[3] == "1",
-                adapter_bf16=len(fields) > 4 and fields[4] == "1")
+    kind, batch, length, compile_mode, ckpt, *flags = spec.split(",") + ["0", "0", "0"]
+    measure(int(batch), int(length), None if compile_mode == "-" else compile_mode, ckpt == "1",
+            adapter_bf16=flags[0] == "1", fused=flags[1] == "1", no_cudnn=flags[2] == "1",
+            profile=kind == "p")
 with open(os.path.join(os.environ.get("OUT", "/tmp"), "mfu.json"), "w") as handle:
     json.dump(results, handle, indent=1)

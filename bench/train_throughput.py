@@ -62,18 +62,19 @@ def make_pairs(tokenizer, n: int, median_tokens: int, seed: int = 0) -> list[Tra
     return pairs
 
 
-def bench_config(batch_size: int, batching: str, max_length: int, checkpointing: bool = False) -> LoraTrainingConfig:
+def bench_config(batch_size: int, batching: str, max_length: int, checkpointing: bool = False,
+                 fused: bool = True) -> LoraTrainingConfig:
     return LoraTrainingConfig(per_device_batch_size=batch_size, batching=batching, max_seq_length=max_length,
-                              gradient_checkpointing=checkpointing,
+                              gradient_checkpointing=checkpointing, fused_lora=fused,
                               num_epochs=1, dev_fraction=0.0, save_steps=1_000_000, logging_steps=1_000_000,
                               lora_dropout=0.0, warmup_ratio=0.0)
 
 
 def run_ax(load, pairs, batch_size: int, batching: str, max_length: int, run_dir: Path,
-           checkpointing: bool = False) -> dict:
+           checkpointing: bool = False, fused: bool = True) -> dict:
     base = load()
     cpu = time.process_time()
-    result = train_adapter(base, pairs, bench_config(batch_size, batching, max_length, checkpointing),
+    result = train_adapter(base, pairs, bench_config(batch_size, batching, max_length, checkpointing, fused),
                            run_dir=run_dir)
     m = result.metrics
     return {"tokens": m.tokens_seen, "seconds": m.tokens_seen / m.tokens_per_second, "steps": m.steps,
@@ -128,7 +129,8 @@ def loader(args):
         def load():
             torch.manual_seed(0)
             with torch.device("cuda"):
-                model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+                model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16,
+                                                         attn_implementation=args.attn_implementation)
             return LoadedModel(model, tokenizer, "llama-1.1b-random", "", "random", "cuda", torch.bfloat16)
 
         return load
@@ -150,6 +152,10 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true",
                         help="ax's paths only (the baseline pads every row to the longest: it runs out of GPU memory "
                              "first at large batches)")
+    parser.add_argument("--batching", choices=("group_by_length", "packing"), action="append",
+                        help="ax's batching to run (repeatable; default both)")
+    parser.add_argument("--attn-implementation", default="sdpa", help="--cuda: transformers' attention (e.g. flex_attention)")
+    parser.add_argument("--no-fused-lora", action="store_true", help="ax's paths train through PEFT's own LoRA layers")
     parser.add_argument("--gradient-checkpointing", action="store_true",
                         help="ax's paths recompute activations (larger batches fit; MFU does not count the recompute)")
     args = parser.parse_args()
@@ -174,9 +180,10 @@ def main() -> None:
         run_ax(load, pairs[:2], 2, "group_by_length", max_length, Path(work) / "warmup")  # one step: kernels, caches
         results = {} if args.no_baseline else {
             BASELINE: run_baseline(load, pairs, args.batch_size, max_length, Path(work) / "b")}
-        for batching in ("group_by_length", "packing"):
+        for batching in args.batching or ("group_by_length", "packing"):
             results[f"ax ({batching})"] = run_ax(load, pairs, args.batch_size, batching, max_length,
-                                                 Path(work) / batching, args.gradient_checkpointing)
+                                                 Path(work) / batching, args.gradient_checkpointing,
+                                                 not args.no_fused_lora)
     baseline = results.get(BASELINE)
     for name, r in results.items():
         rate = r["tokens"] / r["seconds"]

@@ -129,7 +129,7 @@ FEATURES = [{"input_ids": list(range(5, 5 + n)), "labels": [IGNORE_INDEX] * 2 + 
 def test_pad_collator_pads_to_the_longest_in_the_batch_only():
     batch = PadCollator(pad_token_id=0)(FEATURES[:3])
     assert batch["input_ids"].shape == (3, 7)
-    assert batch["attention_mask"].sum().item() == 15 == batch["num_real_tokens"].item()
+    assert batch["attention_mask"].sum().item() == 15 == batch["num_real_tokens"]
     assert (batch["labels"][1, 3:] == IGNORE_INDEX).all()
     assert PadCollator(pad_token_id=0, pad_to_multiple_of=8)(FEATURES[:3])["input_ids"].shape == (3, 8)
 
@@ -145,7 +145,7 @@ def test_packed_rows_give_the_logits_of_separate_examples(tiny_model_dir):
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     batch = PackingCollator(pad_token_id=0)(FEATURES)
-    assert batch["input_ids"].shape == (3, 9) and batch["num_real_tokens"].item() == 24
+    assert batch["input_ids"].shape == (3, 9) and batch["num_real_tokens"] == 24
     labels = batch.pop("labels")
     batch.pop("num_real_tokens")
     with torch.no_grad():

@@ -1,0 +1,104 @@
+"""A LoRA linear layer's training step in fewer passes over its activations.
+
+PEFT computes `base(x) + lora_B(lora_A(dropout(x))) * scaling` as separate ops: the low-rank
+product is written out, scaled into a second copy, and added to the base output in a third; in
+the backward pass autograd scales the gradient again and adds the two branches' input gradients.
+Each of those is a full pass over a [tokens, features] tensor for a rank-16 product that is
+itself nearly free, and with seven adapted projections per block they are a large part of a LoRA
+step on a GPU. Here the low-rank product is accumulated into the base output (and its input
+gradient into the base's) by cuBLAS's `addmm_`, with the scale as its `alpha`.
+
+The parameters stay PEFT's own (the same `lora_A` / `lora_B` weights the optimizer updates and
+`save_pretrained` writes); only how a plain LoRA `Linear` computes its forward and backward while
+training changes, and everything else (DoRA, 4-bit bases, mixed-adapter batches, merged or
+disabled adapters) keeps PEFT's forward.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+
+class _LoraLinear(torch.autograd.Function):
+    """y = x W^T + b + scaling * (x_lora A^T) B^T, with x_lora = dropout(x) given separately when dropout is on."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, lora_a, lora_b, scaling: float, dropped):
+        flat = x.reshape(-1, x.shape[-1])
+        lora_in = flat if dropped is None else dropped.reshape(flat.shape)
+        low = lora_in @ lora_a.t()
+        out = flat @ weight.t() if bias is None else torch.addmm(bias, flat, weight.t())
+        out.addmm_(low, lora_b.t(), alpha=scaling)
+        ctx.save_for_backward(weight, lora_a, lora_b, lora_in, low)
+        ctx.scaling, ctx.separate_dropout, ctx.input_shape = scaling, dropped is not None, x.shape
+        return out.view(*x.shape[:-1], out.shape[-1])
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        weight, lora_a, lora_b, lora_in, low = ctx.saved_tensors
+        grad = grad_out.reshape(-1, grad_out.shape[-1])
+        grad_low = (grad @ lora_b).mul_(ctx.scaling)
+        grad_a = grad_low.t() @ lora_in
+        grad_b = (grad.t() @ low).mul_(ctx.scaling)
+        grad_x = grad_dropped = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad @ weight
+            if ctx.separate_dropout:
+                grad_dropped = (grad_low @ lora_a).view(ctx.input_shape)
+            else:
+                grad_x.addmm_(grad_low, lora_a)
+            grad_x = grad_x.view(ctx.input_shape)
+        return grad_x, None, None, grad_a, grad_b, None, grad_dropped
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype autocast would run this layer's matmuls in (the input's own without autocast)."""
+    device = x.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+
+
+def _fusable(module: Any) -> bool:
+    from peft.tuners.lora.layer import Linear
+
+    base = module.get_base_layer() if isinstance(module, Linear) else None
+    return (type(module) is Linear and type(base) is torch.nn.Linear and not module.fan_in_fan_out
+            and not base.weight.requires_grad and (base.bias is None or not base.bias.requires_grad))
+
+
+def _fused_forward(module: Any, peft_forward: Any) -> Any:
+    def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        active = module.active_adapters
+        if (args or kwargs or module.disable_adapters or module.merged or len(active) != 1
+                or active[0] not in module.lora_A or active[0] in module.lora_variant):
+            return peft_forward(x, *args, **kwargs)
+        name = active[0]
+        dtype = _compute_dtype(x)
+        base = module.get_base_layer()
+        dropout = module.lora_dropout[name]
+        dropped = None if isinstance(dropout, torch.nn.Identity) else dropout(x).to(dtype)
+        bias = None if base.bias is None else base.bias.to(dtype)
+        with torch.autocast(x.device.type, enabled=False):
+            return _LoraLinear.apply(x.to(dtype), base.weight.to(dtype), bias, module.lora_A[name].weight.to(dtype),
+                                     module.lora_B[name].weight.to(dtype), module.scaling[name], dropped)
+
+    return forward
+
+
+@contextlib.contextmanager
+def fused_lora(model: Any, active: bool = True) -> Iterator[int]:
+    """Within the block, plain LoRA Linear layers of `model` train through `_LoraLinear`; yields how many.
+
+    On leaving, each layer gets PEFT's forward back, so the trained model is an ordinary PeftModel.
+    """
+    modules = [m for m in model.modules() if _fusable(m)] if active else []
+    for module in modules:
+        module.forward = _fused_forward(module, module.forward)
+    try:
+        yield len(modules)
+    finally:
+        for module in modules:
+            del module.forward
