@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -9,7 +11,7 @@ from transformers import LlamaConfig
 from transformers.cache_utils import DynamicLayer
 
 from ax.client.cpu_kernels import PackedLinear, cpu_packing_available, pack_linear_layers
-from ax.client.kv_cache import ReservedLayer, reserved_cache
+from ax.client.kv_cache import ReservedLayer, cache_argument, reserved_cache
 
 needs_packing = pytest.mark.skipif(not cpu_packing_available(), reason="this torch build has no oneDNN linear")
 
@@ -67,3 +69,24 @@ def test_a_reserved_cache_starts_from_its_rooms_and_leaves_sliding_window_layers
     windowed = reserved_cache(MistralConfig(sliding_window=4, **shape), rooms, used=3)
     assert all(type(layer) is not ReservedLayer for layer in windowed.layers)
     assert windowed.get_seq_length() == 3
+
+
+
+def test_the_cache_goes_by_the_keyword_the_installed_model_takes(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    class OlderModel(nn.Module):  # transformers before `cache` replaced `past_key_values`
+        def forward(self, input_ids, past_key_values=None, use_cache=None):
+            return input_ids
+
+    class NewerModel(nn.Module):
+        def forward(self, input_ids, cache=None, use_cache=None):
+            return input_ids
+
+    assert cache_argument(OlderModel()) == "past_key_values" and cache_argument(NewerModel()) == "cache"
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    cache = DynamicCache(config=model.config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # a deprecated keyword warns, and goes in a later release
+        model(input_ids=torch.tensor([[1, 2, 3]]), use_cache=True, **{cache_argument(model): cache})
+    assert cache.get_seq_length() == 3

@@ -9,6 +9,8 @@ column into it. Layers of other kinds (sliding windows) stay as transformers mak
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 import torch
@@ -68,3 +70,15 @@ def reserved_cache(config: Any, rooms: list[tuple[torch.Tensor, torch.Tensor]], 
         else:
             layer.update(keys[..., :used, :], values[..., :used, :])
     return cache
+
+
+def cache_argument(model: Any) -> str:
+    """The keyword the model's forward takes its KV cache by: `cache` where transformers has it
+    (5.24 deprecates `past_key_values`, to be removed in 5.40), `past_key_values` before."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return _cache_argument(type(base))
+
+
+@functools.cache
+def _cache_argument(model_class: type) -> str:
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"

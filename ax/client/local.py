@@ -31,6 +31,7 @@ from ax.client.batcher import Batcher, Intake
 from ax.client.constraints import ChoiceConstraint, Constraint, NumberConstraint, NumberListConstraint, TokenTables
 from ax.client.cpu_kernels import pack_linear_layers
 from ax.client.generation import Generation, GenerationParams, GenerationRequest
+from ax.client.kv_cache import cache_argument
 from ax.client.prefix_cache import KV, PrefixCache
 from ax.client.prompting import render_chat
 from ax.client.rows import Batch, Part, Row
@@ -256,8 +257,8 @@ class LocalBackend:
         cache = DynamicCache(prefix_states, config=self.model.config)
         if layout["input_ids"].shape[1] > past:
             self.model(input_ids=layout["input_ids"][:, past:], attention_mask=layout["attention_mask"],
-                       position_ids=layout["position_ids"][:, past:], past_key_values=cache, use_cache=True,
-                       logits_to_keep=1, **self._adapter_kwargs(names))
+                       position_ids=layout["position_ids"][:, past:], use_cache=True, logits_to_keep=1,
+                       **{cache_argument(self.model): cache}, **self._adapter_kwargs(names))
         if shared > past:  # the lone row's prefix: its first `shared` columns, no pads before them
             states = tuple((layer.keys[..., :shared, :].clone(), layer.values[..., :shared, :].clone())
                            for layer in cache.layers)
@@ -321,7 +322,7 @@ class LocalBackend:
         """The states of `past` followed by `tokens`, on adapter `name` (`past` itself is left as it was)."""
         cache = DynamicCache(past, config=self.model.config)
         ids = torch.tensor([tokens], device=self.model.device)
-        self.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1,
+        self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **{cache_argument(self.model): cache},
                    **self._adapter_kwargs([name]))
         return tuple((layer.keys, layer.values) for layer in cache.layers)
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ax.client.constraints import Constraint
 from ax.client.generation import Generation, GenerationRequest
-from ax.client.kv_cache import reserved_cache
+from ax.client.kv_cache import cache_argument, reserved_cache
 from ax.client.speculation import lookup_draft
 
 States = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys and values [rows, heads, width, dim]
@@ -180,7 +180,7 @@ class Batch:
         tokens = torch.tensor(fed, device=self.mask.device)
         positions = self.positions[:, None] + torch.arange(self.fed, device=self.mask.device)
         output = model(input_ids=tokens, attention_mask=self.mask, position_ids=positions,
-                       past_key_values=self.cache, use_cache=True, **adapter_kwargs)
+                       use_cache=True, **{cache_argument(model): self.cache}, **adapter_kwargs)
         return output.logits.float()
 
     def keep(self, kept: list[int]) -> None:
