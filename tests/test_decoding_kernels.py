@@ -11,7 +11,7 @@ from transformers import LlamaConfig
 from transformers.cache_utils import DynamicLayer
 
 from ax.client.cpu_kernels import PackedLinear, cpu_packing_available, pack_linear_layers
-from ax.client.kv_cache import ReservedLayer, cache_argument, reserved_cache
+from ax.client.kv_cache import ReservedLayer, cache_argument, full_cache, reserved_cache
 
 needs_packing = pytest.mark.skipif(not cpu_packing_available(), reason="this torch build has no oneDNN linear")
 
@@ -57,7 +57,7 @@ def test_a_reserved_layer_holds_what_concatenation_would_even_past_its_capacity(
     assert reserved.get_seq_length() == 9
 
 
-def test_a_reserved_cache_starts_from_its_rooms_and_leaves_sliding_window_layers_alone():
+def test_a_reserved_cache_starts_from_its_rooms_and_keeps_sliding_window_layers_whole():
     from transformers import MistralConfig
 
     shape = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -66,10 +66,11 @@ def test_a_reserved_cache_starts_from_its_rooms_and_leaves_sliding_window_layers
     full = reserved_cache(LlamaConfig(**shape), rooms, used=3)
     assert all(type(layer) is ReservedLayer for layer in full.layers)
     assert torch.equal(full.layers[1].keys, rooms[1][0][..., :3, :])
-    windowed = reserved_cache(MistralConfig(sliding_window=4, **shape), rooms, used=3)
-    assert all(type(layer) is not ReservedLayer for layer in windowed.layers)
-    assert windowed.get_seq_length() == 3
-
+    # Rows side by side need one width: a window of 2 is applied by the masks, not by dropping columns.
+    windowed = MistralConfig(sliding_window=2, **shape)
+    assert all(type(layer) is ReservedLayer for layer in reserved_cache(windowed, rooms, used=3).layers)
+    states = full_cache(windowed, [(keys[..., :3, :], values[..., :3, :]) for keys, values in rooms])
+    assert states.get_seq_length() == 3 and not any(states.is_sliding)
 
 
 def test_the_cache_goes_by_the_keyword_the_installed_model_takes(tiny_model_dir):

@@ -4,7 +4,8 @@ transformers' DynamicLayer concatenates every step, copying the whole cache: a b
 step of SmolLM2 took 179 ms that way and 142 ms written into reserved room on 2 CPU cores
 (`python bench/decode_cost.py --repeats 15`). Here each layer's keys and values live in room
 made once for the prompt and every token its rows may still generate, and a step writes one
-column into it. Layers of other kinds (sliding windows) stay as transformers makes them.
+column into it. Sliding-window layers keep every column too, as full ones do: rows laid side by
+side need one width, and the window is applied by the masks (attention_masks.py).
 """
 
 from __future__ import annotations
@@ -58,13 +59,22 @@ class ReservedLayer(DynamicLayer):
                 and (not used or self.keys.data_ptr() == room.data_ptr()))
 
 
+def full_cache(config: Any, states: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> DynamicCache:
+    """transformers' cache for this model, holding `states`, with sliding-window layers that keep every column."""
+    cache = DynamicCache(config=config)
+    cache.layers = [DynamicLayer() if isinstance(layer, DynamicLayer) else layer for layer in cache.layers]
+    for layer, (keys, values) in zip(cache.layers, states or []):
+        layer.update(keys, values)
+    return cache
+
+
 def reserved_cache(config: Any, rooms: list[tuple[torch.Tensor, torch.Tensor]], used: int) -> DynamicCache:
     """A cache over rooms made ahead, per layer keys and values [rows, heads, capacity, dim] whose
     first `used` columns hold states; layers of other kinds copy those columns in."""
     cache = DynamicCache(config=config)
     for index, (keys, values) in enumerate(rooms):
         layer = cache.layers[index]
-        if type(layer) is DynamicLayer:
+        if isinstance(layer, DynamicLayer):
             layer = cache.layers[index] = ReservedLayer(keys.shape[-2])
             layer.adopt(keys, values, used)
         else:

@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import DynamicCache
 
+from ax.client.attention_masks import attention_mask
 from ax.client.batcher import Batcher, Intake
 from ax.client.constraints import ChoiceConstraint, Constraint, NumberConstraint, NumberListConstraint, TokenTables
 from ax.client.cpu_kernels import pack_linear_layers
 from ax.client.generation import Generation, GenerationParams, GenerationRequest
-from ax.client.kv_cache import cache_argument
+from ax.client.kv_cache import cache_argument, full_cache
 from ax.client.prefix_cache import KV, PrefixCache
 from ax.client.prompting import render_chat
 from ax.client.rows import Batch, Part, Row
@@ -254,11 +254,12 @@ class LocalBackend:
         # the states' shapes and keep none of their columns.
         held = 0 if shared or any(len(row) > 1 for row in ids) else 1
         layout = self._layout([row[: len(row) - 1 + held] for row in ids], past)
-        cache = DynamicCache(prefix_states, config=self.model.config)
+        cache = full_cache(self.model.config, prefix_states)
         if layout["input_ids"].shape[1] > past:
-            self.model(input_ids=layout["input_ids"][:, past:], attention_mask=layout["attention_mask"],
-                       position_ids=layout["position_ids"][:, past:], use_cache=True, logits_to_keep=1,
-                       **{cache_argument(self.model): cache}, **self._adapter_kwargs(names))
+            positions = layout["position_ids"][:, past:]
+            self.model(input_ids=layout["input_ids"][:, past:], position_ids=positions, use_cache=True,
+                       attention_mask=attention_mask(self.model.config, layout["attention_mask"], positions),
+                       logits_to_keep=1, **{cache_argument(self.model): cache}, **self._adapter_kwargs(names))
         if shared > past:  # the lone row's prefix: its first `shared` columns, no pads before them
             states = tuple((layer.keys[..., :shared, :].clone(), layer.values[..., :shared, :].clone())
                            for layer in cache.layers)
@@ -320,9 +321,13 @@ class LocalBackend:
 
     def _extend(self, name: str, past: KV | None, tokens: list[int]) -> KV:
         """The states of `past` followed by `tokens`, on adapter `name` (`past` itself is left as it was)."""
-        cache = DynamicCache(past, config=self.model.config)
+        cache = full_cache(self.model.config, past)
         ids = torch.tensor([tokens], device=self.model.device)
-        self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **{cache_argument(self.model): cache},
+        done = cache.get_seq_length()
+        positions = torch.arange(done, done + len(tokens), device=ids.device)[None]
+        mask = torch.ones((1, done + len(tokens)), dtype=torch.long, device=ids.device)
+        self.model(input_ids=ids, position_ids=positions, attention_mask=attention_mask(self.model.config, mask, positions),
+                   use_cache=True, logits_to_keep=1, **{cache_argument(self.model): cache},
                    **self._adapter_kwargs([name]))
         return tuple((layer.keys, layer.values) for layer in cache.layers)
 

@@ -1,0 +1,76 @@
+"""Models with sliding-window layers decode through the client as transformers' own generate does
+alone, with prompts and answers longer than the window, rows joining, sharing prefixes and drafting."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+from transformers import AutoTokenizer, Gemma3TextConfig, MistralConfig, Qwen2Config
+
+from ax.client.attention_masks import sliding_window
+from ax.client.generation import GenerationParams, GenerationRequest
+from ax.client.local import LocalBackend
+from ax.model import load_model
+
+WINDOW = 8
+SHAPES = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+              max_position_embeddings=2048, tie_word_embeddings=True, initializer_range=0.5)
+CONFIGS = {
+    "mistral": lambda **ids: MistralConfig(sliding_window=WINDOW, **SHAPES, **ids),  # every layer windowed
+    "qwen2": lambda **ids: Qwen2Config(use_sliding_window=True, sliding_window=WINDOW, max_window_layers=1,
+                                       **SHAPES, **ids),  # one full layer, one windowed
+    "gemma3": lambda **ids: Gemma3TextConfig(sliding_window=WINDOW, layer_types=["sliding_attention", "full_attention"],
+                                             head_dim=16, **SHAPES, **ids),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def windowed_model_dir(request, tiny_model_dir, tmp_path_factory):
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    config = CONFIGS[request.param](vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                                    eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    path = tmp_path_factory.mktemp(request.param)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def _generate_alone(loaded, prompt: str, max_new_tokens: int) -> str:
+    ids = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        out = loaded.model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
+    return loaded.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def test_windowed_models_answer_in_batches_as_transformers_does_alone(windowed_model_dir):
+    # The demo's "assistant" turn gives every answer a draft to check (the random model refuses most).
+    system = ("<|im_start|>system\nthe tenant pays the landlord and the clause binds them both<|im_end|>\n"
+              "<|im_start|>assistant\nthe landlord pays<|im_end|>\n")
+    prompts = [f"{system}<|im_start|>user\ncase {i}: pays {i * 7} pays {i * 7} pays<|im_end|>\n<|im_start|>assistant\n"
+               for i in range(10)]
+    budgets = [20, 3, 14, 6, 1]
+    loaded = load_model(str(windowed_model_dir))
+    assert sliding_window(loaded.model.config) == WINDOW
+    expected = [_generate_alone(loaded, p, budgets[i % len(budgets)]) for i, p in enumerate(prompts)]
+    requests = [GenerationRequest(p, None, GenerationParams(max_new_tokens=budgets[i % len(budgets)]))
+                for i, p in enumerate(prompts)]
+    backend = LocalBackend(loaded, max_batch_size=3, max_wait_s=0.05, draft_tokens=6)
+    backend.step_costs.line = lambda: (1.0, 0.0)  # columns cost nothing: every draft is fed whole
+    with ThreadPoolExecutor(10) as pool:
+        got = [g.text for g in pool.map(backend.generate, requests)]
+    assert got == expected
+    assert max(backend.batch_sizes) == 3 and backend.prefix_cache.reused_tokens > 0
+    assert backend.drafted_tokens > backend.accepted_tokens, "no draft column was ever refused"
+    assert [backend.generate(r).text for r in requests] == expected  # one at a time, from cached prefixes
+    backend.close()
+    whole = LocalBackend(loaded, max_batch_size=3, max_wait_s=0.05, prefix_cache=False)  # left pads before prompts
+    with ThreadPoolExecutor(10) as pool:
+        assert [g.text for g in pool.map(whole.generate, requests)] == expected
+    whole.close()
