@@ -42,8 +42,8 @@ class _LoraLinear(torch.autograd.Function):
         weight, lora_a, lora_b, lora_in, low = ctx.saved_tensors
         grad = grad_out.reshape(-1, grad_out.shape[-1])
         grad_low = (grad @ lora_b).mul_(ctx.scaling)
-        grad_a = grad_low.t() @ lora_in
-        grad_b = (grad.t() @ low).mul_(ctx.scaling)
+        grad_a = grad_low.t() @ lora_in if ctx.needs_input_grad[3] else None
+        grad_b = (grad.t() @ low).mul_(ctx.scaling) if ctx.needs_input_grad[4] else None
         grad_x = grad_dropped = None
         if ctx.needs_input_grad[0]:
             grad_x = grad @ weight

@@ -1,4 +1,4 @@
-"""Attention masks for models whose layers attend through a sliding window (Mistral, Qwen2, Gemma 3).
+"""Attention masks for models whose layers attend through a sliding window (Mistral, Qwen2, Gemma, Cohere 2).
 
 Rows decoding together share one cache width, so the client keeps every column of such layers
 (transformers' sliding-window cache would drop a row's oldest columns by the batch's count) and

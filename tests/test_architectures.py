@@ -1,5 +1,6 @@
-"""Models with sliding-window layers decode through the client as transformers' own generate does
-alone, with prompts and answers longer than the window, rows joining, sharing prefixes and drafting."""
+"""Models of other architectures decode through the client as transformers' own generate does alone,
+rows joining, sharing prefixes and drafting; those with sliding-window layers with prompts and
+answers longer than the window."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
-from transformers import AutoTokenizer, Gemma3TextConfig, MistralConfig, Qwen2Config
+import transformers
+from transformers import AutoTokenizer
 
 from ax.client.attention_masks import sliding_window
 from ax.client.generation import GenerationParams, GenerationRequest
@@ -17,29 +19,36 @@ from ax.model import load_model
 WINDOW = 8
 SHAPES = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
               max_position_embeddings=2048, tie_word_embeddings=True, initializer_range=0.5)
-CONFIGS = {
-    "mistral": lambda **ids: MistralConfig(sliding_window=WINDOW, **SHAPES, **ids),  # every layer windowed
-    "qwen2": lambda **ids: Qwen2Config(use_sliding_window=True, sliding_window=WINDOW, max_window_layers=1,
-                                       **SHAPES, **ids),  # one full layer, one windowed
-    "gemma3": lambda **ids: Gemma3TextConfig(sliding_window=WINDOW, layer_types=["sliding_attention", "full_attention"],
-                                             head_dim=16, **SHAPES, **ids),
+CONFIGS = {  # name: (config class, its own settings, the window of its sliding layers or None)
+    "gpt2": ("GPT2Config", dict(n_embd=64, n_layer=2, n_head=4, n_positions=1024, initializer_range=0.5), None),
+    "qwen3": ("Qwen3Config", dict(head_dim=16, **SHAPES), None),
+    "phi3": ("Phi3Config", SHAPES, None),
+    "olmo2": ("Olmo2Config", SHAPES, None),
+    "mistral": ("MistralConfig", dict(sliding_window=WINDOW, **SHAPES), WINDOW),  # every layer windowed
+    "qwen2": ("Qwen2Config", dict(use_sliding_window=True, sliding_window=WINDOW, max_window_layers=1, **SHAPES),
+              WINDOW),  # one full layer, one windowed
+    "gemma2": ("Gemma2Config", dict(head_dim=16, sliding_window=WINDOW, **SHAPES), WINDOW),
+    "gemma3": ("Gemma3TextConfig", dict(sliding_window=WINDOW, layer_types=["sliding_attention", "full_attention"],
+                                        head_dim=16, **SHAPES), WINDOW),
+    "cohere2": ("Cohere2Config", dict(sliding_window=WINDOW, **SHAPES), WINDOW),
 }
 
 
 @pytest.fixture(scope="module", params=sorted(CONFIGS))
-def windowed_model_dir(request, tiny_model_dir, tmp_path_factory):
+def model_dir(request, tiny_model_dir, tmp_path_factory):
     from transformers import AutoModelForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    config = CONFIGS[request.param](vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                                    eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    class_name, settings, _ = CONFIGS[request.param]
+    config = getattr(transformers, class_name)(**settings, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                                               eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     path = tmp_path_factory.mktemp(request.param)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
-    return path
+    return request.param, path
 
 
 def _generate_alone(loaded, prompt: str, max_new_tokens: int) -> str:
@@ -49,15 +58,16 @@ def _generate_alone(loaded, prompt: str, max_new_tokens: int) -> str:
     return loaded.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
-def test_windowed_models_answer_in_batches_as_transformers_does_alone(windowed_model_dir):
+def test_other_architectures_answer_in_batches_as_transformers_does_alone(model_dir):
+    name, path = model_dir
     # The demo's "assistant" turn gives every answer a draft to check (the random model refuses most).
     system = ("<|im_start|>system\nthe tenant pays the landlord and the clause binds them both<|im_end|>\n"
               "<|im_start|>assistant\nthe landlord pays<|im_end|>\n")
     prompts = [f"{system}<|im_start|>user\ncase {i}: pays {i * 7} pays {i * 7} pays<|im_end|>\n<|im_start|>assistant\n"
                for i in range(10)]
     budgets = [20, 3, 14, 6, 1]
-    loaded = load_model(str(windowed_model_dir))
-    assert sliding_window(loaded.model.config) == WINDOW
+    loaded = load_model(str(path))
+    assert sliding_window(loaded.model.config) == CONFIGS[name][2]
     expected = [_generate_alone(loaded, p, budgets[i % len(budgets)]) for i, p in enumerate(prompts)]
     requests = [GenerationRequest(p, None, GenerationParams(max_new_tokens=budgets[i % len(budgets)]))
                 for i, p in enumerate(prompts)]
