@@ -52,7 +52,7 @@ def model_dir(request, tiny_model_dir, tmp_path_factory):
 
 
 def _generate_alone(loaded, prompt: str, max_new_tokens: int) -> str:
-    ids = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    ids = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(loaded.model.device)
     with torch.inference_mode():
         out = loaded.model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
     return loaded.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
@@ -66,7 +66,7 @@ def test_other_architectures_answer_in_batches_as_transformers_does_alone(model_
     prompts = [f"{system}<|im_start|>user\ncase {i}: pays {i * 7} pays {i * 7} pays<|im_end|>\n<|im_start|>assistant\n"
                for i in range(10)]
     budgets = [20, 3, 14, 6, 1]
-    loaded = load_model(str(path))
+    loaded = load_model(str(path), dtype="float32")  # on a GPU too: bf16 rounding follows a batch's shapes
     assert sliding_window(loaded.model.config) == CONFIGS[name][2]
     expected = [_generate_alone(loaded, p, budgets[i % len(budgets)]) for i, p in enumerate(prompts)]
     requests = [GenerationRequest(p, None, GenerationParams(max_new_tokens=budgets[i % len(budgets)]))
