@@ -1,6 +1,6 @@
 """Models of other architectures decode through the client as transformers' own generate does alone,
-rows joining, sharing prefixes and drafting; those with sliding-window layers with prompts and
-answers longer than the window."""
+rows joining, sharing prefixes and drafting (those with sliding-window layers with prompts and
+answers longer than the window), and train adapters that the client serves as plain PEFT does."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ import torch
 import transformers
 from transformers import AutoTokenizer
 
+from ax.adapters.config import LoraTrainingConfig
+from ax.adapters.dataset import TrainingPair
+from ax.adapters.train import train_and_save
 from ax.client.attention_masks import sliding_window
 from ax.client.generation import GenerationParams, GenerationRequest
 from ax.client.local import LocalBackend
+from ax.client.prompting import completion_text, render_chat
 from ax.model import load_model
 
 WINDOW = 8
@@ -51,11 +55,11 @@ def model_dir(request, tiny_model_dir, tmp_path_factory):
     return request.param, path
 
 
-def _generate_alone(loaded, prompt: str, max_new_tokens: int) -> str:
-    ids = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(loaded.model.device)
+def _generate_alone(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
     with torch.inference_mode():
-        out = loaded.model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
-    return loaded.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
+    return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
 def test_other_architectures_answer_in_batches_as_transformers_does_alone(model_dir):
@@ -68,7 +72,8 @@ def test_other_architectures_answer_in_batches_as_transformers_does_alone(model_
     budgets = [20, 3, 14, 6, 1]
     loaded = load_model(str(path), dtype="float32")  # on a GPU too: bf16 rounding follows a batch's shapes
     assert sliding_window(loaded.model.config) == CONFIGS[name][2]
-    expected = [_generate_alone(loaded, p, budgets[i % len(budgets)]) for i, p in enumerate(prompts)]
+    expected = [_generate_alone(loaded.model, loaded.tokenizer, p, budgets[i % len(budgets)])
+                for i, p in enumerate(prompts)]
     requests = [GenerationRequest(p, None, GenerationParams(max_new_tokens=budgets[i % len(budgets)]))
                 for i, p in enumerate(prompts)]
     backend = LocalBackend(loaded, max_batch_size=3, max_wait_s=0.05, draft_tokens=6)
@@ -84,3 +89,22 @@ def test_other_architectures_answer_in_batches_as_transformers_does_alone(model_
     with ThreadPoolExecutor(10) as pool:
         assert [g.text for g in pool.map(whole.generate, requests)] == expected
     whole.close()
+
+
+def test_adapters_train_and_serve_on_other_architectures(model_dir, tmp_path):
+    from peft import PeftModel
+
+    name, path = model_dir
+    load = lambda: load_model(str(path), dtype="float32")  # noqa: E731
+    tokenizer = load().tokenizer
+    pairs = [TrainingPair(prompt=render_chat(tokenizer, [{"role": "user", "content": f"Is {i} odd?"}]),
+                          completion=completion_text([("answer", "yes" if i % 2 else "no")])) for i in range(8)]
+    config = LoraTrainingConfig(max_steps=3, per_device_batch_size=4, learning_rate=1e-2, dev_fraction=0.0,
+                                save_steps=100, logging_steps=50, batching="packing")
+    train_and_save(load(), pairs, config, domain="d", target=tmp_path / "d")
+    backend = LocalBackend(load())
+    backend.load_adapter("d", tmp_path / "d")
+    got = backend.generate(GenerationRequest(pairs[0].prompt, "d", GenerationParams(max_new_tokens=8))).text
+    backend.close()
+    plain = PeftModel.from_pretrained(load().model, str(tmp_path / "d")).eval()
+    assert got == _generate_alone(plain, tokenizer, pairs[0].prompt, 8)

@@ -137,11 +137,11 @@ class LocalBackend:
                     module = base.get_submodule(module_name)
                 except AttributeError:
                     return f"the base model has no module {module_name!r}"
-                module = getattr(module, "base_layer", module)
+                features = _in_out_features(getattr(module, "base_layer", module))
                 rows, cols = handle.get_slice(key).get_shape()
-                expected = module.in_features if ".lora_A." in key else module.out_features
+                expected = features[0] if ".lora_A." in key else features[1]
                 actual = cols if ".lora_A." in key else rows
-                if actual != expected:
+                if expected is not None and actual != expected:
                     return f"{key} has size {actual} where {module_name} has {expected}"
         return None
 
@@ -333,6 +333,16 @@ class LocalBackend:
 
     def close(self) -> None:
         self.batcher.close()
+
+
+def _in_out_features(module: Any) -> tuple[int | None, int | None]:
+    """A layer's input and output sizes: nn.Linear's, GPT-2's Conv1D's (its weight is [in, out]),
+    or unknown (PEFT checks other kinds itself)."""
+    if hasattr(module, "in_features"):
+        return module.in_features, module.out_features
+    if type(module).__name__ == "Conv1D":
+        return tuple(module.weight.shape)
+    return None, None
 
 
 def _states_key(fingerprint: str, config: Path) -> str:
