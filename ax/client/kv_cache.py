@@ -18,6 +18,8 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from ax.client.attention_masks import attention_mask
+
 
 class ReservedLayer(DynamicLayer):
     def __init__(self, capacity: int):
@@ -92,3 +94,11 @@ def cache_argument(model: Any) -> str:
 @functools.cache
 def _cache_argument(model_class: type) -> str:
     return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+
+
+def forward_with_cache(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
+                       cache: DynamicCache, **kwargs: Any) -> Any:
+    """The model's forward of `input_ids` at `positions` [rows, fed] after the states in `cache`,
+    which it extends; `mask` [rows, columns] is 1 on each row's tokens, the fed ones last."""
+    return model(input_ids=input_ids, position_ids=positions, use_cache=True,
+                 attention_mask=attention_mask(model.config, mask, positions), **{cache_argument(model): cache}, **kwargs)

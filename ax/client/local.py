@@ -26,12 +26,11 @@ from typing import Any
 
 import torch
 
-from ax.client.attention_masks import attention_mask
 from ax.client.batcher import Batcher, Intake
 from ax.client.constraints import ChoiceConstraint, Constraint, NumberConstraint, NumberListConstraint, TokenTables
 from ax.client.cpu_kernels import pack_linear_layers
 from ax.client.generation import Generation, GenerationParams, GenerationRequest
-from ax.client.kv_cache import cache_argument, full_cache
+from ax.client.kv_cache import forward_with_cache, full_cache
 from ax.client.prefix_cache import KV, PrefixCache
 from ax.client.prompting import render_chat
 from ax.client.rows import Batch, Part, Row
@@ -256,10 +255,8 @@ class LocalBackend:
         layout = self._layout([row[: len(row) - 1 + held] for row in ids], past)
         cache = full_cache(self.model.config, prefix_states)
         if layout["input_ids"].shape[1] > past:
-            positions = layout["position_ids"][:, past:]
-            self.model(input_ids=layout["input_ids"][:, past:], position_ids=positions, use_cache=True,
-                       attention_mask=attention_mask(self.model.config, layout["attention_mask"], positions),
-                       logits_to_keep=1, **{cache_argument(self.model): cache}, **self._adapter_kwargs(names))
+            forward_with_cache(self.model, layout["input_ids"][:, past:], layout["attention_mask"],
+                               layout["position_ids"][:, past:], cache, logits_to_keep=1, **self._adapter_kwargs(names))
         if shared > past:  # the lone row's prefix: its first `shared` columns, no pads before them
             states = tuple((layer.keys[..., :shared, :].clone(), layer.values[..., :shared, :].clone())
                            for layer in cache.layers)
@@ -326,9 +323,7 @@ class LocalBackend:
         done = cache.get_seq_length()
         positions = torch.arange(done, done + len(tokens), device=ids.device)[None]
         mask = torch.ones((1, done + len(tokens)), dtype=torch.long, device=ids.device)
-        self.model(input_ids=ids, position_ids=positions, attention_mask=attention_mask(self.model.config, mask, positions),
-                   use_cache=True, logits_to_keep=1, **{cache_argument(self.model): cache},
-                   **self._adapter_kwargs([name]))
+        forward_with_cache(self.model, ids, mask, positions, cache, logits_to_keep=1, **self._adapter_kwargs([name]))
         return tuple((layer.keys, layer.values) for layer in cache.layers)
 
     def close(self) -> None:

@@ -20,10 +20,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ax.client.attention_masks import attention_mask
 from ax.client.constraints import Constraint
 from ax.client.generation import Generation, GenerationRequest
-from ax.client.kv_cache import cache_argument, reserved_cache
+from ax.client.kv_cache import forward_with_cache, reserved_cache
 from ax.client.speculation import lookup_draft
 
 States = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys and values [rows, heads, width, dim]
@@ -180,8 +179,7 @@ class Batch:
         self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), self.fed))], dim=1)
         tokens = torch.tensor(fed, device=self.mask.device)
         positions = self.positions[:, None] + torch.arange(self.fed, device=self.mask.device)
-        output = model(input_ids=tokens, attention_mask=attention_mask(model.config, self.mask, positions),
-                       position_ids=positions, use_cache=True, **{cache_argument(model): self.cache}, **adapter_kwargs)
+        output = forward_with_cache(model, tokens, self.mask, positions, self.cache, **adapter_kwargs)
         return output.logits.float()
 
     def keep(self, kept: list[int]) -> None:
