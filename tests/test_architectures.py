@@ -18,6 +18,7 @@ from ax.client.attention_masks import sliding_window
 from ax.client.generation import GenerationParams, GenerationRequest
 from ax.client.local import LocalBackend
 from ax.client.prompting import completion_text, render_chat
+from ax.errors import AxError
 from ax.model import load_model
 
 WINDOW = 8
@@ -108,3 +109,23 @@ def test_adapters_train_and_serve_on_other_architectures(model_dir, tmp_path):
     backend.close()
     plain = PeftModel.from_pretrained(load().model, str(tmp_path / "d")).eval()
     assert got == _generate_alone(plain, tokenizer, pairs[0].prompt, 8)
+
+
+def test_a_prompt_past_the_positions_is_refused_and_a_budget_past_them_cut(tiny_model_dir, tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    prompt = "the tenant pays the landlord"
+    length = len(tokenizer.encode(prompt, add_special_tokens=False))
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=1, n_head=2, n_positions=length + 6, vocab_size=len(tokenizer),
+                               eos_token_id=tokenizer.eos_token_id)).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    backend = LocalBackend(load_model(str(tmp_path)))
+    answer = backend.generate(GenerationRequest(prompt, None, GenerationParams(max_new_tokens=20)))
+    assert 0 < answer.completion_tokens <= 6  # the 20 asked for would have run past position length + 6
+    longer = prompt + " and the tenant pays again"
+    with pytest.raises(AxError, match=f"prompt has {len(tokenizer.encode(longer, add_special_tokens=False))} "
+                                      f"tokens.* {length + 6} positions"):
+        backend.generate(GenerationRequest(longer, None, GenerationParams()))
+    backend.close()

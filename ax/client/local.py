@@ -20,6 +20,7 @@ import hashlib
 import json
 import time
 from concurrent.futures import Future
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,27 @@ class LocalBackend:
     def generate(self, request: GenerationRequest) -> Generation:
         if request.adapter is not None:
             self._adapter_info(request.adapter)
-        return self.batcher.run(request)
+        return self.batcher.run(self._within_context(request))
+
+    def _within_context(self, request: GenerationRequest) -> GenerationRequest:
+        """The request with its budget cut to the positions the model has left after its prompt.
+
+        A prompt that fills them is refused here, in the caller's thread: past its learned
+        positions GPT-2 fails with an IndexError, and in the worker that would fail every row
+        of the batch.
+        """
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        if not context:
+            return request
+        prompt = self.count_tokens(request.prompt)
+        room = context - prompt
+        if room < 1:
+            raise AxError(f"The prompt has {prompt} tokens and {self.loaded.name} has {context} positions "
+                          f"(max_position_embeddings): shorten it (fewer demos, a smaller playbook) or use a "
+                          f"model with a longer context.")
+        if request.params.max_new_tokens <= room:
+            return request
+        return replace(request, params=replace(request.params, max_new_tokens=room))
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
