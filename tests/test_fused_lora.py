@@ -72,3 +72,16 @@ def test_disabled_adapters_and_dora_keep_peft_forward(tiny_model_dir):
             inside = dora(input_ids=ids).logits
     with torch.no_grad():
         torch.testing.assert_close(inside, dora(input_ids=ids).logits)
+
+
+def test_fused_step_with_activation_checkpointing_matches_peft(tiny_model_dir):
+    model = _lora_model(tiny_model_dir).train()
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.enable_input_require_grads()
+    ids = torch.randint(0, 300, (2, 11), generator=torch.Generator().manual_seed(5))
+    loss, grads = _loss_and_grads(model, ids)
+    with fused_lora(model):
+        fused_loss, fused_grads = _loss_and_grads(model, ids)
+    torch.testing.assert_close(fused_loss, loss)
+    for name, grad in grads.items():
+        torch.testing.assert_close(fused_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
