@@ -64,9 +64,11 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 def _fusable(module: Any) -> bool:
     from peft.tuners.lora.layer import Linear
 
-    base = module.get_base_layer() if isinstance(module, Linear) else None
-    return (type(module) is Linear and type(base) is torch.nn.Linear and not module.fan_in_fan_out
-            and not base.weight.requires_grad and (base.bias is None or not base.bias.requires_grad))
+    if type(module) is not Linear:
+        return False
+    base = module.get_base_layer()
+    return (type(base) is torch.nn.Linear and not module.fan_in_fan_out and not base.weight.requires_grad
+            and (base.bias is None or not base.bias.requires_grad))
 
 
 def _fused_forward(module: Any, peft_forward: Any) -> Any:

@@ -121,11 +121,14 @@ def test_a_prompt_past_the_positions_is_refused_and_a_budget_past_them_cut(tiny_
     GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=1, n_head=2, n_positions=length + 6, vocab_size=len(tokenizer),
                                eos_token_id=tokenizer.eos_token_id)).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    backend = LocalBackend(load_model(str(tmp_path)))
-    answer = backend.generate(GenerationRequest(prompt, None, GenerationParams(max_new_tokens=20)))
-    assert 0 < answer.completion_tokens <= 6  # the 20 asked for would have run past position length + 6
+    backend = LocalBackend(load_model(str(tmp_path)), max_batch_size=4, max_wait_s=0.2)
     longer = prompt + " and the tenant pays again"
-    with pytest.raises(AxError, match=f"prompt has {len(tokenizer.encode(longer, add_special_tokens=False))} "
-                                      f"tokens.* {length + 6} positions"):
-        backend.generate(GenerationRequest(longer, None, GenerationParams()))
+    requests = [GenerationRequest(prompt, None, GenerationParams(max_new_tokens=20)),
+                GenerationRequest(longer, None, GenerationParams())]
+    with ThreadPoolExecutor(2) as pool:  # taken together: the refused prompt fails alone
+        answer, refused = [pool.submit(backend.generate, r) for r in requests]
+        assert 0 < answer.result().completion_tokens <= 6  # the 20 asked for would run past the positions
+        with pytest.raises(AxError, match=f"prompt has {len(tokenizer.encode(longer, add_special_tokens=False))} "
+                                          f"tokens.* {length + 6} positions"):
+            refused.result()
     backend.close()

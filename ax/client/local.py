@@ -166,27 +166,7 @@ class LocalBackend:
     def generate(self, request: GenerationRequest) -> Generation:
         if request.adapter is not None:
             self._adapter_info(request.adapter)
-        return self.batcher.run(self._within_context(request))
-
-    def _within_context(self, request: GenerationRequest) -> GenerationRequest:
-        """The request with its budget cut to the positions the model has left after its prompt.
-
-        A prompt that fills them is refused here, in the caller's thread: past its learned
-        positions GPT-2 fails with an IndexError, and in the worker that would fail every row
-        of the batch.
-        """
-        context = getattr(self.model.config, "max_position_embeddings", None)
-        if not context:
-            return request
-        prompt = self.count_tokens(request.prompt)
-        room = context - prompt
-        if room < 1:
-            raise AxError(f"The prompt has {prompt} tokens and {self.loaded.name} has {context} positions "
-                          f"(max_position_embeddings): shorten it (fewer demos, a smaller playbook) or use a "
-                          f"model with a longer context.")
-        if request.params.max_new_tokens <= room:
-            return request
-        return replace(request, params=replace(request.params, max_new_tokens=room))
+        return self.batcher.run(request)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
@@ -208,9 +188,10 @@ class LocalBackend:
                 fits = len(joining) < free and self._may_share(names, name)
                 (joining if fits else waiting).append(job)
                 names += [name] if fits else []
-            if joining:
+            new = self._prefill(joining) if joining else None
+            if new is not None:
                 parts = [batch.live_part()] if live else []
-                batch = Batch(parts + [self._prefill(joining)], self.model.config)
+                batch = Batch(parts + [new], self.model.config)
             elif not live:
                 if not waiting:
                     return
@@ -255,10 +236,38 @@ class LocalBackend:
             return NumberListConstraint(self._tables, integer=params.constraint == "int_list")
         return None
 
-    def _prefill(self, jobs: list[tuple[GenerationRequest, Future]]) -> Part:
-        """The states of new rows' prompts but their last token, which the next step feeds."""
+    def _within_context(self, jobs: list[tuple[GenerationRequest, Future]],
+                        ids: list[list[int]]) -> tuple[list[tuple[GenerationRequest, Future]], list[list[int]]]:
+        """The jobs whose prompts leave the model positions, each budget cut to those left.
+
+        A prompt that fills them is refused on its own future: past its learned positions GPT-2
+        fails with an IndexError, which in the batch's forward would fail every row.
+        """
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        if not context:
+            return jobs, ids
+        kept = []
+        for (request, future), prompt in zip(jobs, ids):
+            room = context - len(prompt)
+            if room < 1:
+                future.set_exception(AxError(
+                    f"The prompt has {len(prompt)} tokens and {self.loaded.name} has {context} positions "
+                    f"(max_position_embeddings): shorten it (fewer demos, a smaller playbook) or use a "
+                    f"model with a longer context."))
+                continue
+            if request.params.max_new_tokens > room:
+                request = replace(request, params=replace(request.params, max_new_tokens=room))
+            kept.append(((request, future), prompt))
+        return [job for job, _ in kept], [prompt for _, prompt in kept]
+
+    def _prefill(self, jobs: list[tuple[GenerationRequest, Future]]) -> Part | None:
+        """The states of new rows' prompts but their last token, which the next step feeds (None
+        when every prompt was refused)."""
+        ids = self.tokenizer([request.prompt for request, _ in jobs], add_special_tokens=False)["input_ids"]
+        jobs, ids = self._within_context(jobs, ids)
+        if not jobs:
+            return None
         requests = [request for request, _ in jobs]
-        ids = self.tokenizer([r.prompt for r in requests], add_special_tokens=False)["input_ids"]
         names = [r.adapter or BASE for r in requests]
         shared = self.prefix_cache.shared_length(ids) if self.prefix_cache is not None else 0
         past, prefix_states = shared, None
