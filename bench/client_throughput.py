@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--no-prefix-cache", action="store_true", help="prefill every prompt whole")
     parser.add_argument("--no-pack", action="store_true", help="the client on plain fp32 weights")
     parser.add_argument("--draft-tokens", type=int, default=None,
-                        help="prompt-lookup draft tokens a row and step (0: none; default: the client's, 6 on a CPU, 0 on a GPU)")
+                        help="prompt-lookup draft tokens a row and step (0: none; default: the client's, 6)")
     args = parser.parse_args()
 
     def load() -> LoadedModel:

@@ -4,7 +4,11 @@ Same model and prompts as bench/client_throughput.py (DSPy's ChatAdapter prompt 
 question). Timed with plain forward calls, each the median of --repeats:
   prefill    the whole prompt, and only the tokens after the prompts' longest common prefix
              (what is left to prefill once the prefix cache holds the shared system prompt)
-  decode     one greedy step with the KV cache of the prompts, at batch 1 and batch 8
+  decode     one greedy step with the KV cache of the prompts, at batch 1 and batch 8: through
+             transformers' DynamicCache, and as the client runs it (ax/client/row_attention.py:
+             states written into reserved rooms), on plain and on oneDNN-packed weights
+  joining    at batch 8, a step in which one of the rows is instead a joining row fed the
+             unshared rest of its prompt, against that row's prefill alone plus a step of 7
 
     python bench/decode_cost.py
 """
@@ -21,9 +25,10 @@ from client_throughput import questions
 from transformers import DynamicCache
 
 from ax.client.cpu_kernels import pack_linear_layers
-from ax.client.kv_cache import reserved_cache
+from ax.client.kv_cache import Rooms
 from ax.client.prefix_cache import common_prefix_length
 from ax.client.prompting import render_chat
+from ax.client.row_attention import forward_rows
 from ax.model import load_model
 
 
@@ -64,24 +69,38 @@ def main() -> None:
         cache = model(ids[:batch], use_cache=True).past_key_values
         states = [(layer.keys, layer.values) for layer in cache.layers]
         step = ids[:batch, -1:]
-        rooms = [tuple(torch.cat([t, t[..., :1, :]], dim=-2) for t in layer) for layer in states]
-        dynamic, reserved = DynamicCache(states, config=model.config), reserved_cache(model.config, rooms, width)
+        dynamic = DynamicCache(states, config=model.config)
+        rooms = Rooms()
+        rooms.reserve(batch, width + 1)
+        for slot in range(batch):
+            rooms.write(slot, tuple((keys[slot: slot + 1], values[slot: slot + 1]) for keys, values in states))
 
-        def dynamic_step(on=model):  # back to the prompt's states; the step concatenates the next column
+        def dynamic_step():  # back to the prompt's states; the step concatenates the next column
             for layer, (keys, values) in zip(dynamic.layers, states):
                 layer.keys, layer.values = keys, values
-            on(step, past_key_values=dynamic)
+            model(step, past_key_values=dynamic)
 
-        def reserved_step(on=model):  # the room's first `width` columns hold the prompt; the step writes the next
-            for layer, room in zip(reserved.layers, rooms):
-                layer.adopt(*room, used=width)
-            on(step, past_key_values=reserved)
+        def rows_step(on=model, fed=None):  # the rooms hold the prompts; the step writes the next column
+            fed = fed or [[token] for token in step[:, 0].tolist()]
+            forward_rows(on, rooms, list(range(len(fed))), [width] * len(fed), fed, list(range(len(fed))))
 
-        decode = {"dynamic": timed(dynamic_step, args.repeats), "reserved": timed(reserved_step, args.repeats),
-                  "reserved+packed": timed(lambda: reserved_step(packed), args.repeats)}
+        decode = {"dynamic": timed(dynamic_step, args.repeats), "rooms": timed(rows_step, args.repeats),
+                  "rooms+packed": timed(lambda: rows_step(packed), args.repeats)}
         steps = ", ".join(f"{name} {ms * 1000:5.0f} ms ({ms * 1000 / batch:5.1f} per row)" for name, ms in decode.items())
         print(f"batch {batch}: prefill whole prompts {full * 1000:7.0f} ms, only the unshared "
               f"{width - shared} tokens {own * 1000:6.0f} ms; one decode step: {steps}")
+    # A row joining: its unshared tokens written after the shared prefix's columns of slot 7.
+    joiner = rows[7][shared:width]
+    seven = [[token] for token in ids[:7, -1].tolist()]
+    together = lambda: forward_rows(packed, rooms, list(range(8)), [width] * 7 + [shared],  # noqa: E731
+                                    seven + [joiner], list(range(8)))
+    prefill = lambda: forward_rows(packed, rooms, [7], [shared], [joiner], [0])  # noqa: E731
+    step = lambda: forward_rows(packed, rooms, list(range(7)), [width] * 7, seven, list(range(7)))  # noqa: E731
+    # In turns, one of each a repeat: this shared machine's speed drifts more than they differ.
+    joining, apart = (statistics.median(times) for times in zip(*(
+        (timed(together, 1), timed(prefill, 1) + timed(step, 1)) for _ in range(args.repeats))))
+    print(f"packed, a row joining with its {len(joiner)} unshared tokens: in the step of the other 7 "
+          f"{joining * 1000:5.0f} ms; its prefill alone and then their step {apart * 1000:5.0f} ms")
 
 
 if __name__ == "__main__":

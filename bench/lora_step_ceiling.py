@@ -8,9 +8,10 @@ would add (forward and the backward through activations).
 
     python bench/lora_step_ceiling.py bench "p,8,1024,-,0;m,32,1024,default,0,1;m,32,1024,default,0,0,1"
 
-Specs, ';'-separated: `m,B,T,COMPILE,CKPT[,BF16[,FUSED[,NOCUDNN]]]` measures steps/s, COMPILE '-' (eager) or
-a torch.compile mode ('default'), CKPT 1 for gradient checkpointing, BF16 1 to hold the adapter
-weights in bf16 instead of PEFT's fp32, FUSED 1 to train through ax's fused LoRA layers
+Specs, ';'-separated: `m,B,T,COMPILE,CKPT[,BF16[,FUSED[,NOCUDNN]]]` measures steps/s, COMPILE '-'
+(eager), a torch.compile mode of the whole model ('default'), or 'layers[:MODE]' for each decoder
+layer compiled alone, CKPT 1 for gradient checkpointing, BF16 1 to hold the adapter weights in bf16
+instead of PEFT's fp32, FUSED 1 to train through ax's fused LoRA layers
 (adapters/fused_lora.py), NOCUDNN 1 to pick SDPA kernels as ax's Trainer path does (flash or
 memory-efficient, no cuDNN); `p,...` with the same fields prints a torch.profiler table of such steps
 instead. `mfu_4N_attn` adds causal attention's FLOPs to the 4 N count. Results also go to
@@ -80,7 +81,16 @@ def measure(batch: int, length: int, compile_mode: str | None = None, checkpoint
     ids = torch.randint(0, 32000, (batch, length), device="cuda")
     attention = _attention_without_cudnn() if no_cudnn else contextlib.nullcontext()
     with fused_lora(model, fused), attention:
-        forward = torch.compile(model, mode=None if compile_mode == "default" else compile_mode) if compile_mode else model
+        forward = model
+        if compile_mode and compile_mode.startswith("layers"):
+            # Each decoder layer alone: the causal mask is then made outside the graph, where transformers
+            # drops it for SDPA's is_causal (traced whole, it builds the full mask, and attention computes
+            # every block, the masked ones too).
+            mode = compile_mode.partition(":")[2] or None
+            for layer in base.model.model.layers:
+                layer.compile(mode=mode)
+        elif compile_mode:
+            forward = torch.compile(model, mode=None if compile_mode == "default" else compile_mode)
         try:
             for _ in range(3):  # warm-up, and compilation when asked
                 train_step(forward, optimizer, ids)
@@ -113,13 +123,28 @@ def measure(batch: int, length: int, compile_mode: str | None = None, checkpoint
     torch.cuda.empty_cache()
 
 
+KERNEL_KINDS = (("attention", ("sdpa", "cudnn", "flash", "fmha", "attention")),
+                ("gemm", ("gemm", "cutlass", "nvjet", "cublas", "xmma", "sm90")),
+                ("inductor", ("triton",)))
+
+
 def print_profile(forward, optimizer, ids) -> None:
+    """The profiler's table of three steps, then their GPU kernel time a step by kind of kernel."""
     activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
     with torch.profiler.profile(activities=activities) as prof:
         for _ in range(3):
             train_step(forward, optimizer, ids)
         torch.cuda.synchronize()
-    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=30), flush=True)
+    events = prof.key_averages()
+    print(events.table(sort_by="cuda_time_total", row_limit=30), flush=True)
+    kinds = dict.fromkeys([kind for kind, _ in KERNEL_KINDS] + ["other"], 0.0)
+    for event in events:
+        if event.device_type == torch.autograd.DeviceType.CUDA:
+            name = event.key.lower()
+            kind = next((kind for kind, marks in KERNEL_KINDS if any(m in name for m in marks)), "other")
+            kinds[kind] += event.self_device_time_total / 3 / 1000
+    print(f"kernel ms a step: {sum(kinds.values()):.1f} =", ", ".join(f"{k} {v:.1f}" for k, v in kinds.items()),
+          flush=True)
 
 
 for spec in sys.argv[2].split(";"):

@@ -94,12 +94,17 @@ def test_rows_join_a_running_batch_and_answer_as_alone(tiny_model_dir, monkeypat
     # batch already decoding must answer exactly as they do alone.
     import ax.client.local as local
 
-    regroupings = []
+    decoding_when_joined, mixed_steps = [], []
 
     class Recording(local.Batch):
-        def __init__(self, parts, config):
-            regroupings.append([len(part.rows) for part in parts])
-            super().__init__(parts, config)
+        def admit(self, row, states, capacity):
+            decoding_when_joined.append(len(self.live))
+            super().admit(row, states, capacity)
+
+        def step(self, model, adapter_kwargs, drafts):
+            prompts = [bool(row.backlog) for row in self.live]
+            mixed_steps.append(any(prompts) and not all(prompts))
+            return super().step(model, adapter_kwargs, drafts)
 
     monkeypatch.setattr(local, "Batch", Recording)
     budgets = [40, 3, 20, 2, 40, 5, 12, 1]
@@ -110,7 +115,8 @@ def test_rows_join_a_running_batch_and_answer_as_alone(tiny_model_dir, monkeypat
     expected = [single.generate(r).text for r in requests]
     assert _run(batched, requests, threads=16) == expected
     assert max(batched.batch_sizes) == 4
-    assert any(len(parts) == 2 for parts in regroupings), "no row ever joined a batch already decoding"
+    assert any(decoding_when_joined), "no row ever joined a batch already decoding"
+    assert any(mixed_steps), "a joining row's prompt was never fed in the decoding rows' step"
     single.close()
     batched.close()
 

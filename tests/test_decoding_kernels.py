@@ -1,4 +1,4 @@
-"""The pieces under the local backend's decoding: packed CPU weights and the reserved KV cache."""
+"""The pieces under the local backend's decoding: packed CPU weights and the KV rooms."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import warnings
 import pytest
 import torch
 from torch import nn
-from transformers import LlamaConfig
-from transformers.cache_utils import DynamicLayer
 
 from ax.client.cpu_kernels import PackedLinear, cpu_packing_available, pack_linear_layers
-from ax.client.kv_cache import ReservedLayer, cache_argument, full_cache, reserved_cache
+from ax.client.kv_cache import Rooms, cache_argument, full_cache
 
 needs_packing = pytest.mark.skipif(not cpu_packing_available(), reason="this torch build has no oneDNN linear")
 
@@ -41,35 +39,31 @@ def test_only_fp32_cpu_linears_are_packed():
     assert packed == (1 if cpu_packing_available() else 0)
 
 
-def test_a_reserved_layer_holds_what_concatenation_would_even_past_its_capacity():
-    reference, reserved = DynamicLayer(), ReservedLayer(capacity=0)
-    start = torch.randn(2, 3, 4, 8)
-    room = tuple(torch.empty(2, 3, 6, 8) for _ in range(2))
-    room[0][..., :4, :].copy_(start)
-    room[1][..., :4, :].copy_(-start)
-    reserved.adopt(*room, used=4)
-    reference.update(start, -start)
-    for _ in range(5):  # the room holds 6 columns: the third step outgrows it
-        new = torch.randn(2, 3, 1, 8)
-        expected = reference.update(new, -new)
-        got = reserved.update(new, -new)
-        assert all(torch.equal(a, b) for a, b in zip(got, expected))
-    assert reserved.get_seq_length() == 9
+def test_rooms_keep_what_they_hold_when_they_grow_and_hand_back_copies():
+    rooms = Rooms()
+    rooms.reserve(slots=1, capacity=3)
+    states = tuple((torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4)) for _ in range(2))
+    rooms.write(0, states)
+    keys, _ = rooms.layer(1, states[0][0])
+    assert keys.shape == (1, 2, 64, 4)  # capacity in steps of 64 columns
+    rooms.reserve(slots=3, capacity=100)  # a third row with a longer answer joins
+    keys, values = rooms.layer(1, states[0][0])
+    assert keys.shape == (3, 2, 128, 4)
+    assert torch.equal(keys[0, :, :3], states[1][0][0]) and torch.equal(values[0, :, :3], states[1][1][0])
+    assert not keys[1:].any() and not keys[0, :, 3:].any()  # never uninitialized: masked columns still enter softmax
+    copies = rooms.read(0, 2)
+    assert len(copies) == 2 and torch.equal(copies[0][0], states[0][0][..., :2, :])
+    copies[0][0].zero_()
+    assert torch.equal(rooms.layer(0, keys)[0][0, :, :3], states[0][0][0])
 
 
-def test_a_reserved_cache_starts_from_its_rooms_and_keeps_sliding_window_layers_whole():
+def test_prefix_states_keep_sliding_window_layers_whole():
     from transformers import MistralConfig
 
     shape = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
                  num_key_value_heads=1, vocab_size=32)
-    rooms = [tuple(torch.randn(1, 1, 5, 8) for _ in range(2)) for _ in range(2)]
-    full = reserved_cache(LlamaConfig(**shape), rooms, used=3)
-    assert all(type(layer) is ReservedLayer for layer in full.layers)
-    assert torch.equal(full.layers[1].keys, rooms[1][0][..., :3, :])
-    # Rows side by side need one width: a window of 2 is applied by the masks, not by dropping columns.
-    windowed = MistralConfig(sliding_window=2, **shape)
-    assert all(type(layer) is ReservedLayer for layer in reserved_cache(windowed, rooms, used=3).layers)
-    states = full_cache(windowed, [(keys[..., :3, :], values[..., :3, :]) for keys, values in rooms])
+    # A row's later tokens need the columns a window of 2 would drop: the rows' masks apply it.
+    states = full_cache(MistralConfig(sliding_window=2, **shape), [tuple(torch.randn(1, 1, 3, 8) for _ in range(2))] * 2)
     assert states.get_seq_length() == 3 and not any(states.is_sliding)
 
 

@@ -39,9 +39,13 @@ def test_the_step_width_follows_what_fed_tokens_cost():
         gpu.record(tokens, 0.020 + 0.00001 * tokens)  # a GPU: columns nearly free
     assert cpu.line() == pytest.approx((0.070, 0.003))
     lone_draft = [6, 0, 0, 0, 0, 0, 0, 0]
-    assert cpu.best_width(lone_draft, acceptance=0.5) == 1  # seven rows would pay for one row's guess
+    # A row's draft costs its own tokens alone: on the CPU only its likeliest first tokens pay.
+    assert cpu.best_width(lone_draft, acceptance=0.5) == 2
+    assert cpu.best_width(lone_draft, acceptance=0.2) == 1
     assert gpu.best_width(lone_draft, acceptance=0.9) == 7
-    assert cpu.best_width([6] * 8, acceptance=0.95) == 7  # every row copying: worth the columns
+    assert cpu.best_width([6] * 8, acceptance=0.95) == 7  # every row copying: worth the tokens
+    # A joining row's prompt fed in the same step makes it long, and a draft token a smaller part of it.
+    assert cpu.best_width([6] * 8, acceptance=0.6) < cpu.best_width([6] * 8, acceptance=0.6, other_tokens=400)
 
 
 def _copying_prompts(n: int) -> list[str]:

@@ -23,8 +23,8 @@ def LM(model: str | None = None, *, adapters: dict[str, str | Path] | None = Non
     local prompt whole instead of reusing the states of prefixes it shares with other prompts;
     `pack_weights=False` keeps a CPU model's linear layers on PyTorch's own fp32 kernels instead of
     oneDNN-packed copies of their weights (which take as much memory again as those weights);
-    `draft_tokens` caps the prompt-lookup tokens a greedy row checks per step (0: none; default 6
-    on a CPU, 0 on a GPU), which change no greedy token.
+    `draft_tokens` caps the prompt-lookup tokens a greedy row checks per step (0: none; default 6),
+    which change no greedy token.
     """
     from ax.model import load_model, load_tokenizer, resolve
 

@@ -1,11 +1,15 @@
-"""A KV cache that writes each step's keys and values into room reserved ahead.
+"""Where decoding keeps keys and values: rooms reserved ahead, one slot a row.
 
-transformers' DynamicLayer concatenates every step, copying the whole cache: a batch-8 decode
-step of SmolLM2 took 179 ms that way and 142 ms written into reserved room on 2 CPU cores
-(`python bench/decode_cost.py --repeats 15`). Here each layer's keys and values live in room
-made once for the prompt and every token its rows may still generate, and a step writes one
-column into it. Sliding-window layers keep every column too, as full ones do: rows laid side by
-side need one width, and the window is applied by the masks (attention_masks.py).
+transformers' DynamicLayer concatenates every step, copying the whole cache, and holds its rows
+at one width. Here each layer's keys and values live in room made for every row's prompt and
+every token it may still generate, and a step writes its columns in place. A row's slot holds
+its states from column 0, one column a position, so rows of any lengths share the rooms with no
+padding, and a joining row takes a finished row's slot without the others' states being copied
+anywhere; sliding-window layers keep every column too, their windows being applied by the masks
+(ax/client/row_attention.py).
+
+Prefixes for the prefix cache are computed with transformers' own cache (`full_cache`), whose
+sliding-window layers would drop the columns a row's later tokens still need.
 """
 
 from __future__ import annotations
@@ -18,47 +22,46 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from ax.client.attention_masks import attention_mask
+# Capacity grows in steps of this many columns, so rows joining with a little more to hold do
+# not copy the rooms each time.
+_COLUMN_STEP = 64
 
 
-class ReservedLayer(DynamicLayer):
-    def __init__(self, capacity: int):
-        super().__init__()
-        self.capacity = capacity
-        self._room: tuple[torch.Tensor, torch.Tensor] | None = None
+class Rooms:
+    """Per layer, keys and values [slots, kv heads, capacity, head dim], made on a layer's first use
+    (its shapes are the model's) and remade larger, keeping what they hold, when `reserve` asks."""
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
-               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-        used = self.get_seq_length()
-        end = used + key_states.shape[-2]
-        if not self._fits(key_states, used, end):
-            size = max(self.capacity, 2 * end)  # past its capacity, it doubles
-            room = tuple(new.new_empty((*new.shape[:-2], size, new.shape[-1])) for new in (key_states, value_states))
-            if used:
-                room[0][..., :used, :].copy_(self.keys)
-                room[1][..., :used, :].copy_(self.values)
-            self._room = room
-        keys, values = self._room
-        keys[..., used:end, :].copy_(key_states)
-        values[..., used:end, :].copy_(value_states)
-        self.keys, self.values = keys[..., :end, :], values[..., :end, :]
-        return self.keys, self.values
+    def __init__(self) -> None:
+        self._rooms: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.slots = self.capacity = 0
 
-    def adopt(self, keys: torch.Tensor, values: torch.Tensor, used: int) -> None:
-        self.lazy_initialization(keys, values)
-        self._room = (keys, values)
-        self.keys, self.values = keys[..., :used, :], values[..., :used, :]
+    def reserve(self, slots: int, capacity: int) -> None:
+        self.slots = max(self.slots, slots)
+        if capacity > self.capacity:
+            self.capacity = -(-capacity // _COLUMN_STEP) * _COLUMN_STEP
 
-    def _fits(self, new: torch.Tensor, used: int, end: int) -> bool:
-        """Whether the new states go into the current room: the same rows, space left, and the
-        layer's states still a view of it (batch reordering or selection replaces them)."""
-        if self._room is None:
-            return False
-        room = self._room[0]
-        return (room.shape[:-2] == new.shape[:-2] and end <= room.shape[-2]
-                and (not used or self.keys.data_ptr() == room.data_ptr()))
+    def layer(self, index: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer `index`'s rooms, for states shaped as `like` [rows, kv heads, columns, head dim]."""
+        room = self._rooms.get(index)
+        if room is None or room[0].shape[0] < self.slots or room[0].shape[2] < self.capacity:
+            # Zeros, not empty: a slot's unused columns enter attention masked, and 0 x NaN is NaN.
+            grown = tuple(like.new_zeros((self.slots, like.shape[1], self.capacity, like.shape[-1])) for _ in range(2))
+            if room is not None:
+                for new, old in zip(grown, room):
+                    new[: old.shape[0], :, : old.shape[2]].copy_(old)
+            self._rooms[index] = room = grown
+        return room
+
+    def write(self, slot: int, states: tuple[tuple[torch.Tensor, torch.Tensor], ...]) -> None:
+        """Put per-layer states [1, kv heads, columns, head dim] at the start of `slot`."""
+        for index, (keys, values) in enumerate(states):
+            for room, source in zip(self.layer(index, keys), (keys, values)):
+                room[slot, :, : source.shape[2]].copy_(source[0])
+
+    def read(self, slot: int, columns: int) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+        """Copies of the first `columns` states of `slot`, per layer [1, kv heads, columns, head dim]."""
+        return tuple(tuple(t[slot: slot + 1, :, :columns].clone() for t in self._rooms[index])
+                     for index in sorted(self._rooms))
 
 
 def full_cache(config: Any, states: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> DynamicCache:
@@ -67,20 +70,6 @@ def full_cache(config: Any, states: list[tuple[torch.Tensor, torch.Tensor]] | No
     cache.layers = [DynamicLayer() if isinstance(layer, DynamicLayer) else layer for layer in cache.layers]
     for layer, (keys, values) in zip(cache.layers, states or []):
         layer.update(keys, values)
-    return cache
-
-
-def reserved_cache(config: Any, rooms: list[tuple[torch.Tensor, torch.Tensor]], used: int) -> DynamicCache:
-    """A cache over rooms made ahead, per layer keys and values [rows, heads, capacity, dim] whose
-    first `used` columns hold states; layers of other kinds copy those columns in."""
-    cache = DynamicCache(config=config)
-    for index, (keys, values) in enumerate(rooms):
-        layer = cache.layers[index]
-        if isinstance(layer, DynamicLayer):
-            layer = cache.layers[index] = ReservedLayer(keys.shape[-2])
-            layer.adopt(keys, values, used)
-        else:
-            layer.update(keys[..., :used, :], values[..., :used, :])
     return cache
 
 
@@ -96,9 +85,8 @@ def _cache_argument(model_class: type) -> str:
     return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 
-def forward_with_cache(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
-                       cache: DynamicCache, **kwargs: Any) -> Any:
-    """The model's forward of `input_ids` at `positions` [rows, fed] after the states in `cache`,
-    which it extends; `mask` [rows, columns] is 1 on each row's tokens, the fed ones last."""
-    return model(input_ids=input_ids, position_ids=positions, use_cache=True,
-                 attention_mask=attention_mask(model.config, mask, positions), **{cache_argument(model): cache}, **kwargs)
+def forward_with_cache(model: Any, input_ids: torch.Tensor, positions: torch.Tensor, cache: DynamicCache,
+                       **kwargs: Any) -> Any:
+    """The model's forward of one row's `input_ids` at `positions` [1, fed] after the states in
+    `cache`, which it extends (the row's tokens are contiguous, so transformers' own masks fit)."""
+    return model(input_ids=input_ids, position_ids=positions, use_cache=True, **{cache_argument(model): cache}, **kwargs)

@@ -4,11 +4,13 @@ Rows of one batch may name different adapters: PEFT's mixed-adapter batches
 (`model(..., adapter_names=[...])`) run the base GEMM once and each adapter on its own rows,
 so no call ever runs on another call's adapter and nothing depends on PEFT's global
 `set_adapter`. DoRA adapters cannot share a batch that way, so a batch holding one takes only
-that adapter's rows. Rows join and leave the batch between decoding steps (ax/client/rows.py).
+that adapter's rows. Rows join and leave the batch between decoding steps (ax/client/rows.py),
+a joining row's prompt fed in the same forward as the other rows' next tokens (ax/client/
+row_attention.py).
 
 Prompts of one batch usually open with the same system prompt: its keys and values come from
 a prefix cache (ax/client/prefix_cache.py), so only each row's own tokens are prefilled.
-Decoding writes into a KV cache with room reserved for the whole answer (ax/client/kv_cache.py),
+Decoding writes into KV rooms reserved for the whole answer (ax/client/kv_cache.py),
 and on a CPU the fp32 linear layers run on oneDNN-packed weights (ax/client/cpu_kernels.py).
 A greedy row that repeats its prompt has the repeated tokens checked a few at a time, in one
 step (prompt-lookup drafts, ax/client/speculation.py).
@@ -34,7 +36,7 @@ from ax.client.generation import Generation, GenerationParams, GenerationRequest
 from ax.client.kv_cache import forward_with_cache, full_cache
 from ax.client.prefix_cache import KV, PrefixCache
 from ax.client.prompting import render_chat
-from ax.client.rows import Batch, Part, Row
+from ax.client.rows import Batch, Row
 from ax.client.speculation import StepCosts
 from ax.errors import AxError
 from ax.model import LoadedModel
@@ -60,12 +62,13 @@ class LocalBackend:
         self.prefix_cache = PrefixCache(prefix_cache_entries) if prefix_cache else None
         self.max_batch_size = max_batch_size
         self.batch_sizes: list[int] = []  # rows in each decoding step, for tests and benchmarks
-        # Prompt-lookup tokens checked per row and step (0: none; ax/client/speculation.py). By default
-        # only on a CPU: on an H200 `python bench/client_throughput.py --random-init 0.5b --device cuda`
-        # gave 215 tokens/s with 6 and 197 and 260 in two runs with 0: drafts did not help there.
+        # Prompt-lookup tokens checked per row and step (0: none; ax/client/speculation.py). On a GPU too
+        # since a row's draft costs only its own tokens (ax/client/row_attention.py): on an H200 `python
+        # bench/client_throughput.py --random-init 0.5b --device cuda` gave 216.6 and 228.2 tokens/s
+        # with 6 and 191.9 and 165.5 with 0 (when every step was padded to its widest draft, 6 did not help).
         if draft_tokens is not None and draft_tokens < 0:
             raise AxError(f"draft_tokens must be 0 (no drafts) or more, got {draft_tokens!r}")
-        self.draft_tokens = draft_tokens if draft_tokens is not None else (6 if loaded.device == "cpu" else 0)
+        self.draft_tokens = 6 if draft_tokens is None else draft_tokens
         self.drafted_tokens = self.accepted_tokens = 0
         self.step_costs = StepCosts()
         self.batcher: Batcher[GenerationRequest, Generation] = Batcher(self._serve, max_wait_s=max_wait_s)
@@ -174,52 +177,52 @@ class LocalBackend:
     @torch.inference_mode()
     def _serve(self, intake: Intake[GenerationRequest]) -> None:
         """Decode rows until none is left: finished rows answer at once, and waiting requests take
-        their places between steps."""
-        batch: Batch | None = None
+        their places between steps, their prompts fed in the next step beside the others' tokens."""
+        batch = Batch()
         waiting: list[tuple[GenerationRequest, Future]] = []  # taken, but may not share this batch
         while True:
-            live = batch.live if batch is not None else []
+            live = batch.live
             free = self.max_batch_size - len(live)
             candidates = waiting + intake.take(max(0, free - len(waiting)), wait=not live)
-            names = [batch.rows[i].request.adapter or BASE for i in live]
+            names = [row.request.adapter or BASE for row in live]
             joining, waiting = [], []
             for job in candidates:
                 name = job[0].adapter or BASE
                 fits = len(joining) < free and self._may_share(names, name)
                 (joining if fits else waiting).append(job)
                 names += [name] if fits else []
-            new = self._prefill(joining) if joining else None
-            if new is not None:
-                parts = [batch.live_part()] if live else []
-                batch = Batch(parts + [new], self.model.config)
-            elif not live:
+            prefixes = self._admit(batch, joining) if joining else []
+            rows = batch.live
+            if not rows:
                 if not waiting:
                     return
                 continue
-            self.batch_sizes.append(len(batch.live))
-            drafts = self._drafts(batch.rows)
+            self.batch_sizes.append(len(rows))
+            drafts = self._drafts(rows)
             started = time.perf_counter()
-            logits = batch.step(self.model, self._adapter_kwargs([r.request.adapter or BASE for r in batch.rows]),
+            logits = batch.step(self.model, lambda fed: self._adapter_kwargs([r.request.adapter or BASE for r in fed]),
                                 drafts)
             argmax = logits.argmax(-1).tolist()  # on a GPU this waits for the step, so the time is the step's
-            self.step_costs.record(len(batch.rows) * batch.fed, time.perf_counter() - started)
-            kept = []
-            for row, draft, row_logits, row_argmax in zip(batch.rows, drafts, logits, argmax):
-                if row.done:
-                    kept.append(1)
-                    continue
-                kept.append(row.take(row_logits, row_argmax, draft, self.tokenizer))
+            self.step_costs.record(batch.fed, time.perf_counter() - started)
+            kept, start = [], 0
+            for row, draft in zip(rows, drafts):
+                width = 1 + len(draft)
+                kept.append(row.take(logits[start:start + width], argmax[start:start + width], draft, self.tokenizer))
+                start += width
                 self.drafted_tokens += len(draft)
                 self.accepted_tokens += kept[-1] - 1  # the pending token's states always stay
                 if row.done:
                     row.future.set_result(row.result(self.tokenizer))
             batch.keep(kept)
+            for row, key, prefix, computed in prefixes:
+                self.prefix_cache.put(key, prefix, batch.states(row, len(prefix)), computed=computed)
 
     def _drafts(self, rows: list[Row]) -> list[list[int]]:
         """Each row's draft, cut to the width that should yield the most tokens a second."""
         drafts = [row.draft(self.draft_tokens) for row in rows]
         acceptance = (self.accepted_tokens + 1) / (self.drafted_tokens + 2)
-        width = self.step_costs.best_width([len(draft) for draft in drafts], acceptance)
+        width = self.step_costs.best_width([len(draft) for draft in drafts], acceptance,
+                                           sum(len(row.backlog) for row in rows))
         return [draft[: width - 1] for draft in drafts]
 
     def _may_share(self, names: list[str], name: str) -> bool:
@@ -260,70 +263,45 @@ class LocalBackend:
             kept.append(((request, future), prompt))
         return [job for job, _ in kept], [prompt for _, prompt in kept]
 
-    def _prefill(self, jobs: list[tuple[GenerationRequest, Future]]) -> Part | None:
-        """The states of new rows' prompts but their last token, which the next step feeds (None
-        when every prompt was refused)."""
+    def _admit(self, batch: Batch,
+               jobs: list[tuple[GenerationRequest, Future]]) -> list[tuple[Row, str, list[int], int]]:
+        """Give new rows slots in `batch`, each with the states of the longest prefix the prefix cache
+        serves; returns the prefixes to cache once the next step has computed them: (row, states
+        key, prefix, tokens the step computes of it)."""
         ids = self.tokenizer([request.prompt for request, _ in jobs], add_special_tokens=False)["input_ids"]
         jobs, ids = self._within_context(jobs, ids)
         if not jobs:
-            return None
-        requests = [request for request, _ in jobs]
-        names = [r.adapter or BASE for r in requests]
+            return []
+        names = [request.adapter or BASE for request, _ in jobs]
         shared = self.prefix_cache.shared_length(ids) if self.prefix_cache is not None else 0
-        past, prefix_states = shared, None
+        states: list[KV | None] = [None] * len(jobs)
+        prefixes = []
+        rows = [Row(request, future, prompt, self._constraint(request.params), self._generator(request.params))
+                for (request, future), prompt in zip(jobs, ids)]
         if shared and len(jobs) == 1:
-            # A row alone runs the tokens past the longest cached prefix in its own forward, and the
-            # states of its shared prefix are kept from that forward: one forward instead of two, each
-            # ~70 ms of fixed cost on 2 CPU cores (bench/decode_cost.py: batch-1 step).
-            past, cached = self.prefix_cache.cached(self._states_key(names[0]), ids[0][:shared])
-            prefix_states = list(cached) if cached is not None else None
+            # A row alone has the tokens past the longest cached prefix fed in the step, and the states
+            # of its shared prefix are kept from that step: no forward of their own, which costs a
+            # batch-1 step (73-118 ms on 2 CPU cores in `bench/decode_cost.py`) however few tokens it feeds.
+            key = self._states_key(names[0])
+            past, states[0] = self.prefix_cache.cached(key, ids[0][:shared])
+            if shared > past:
+                prefixes.append((rows[0], key, ids[0][:shared], shared - past))
         elif shared:
-            prefix_states = self._prefix_states(ids[0][:shared], names)
-        # One-token prompts alone have no states before their pending tokens: run those tokens for
-        # the states' shapes and keep none of their columns.
-        held = 0 if shared or any(len(row) > 1 for row in ids) else 1
-        layout = self._layout([row[: len(row) - 1 + held] for row in ids], past)
-        cache = full_cache(self.model.config, prefix_states)
-        if layout["input_ids"].shape[1] > past:
-            forward_with_cache(self.model, layout["input_ids"][:, past:], layout["attention_mask"],
-                               layout["position_ids"][:, past:], cache, logits_to_keep=1, **self._adapter_kwargs(names))
-        if shared > past:  # the lone row's prefix: its first `shared` columns, no pads before them
-            states = tuple((layer.keys[..., :shared, :].clone(), layer.values[..., :shared, :].clone())
-                           for layer in cache.layers)
-            self.prefix_cache.put(self._states_key(names[0]), ids[0][:shared], states, computed=shared - past)
-        rows = []
-        for (request, future), prompt in zip(jobs, ids):
-            params = request.params
-            generator = None
-            if params.sampled:
-                generator = torch.Generator(device=self.model.device)
-                generator.manual_seed(params.seed if params.seed is not None else 0)
-            rows.append(Row(request, future, prompt, self._constraint(params), generator))
-        width = layout["attention_mask"].shape[1] - held
-        mask = layout["attention_mask"][:, :width]
-        states = [(layer.keys[..., :width, :], layer.values[..., :width, :]) for layer in cache.layers]
-        return Part(rows, states, mask, mask.sum(1))
+            per_adapter = {name: self.prefix_cache.states(self._states_key(name), ids[0][:shared],
+                                                          partial(self._extend, name))
+                           for name in dict.fromkeys(names)}
+            states = [per_adapter[name] for name in names]
+        for row, prefix in zip(rows, states):
+            # Room for the prompt, every token the row may generate and the draft checked after the last.
+            batch.admit(row, prefix, len(row.prompt) + row.request.params.max_new_tokens + self.draft_tokens + 1)
+        return prefixes
 
-    def _layout(self, rows: list[list[int]], shared: int) -> dict[str, torch.Tensor]:
-        """Rows as [shared prefix][pads][own tokens], with the attention mask 0 on the pads.
-
-        The cached prefix states fill the first `shared` positions of every row, so pads can only
-        sit between them and each row's own tokens, and only the tokens past the cache's length are
-        prefilled. With nothing shared this is plain left padding.
-
-        Positions are the mask's running sum, so a row's own tokens continue at `shared` whatever
-        its padding. They are always passed explicitly: a wrapped forward (a profiler's, say) that
-        was left to derive them got plain ranges, which set a padded row's tokens apart from its
-        prefix.
-        """
-        width = max(len(row) for row in rows)
-        pad = self.tokenizer.pad_token_id
-        ids = [row[:shared] + [pad] * (width - len(row)) + row[shared:] for row in rows]
-        mask = torch.tensor([[1] * shared + [0] * (width - len(row)) + [1] * (len(row) - shared) for row in rows])
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        device = self.model.device
-        return {"input_ids": torch.tensor(ids, device=device), "attention_mask": mask.to(device),
-                "position_ids": positions.to(device)}
+    def _generator(self, params: GenerationParams) -> torch.Generator | None:
+        if not params.sampled:
+            return None
+        generator = torch.Generator(device=self.model.device)
+        generator.manual_seed(params.seed if params.seed is not None else 0)
+        return generator
 
     def _adapter_kwargs(self, names: list[str]) -> dict[str, Any]:
         """What a forward or generate call needs to run each row on its own adapter."""
@@ -336,13 +314,6 @@ class LocalBackend:
             return {}
         return {"adapter_names": names}
 
-    def _prefix_states(self, prefix: list[int], names: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per layer, the prefix's keys and values for each row, each under its row's adapter."""
-        per_adapter = {name: self.prefix_cache.states(self._states_key(name), prefix, partial(self._extend, name))
-                       for name in dict.fromkeys(names)}
-        layers = zip(*(per_adapter[name] for name in names))  # per layer: each row's (keys, values)
-        return [(torch.cat([k for k, _ in layer]), torch.cat([v for _, v in layer])) for layer in layers]
-
     def _states_key(self, name: str) -> str:
         return "base" if name == BASE else self._adapter_info(name)["states_key"]
 
@@ -352,8 +323,7 @@ class LocalBackend:
         ids = torch.tensor([tokens], device=self.model.device)
         done = cache.get_seq_length()
         positions = torch.arange(done, done + len(tokens), device=ids.device)[None]
-        mask = torch.ones((1, done + len(tokens)), dtype=torch.long, device=ids.device)
-        forward_with_cache(self.model, ids, mask, positions, cache, logits_to_keep=1, **self._adapter_kwargs([name]))
+        forward_with_cache(self.model, ids, positions, cache, logits_to_keep=1, **self._adapter_kwargs([name]))
         return tuple((layer.keys, layer.values) for layer in cache.layers)
 
     def close(self) -> None:

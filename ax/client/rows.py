@@ -1,31 +1,31 @@
-"""The rows a backend decodes together, and the key/value states they share one batch of.
+"""The rows a backend decodes together, each in a slot of the batch's key/value rooms.
 
 Each row carries its own adapter, constraint, budget, stops and random generator, so a row
-decodes the same whichever rows share its batch. New rows join between steps, taking the places
-of finished ones: the states of all are laid side by side, each row padded on the left to the
-batch's width, with the attention mask 0 on the pads. Every row's keys already carry
-their rotary positions, and each row is fed its own position ids, so where a row's pads sit
-changes nothing it computes.
+decodes the same whichever rows share its batch. New rows join between steps, taking the slots
+of finished ones, with the states of their cached prefix; the rest of a joining row's prompt is
+fed in the next step beside the other rows' tokens (ax/client/row_attention.py). A row's states
+fill its slot from column 0, a column per position, so nothing a row computes depends on the
+rows beside it.
 
 A step may feed a row more than its pending token: the draft tokens it checks (ax/client/
-speculation.py). The columns of draft tokens it does not keep stay in the cache, masked for good.
+speculation.py). The columns of draft tokens it does not keep are written over by its next step.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from ax.client.constraints import Constraint
 from ax.client.generation import Generation, GenerationRequest
-from ax.client.kv_cache import forward_with_cache, reserved_cache
+from ax.client.kv_cache import Rooms
+from ax.client.row_attention import forward_rows
 from ax.client.speculation import lookup_draft
 
-States = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys and values [rows, heads, width, dim]
+States = tuple[tuple[torch.Tensor, torch.Tensor], ...]  # per layer: keys and values [1, heads, columns, dim]
 
 
 def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
@@ -43,6 +43,7 @@ class Row:
     tokens: list[int] = field(default_factory=list)
     done: bool = False
     pending: int = field(init=False)  # the next token to feed: the prompt's last, then each chosen one
+    backlog: list[int] = field(default_factory=list)  # prompt tokens before it with no states yet
     # A row copying a span keeps confirming whole drafts; once it writes on its own, drafts miss.
     # So its drafts grow by 2 while wholly kept (as transformers' schedule for assistant models
     # does) and shrink to what was kept, sparing the batch columns that would not be kept.
@@ -115,77 +116,64 @@ class Row:
         return Generation(text=text, prompt_tokens=len(self.prompt), completion_tokens=len(self.tokens))
 
 
-@dataclass
-class Part:
-    """Rows with their states: `mask` [rows, width] is 1 where a row has a token, `positions`
-    holds each row's position for its pending token."""
-
-    rows: list[Row]
-    states: States
-    mask: torch.Tensor
-    positions: torch.Tensor
-
-
 class Batch:
-    """The rows decoding now, their states in a cache with room for what they may still generate.
+    """The rows decoding now, a row to a slot of per-layer rooms with space for what they may still generate.
 
-    A finished row stays in the batch, computing what nobody reads, until new rows come to take
-    its place: on 2 CPU cores a decode step of 8 rows cost 99 ms against 70 ms for one row
-    (`python bench/decode_cost.py --repeats 15`), so a spare row is nearly free, while every
-    regrouping copies the states of all rows.
+    A finished row's slot is taken by the next row to join; until then it is left alone, and a
+    step feeds only the rows still decoding.
     """
 
-    def __init__(self, parts: list[Part], config: Any):
-        self.rows = [row for part in parts for row in part.rows]
-        width = max(part.mask.shape[1] for part in parts)
-        mask = torch.cat([F.pad(part.mask, (width - part.mask.shape[1], 0)) for part in parts])
-        used_columns = mask.any(0).nonzero()
-        first = int(used_columns[0]) if len(used_columns) else width  # columns before it no row uses
-        used = width - first
-        capacity = used + max(r.request.params.max_new_tokens - len(r.tokens) for r in self.rows) + 1
-        rooms = []
-        for layer in zip(*(part.states for part in parts)):
-            keys, values = layer[0]
-            room = tuple(t.new_empty((len(self.rows), t.shape[1], capacity, t.shape[-1])) for t in (keys, values))
-            start = 0
-            for states, part in zip(layer, parts):
-                rows, begin = slice(start, start + len(part.rows)), width - part.mask.shape[1] - first
-                for into, source in zip(room, states):
-                    into[rows, :, : max(begin, 0)].zero_()  # left pads: masked, but never uninitialized
-                    into[rows, :, max(begin, 0):used].copy_(source[..., max(-begin, 0):, :])
-                start += len(part.rows)
-            rooms.append(room)
-        self.mask = mask[:, first:]
-        self.positions = torch.cat([part.positions for part in parts])
-        self.cache = reserved_cache(config, rooms, used)
+    def __init__(self) -> None:
+        self.rows: list[Row | None] = []
+        self.lengths: list[int] = []  # the states each slot holds
+        self.rooms = Rooms()
+        self.fed = 0  # tokens fed in the latest step
+        self._stepped: list[int] = []  # its rows' slots
 
     @property
-    def live(self) -> list[int]:
-        return [i for i, row in enumerate(self.rows) if not row.done]
+    def live(self) -> list[Row]:
+        return [row for row in self.rows if row is not None and not row.done]
 
-    def live_part(self) -> Part:
-        """The rows still decoding, with their states, to regroup with new rows."""
-        keep = self.live
-        index = torch.tensor(keep, device=self.mask.device)
-        states = [(layer.keys[index], layer.values[index]) for layer in self.cache.layers]
-        return Part([self.rows[i] for i in keep], states, self.mask[index], self.positions[index])
+    def admit(self, row: Row, states: States | None, capacity: int) -> None:
+        """Give `row` a slot, holding `states` (its prompt's first tokens'), with room for `capacity`
+        columns; the rest of its prompt is fed with its pending token in the next step."""
+        free = [slot for slot, held in enumerate(self.rows) if held is None or held.done]
+        slot = free[0] if free else len(self.rows)
+        if slot == len(self.rows):
+            self.rows.append(None)
+            self.lengths.append(0)
+        self.rooms.reserve(len(self.rows), capacity)
+        length = states[0][0].shape[2] if states else 0
+        if states:
+            self.rooms.write(slot, states)
+        row.backlog = row.prompt[length:-1]
+        self.rows[slot], self.lengths[slot] = row, length
 
-    def step(self, model: Any, adapter_kwargs: dict[str, Any], drafts: list[list[int]]) -> torch.Tensor:
-        """Feed every row its pending token, then its draft (shorter drafts padded, their pads never
-        kept); the logits after each fed token [rows, fed, vocab]. `keep` must follow."""
-        self.fed = 1 + max(map(len, drafts))
-        fed = [[row.pending, *draft] + [row.pending] * (self.fed - 1 - len(draft))
-               for row, draft in zip(self.rows, drafts)]
-        self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), self.fed))], dim=1)
-        tokens = torch.tensor(fed, device=self.mask.device)
-        positions = self.positions[:, None] + torch.arange(self.fed, device=self.mask.device)
-        output = forward_with_cache(model, tokens, self.mask, positions, self.cache, **adapter_kwargs)
-        return output.logits.float()
+    def states(self, row: Row, columns: int) -> States:
+        """Copies of the first `columns` states of `row`."""
+        return self.rooms.read(next(slot for slot, held in enumerate(self.rows) if held is row), columns)
+
+    def step(self, model: Any, adapter_kwargs: Callable[[list[Row]], dict[str, Any]],
+             drafts: list[list[int]]) -> torch.Tensor:
+        """Feed each live row its backlog, its pending token and its draft (`drafts`, in the order
+        of `live`); the logits after the pending token and each draft token, rows in that order
+        [sum of 1 + draft, vocab]. `keep` must follow."""
+        slots = [slot for slot, row in enumerate(self.rows) if row is not None and not row.done]
+        rows = [self.rows[slot] for slot in slots]
+        fed = [[*row.backlog, row.pending, *draft] for row, draft in zip(rows, drafts)]
+        wanted, start = [], 0
+        for row, tokens in zip(rows, fed):
+            wanted += range(start + len(row.backlog), start + len(tokens))
+            start += len(tokens)
+        self.fed, self._stepped = start, slots
+        per_token = [row for row, tokens in zip(rows, fed) for _ in tokens]
+        return forward_rows(model, self.rooms, slots, [self.lengths[slot] for slot in slots], fed, wanted,
+                            **adapter_kwargs(per_token))
 
     def keep(self, kept: list[int]) -> None:
-        """After a step, each row's number of fed tokens whose states stay: the columns of draft
-        tokens it did not keep are masked for good, and its positions move on by what it kept."""
-        kept_tensor = torch.tensor(kept, device=self.mask.device)
-        columns = torch.arange(self.fed, device=self.mask.device)
-        self.mask[:, -self.fed:] = (columns[None] < kept_tensor[:, None]).to(self.mask.dtype)
-        self.positions = self.positions + kept_tensor
+        """After a step, each fed row's number of tokens past its backlog whose states stay (the
+        pending one and each draft token kept), in the order the step fed them."""
+        for slot, count in zip(self._stepped, kept):
+            row = self.rows[slot]
+            self.lengths[slot] += len(row.backlog) + count
+            row.backlog = []

@@ -57,10 +57,10 @@ def expected_tokens(draft_lengths: Sequence[int], width: int, acceptance: float)
 
 
 class StepCosts:
-    """Seconds a decoding step takes as a line in the tokens it feeds (rows x width), fit to the
-    latest steps. On 2 CPU cores every fed token adds compute to a step; where a step is bound by
-    reading weights or launching kernels, extra columns cost little. So the fit of this machine's
-    own steps, not a constant, decides how wide a step is fed."""
+    """Seconds a decoding step takes as a line in the tokens it feeds, fit to the latest steps. On
+    2 CPU cores every fed token adds compute to a step; where a step is bound by reading weights or
+    launching kernels, extra tokens cost little. So the fit of this machine's own steps, not a
+    constant, decides how many draft tokens a step is fed."""
 
     def __init__(self, window: int = 64):
         self._steps: deque[tuple[int, float]] = deque(maxlen=window)
@@ -80,14 +80,19 @@ class StepCosts:
         slope = max(slope, 0.0)
         return max(mean_y - slope * mean_x, 0.0), slope
 
-    def best_width(self, draft_lengths: Sequence[int], acceptance: float) -> int:
-        """The fed width (1 + draft tokens per row) with the most expected tokens a second."""
+    def best_width(self, draft_lengths: Sequence[int], acceptance: float, other_tokens: int = 0) -> int:
+        """The width (1 + the draft tokens a row may be fed) with the most expected tokens a second,
+        each row fed its pending token and its draft up to the width, and the step `other_tokens`
+        more (joining rows' prompts)."""
         widest = 1 + max(draft_lengths, default=0)
         line = self.line()
         if line is None:
             return widest  # steps of several widths follow, and with them a fit
         fixed, per_token = line
-        rows = len(draft_lengths)
+
+        def fed(width: int) -> int:
+            return other_tokens + sum(1 + min(length, width - 1) for length in draft_lengths)
+
         return max(range(1, widest + 1),
                    key=lambda width: expected_tokens(draft_lengths, width, acceptance)
-                   / max(fixed + per_token * rows * width, 1e-9))
+                   / max(fixed + per_token * fed(width), 1e-9))
