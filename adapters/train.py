@@ -129,7 +129,7 @@ def training_arguments(config: LoraTrainingConfig, run_dir: Path, *, has_dev: bo
     )
 
 
-def _attention_without_cudnn() -> Any:
+def attention_without_cudnn() -> Any:
     """SDPA kernels for training batches whose length changes from step to step.
 
     cuDNN attention (PyTorch's first choice on Hopper) builds an execution plan for every new
@@ -227,7 +227,7 @@ def train_adapter(base: LoadedModel, train_pairs: list[TrainingPair], config: Lo
         optimizers=(loraplus_optimizer(model, config), None), callbacks=callbacks,
     )
     started = time.perf_counter()
-    with _attention_without_cudnn(), _autocast_owns_dtypes(model, args.bf16), fused_lora(model, config.fused_lora):
+    with attention_without_cudnn(), _autocast_owns_dtypes(model, args.bf16), fused_lora(model, config.fused_lora):
         output = trainer.train(resume_from_checkpoint=checkpoint)
         wall = time.perf_counter() - started
         eval_loss = trainer.evaluate()["eval_loss"] if has_dev else None

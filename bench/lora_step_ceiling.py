@@ -30,7 +30,7 @@ import train_throughput as tt  # noqa: E402
 
 from ax.adapters.fused_lora import fused_lora  # noqa: E402
 from ax.adapters.peft_model import attach_lora  # noqa: E402
-from ax.adapters.train import _attention_without_cudnn  # noqa: E402
+from ax.adapters.train import attention_without_cudnn  # noqa: E402
 
 H100_BF16_PEAK = tt.H100_BF16_PEAK
 LAYERS, HIDDEN = tt.LLAMA_1B["num_hidden_layers"], tt.LLAMA_1B["hidden_size"]
@@ -79,7 +79,7 @@ def measure(batch: int, length: int, compile_mode: str | None = None, checkpoint
     model.train()
     optimizer = adamw(model)
     ids = torch.randint(0, 32000, (batch, length), device="cuda")
-    attention = _attention_without_cudnn() if no_cudnn else contextlib.nullcontext()
+    attention = attention_without_cudnn() if no_cudnn else contextlib.nullcontext()
     with fused_lora(model, fused), attention:
         forward = model
         if compile_mode and compile_mode.startswith("layers"):

@@ -41,17 +41,17 @@ def _alone(model, past: list[int], fed: list[int]) -> torch.Tensor:
 def test_rows_of_any_lengths_and_counts_compute_what_each_computes_alone(model):
     torch.manual_seed(1)
     pasts = [torch.randint(0, 96, (n,)).tolist() for n in (9, 0, 3, 12)]
-    feds = [torch.randint(0, 96, (n,)).tolist() for n in (1, 11, 3, 2)]  # a joining prompt among decoding rows
+    feds = [torch.randint(0, 96, (n,)).tolist() for n in (1, 70, 3, 2)]  # a joining prompt among decoding rows
     slots = [0, 2, 3, 5]  # slots 1 and 4 hold rows that feed nothing this step
     rooms = Rooms()
-    rooms.reserve(6, 32)
+    rooms.reserve(6, 80)
     for slot, past in zip(slots, pasts):
         if past:  # every column, as the client's prefixes keep them (a sliding cache drops the oldest)
             cache = full_cache(model.config)
             model(input_ids=torch.tensor([past]), use_cache=True, **{cache_argument(model): cache})
             rooms.write(slot, tuple((layer.keys, layer.values) for layer in cache.layers))
-    # Logits after each row's every fed token but the joining row's first ten.
-    wanted = [0, 11, 12, 13, 14, 15, 16]
+    # Logits after each row's every fed token but the joining row's first 69.
+    wanted = [0, 70, 71, 72, 73, 74, 75]
     got = forward_rows(model, rooms, slots, [len(p) for p in pasts], feds, wanted)
     expected = torch.cat([_alone(model, p, f) for p, f in zip(pasts, feds)])[wanted]
     assert got.shape == (len(wanted), 96)

@@ -33,6 +33,9 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from ax.client.kv_cache import Rooms
 
 IMPLEMENTATION = "ax_rows"
+# Rows fed up to this many tokens have their query heads stacked (`_grouped_sdpa`); a longer prompt's
+# mask, laid once for each query head of a key head, would take more memory than repeated keys.
+_STACKED_WIDTH = 64
 SLIDING = "sliding_attention"
 _active = threading.local()  # each backend's worker thread runs its own forwards
 
@@ -157,11 +160,11 @@ def _attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch
         if forward.implementation == "eager":  # the modeling file's own: soft-capping and the rest stay
             eager = sys.modules[type(module).__module__].eager_attention_forward
             attended, _ = eager(module, q, k, v, group.mask(window, True, query.dtype), **kwargs)
-        elif kwargs.get("softcap") is not None:  # as transformers' SDPA does (5.24 refuses it, 5.17 leaves it out)
-            attended, _ = sdpa_attention_forward(module, q, k, v, group.mask(window, False, query.dtype), **kwargs)
-        else:
+        elif kwargs.get("softcap") is None and group.width <= _STACKED_WIDTH:
             attended = _grouped_sdpa(q, k, v, group.mask(window, False, query.dtype, heads // k.shape[1]),
                                      kwargs.get("scaling"))
+        else:  # transformers' own SDPA, soft-capping as this version does it (5.24 refuses it, 5.17 leaves it out)
+            attended, _ = sdpa_attention_forward(module, q, k, v, group.mask(window, False, query.dtype), **kwargs)
         out.index_copy_(0, group.tokens, attended.reshape(rows * group.width, heads, dim)[group.outputs])
     return out[:, None], None
 
@@ -182,6 +185,8 @@ AttentionInterface.register(IMPLEMENTATION, _attention)
 
 @contextlib.contextmanager
 def _rows_attention(model: Any, forward: _Forward) -> Iterator[None]:
+    """The model's config names this attention while the forward runs (its masks and every other
+    forward keep theirs), so one backend's worker is the model's only user, as it is for adapters."""
     config = model.config
     _active.forward = forward
     config._attn_implementation = IMPLEMENTATION
