@@ -80,6 +80,28 @@ def measure(batch: int, length: int, compile_mode: str | None = None, checkpoint
     optimizer = adamw(model)
     ids = torch.randint(0, 32000, (batch, length), device="cuda")
     attention = attention_without_cudnn() if no_cudnn else contextlib.nullcontext()
+    try:
+        seconds = time_steps(model, base, optimizer, ids, compile_mode, steps, fused, attention, profile)
+        if seconds is None:
+            return
+        tokens_per_s = batch * length / seconds
+        # Causal attention per token and layer: 2 d T forward, 4 d T backward.
+        attention_flops = 6 * LAYERS * HIDDEN * length
+        result = dict(B=batch, T=length, compile=compile_mode, ckpt=checkpointing, adapter_bf16=adapter_bf16,
+                      fused=fused, no_cudnn=no_cudnn, step_s=round(seconds, 4), tok_s=round(tokens_per_s),
+                      mfu_4N=round(tokens_per_s * 4 * n / H100_BF16_PEAK, 4),
+                      mfu_4N_attn=round(tokens_per_s * (4 * n + attention_flops) / H100_BF16_PEAK, 4),
+                      mem_gb=round(torch.cuda.max_memory_allocated() / 1e9, 1))
+        print(result, flush=True)
+        results.append(result)
+    finally:  # a profile or a failed shape too: the next spec's memory starts from nothing
+        del model, optimizer, base
+        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.empty_cache()
+
+
+def time_steps(model, base, optimizer, ids, compile_mode, steps, fused, attention, profile) -> float | None:
+    """Seconds a step after warm-up (and compilation), or None after printing a profile or a failure."""
     with fused_lora(model, fused), attention:
         forward = model
         if compile_mode and compile_mode.startswith("layers"):
@@ -97,30 +119,15 @@ def measure(batch: int, length: int, compile_mode: str | None = None, checkpoint
             torch.cuda.synchronize()
             if profile:
                 print_profile(forward, optimizer, ids)
-                return
+                return None
             started = time.perf_counter()
             for _ in range(steps):
                 train_step(forward, optimizer, ids)
             torch.cuda.synchronize()
-            seconds = (time.perf_counter() - started) / steps
+            return (time.perf_counter() - started) / steps
         except Exception as exc:  # an out-of-memory shape is a result too
-            print("FAIL", batch, length, compile_mode, checkpointing, repr(exc)[:300], flush=True)
-            return
-        finally:
-            del forward
-    tokens_per_s = batch * length / seconds
-    attention_flops = 6 * LAYERS * HIDDEN * length  # causal attention per token and layer: 2 d T forward, 4 d T backward
-    result = dict(B=batch, T=length, compile=compile_mode, ckpt=checkpointing, adapter_bf16=adapter_bf16, fused=fused,
-                  no_cudnn=no_cudnn,
-                  step_s=round(seconds, 4), tok_s=round(tokens_per_s),
-                  mfu_4N=round(tokens_per_s * 4 * n / H100_BF16_PEAK, 4),
-                  mfu_4N_attn=round(tokens_per_s * (4 * n + attention_flops) / H100_BF16_PEAK, 4),
-                  mem_gb=round(torch.cuda.max_memory_allocated() / 1e9, 1))
-    print(result, flush=True)
-    results.append(result)
-    torch.cuda.reset_peak_memory_stats()
-    del model, optimizer, base
-    torch.cuda.empty_cache()
+            print("FAIL", tuple(ids.shape), compile_mode, repr(exc)[:300], flush=True)
+            return None
 
 
 KERNEL_KINDS = (("attention", ("sdpa", "cudnn", "flash", "fmha", "attention")),

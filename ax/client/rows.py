@@ -46,7 +46,7 @@ class Row:
     backlog: list[int] = field(default_factory=list)  # prompt tokens before it with no states yet
     # A row copying a span keeps confirming whole drafts; once it writes on its own, drafts miss.
     # So its drafts grow by 2 while wholly kept (as transformers' schedule for assistant models
-    # does) and shrink to what was kept, sparing the batch columns that would not be kept.
+    # does) and shrink to what was kept, sparing the step tokens that would not be kept.
     draft_limit: int = 1 << 30
 
     def __post_init__(self) -> None:
@@ -132,13 +132,16 @@ class Batch:
 
     @property
     def live(self) -> list[Row]:
-        return [row for row in self.rows if row is not None and not row.done]
+        return [self.rows[slot] for slot in self._live_slots()]
+
+    def _live_slots(self) -> list[int]:
+        return [slot for slot, row in enumerate(self.rows) if row is not None and not row.done]
 
     def admit(self, row: Row, states: States | None, capacity: int) -> None:
         """Give `row` a slot, holding `states` (its prompt's first tokens'), with room for `capacity`
         columns; the rest of its prompt is fed with its pending token in the next step."""
-        free = [slot for slot, held in enumerate(self.rows) if held is None or held.done]
-        slot = free[0] if free else len(self.rows)
+        live = set(self._live_slots())
+        slot = next((slot for slot in range(len(self.rows)) if slot not in live), len(self.rows))
         if slot == len(self.rows):
             self.rows.append(None)
             self.lengths.append(0)
@@ -158,7 +161,7 @@ class Batch:
         """Feed each live row its backlog, its pending token and its draft (`drafts`, in the order
         of `live`); the logits after the pending token and each draft token, rows in that order
         [sum of 1 + draft, vocab]. `keep` must follow."""
-        slots = [slot for slot, row in enumerate(self.rows) if row is not None and not row.done]
+        slots = self._live_slots()
         rows = [self.rows[slot] for slot in slots]
         fed = [[*row.backlog, row.pending, *draft] for row, draft in zip(rows, drafts)]
         wanted, start = [], 0
