@@ -6,7 +6,9 @@ length). `PackingCollator` lays several examples end to end in rows no longer th
 longest example and restarts `position_ids` at each; with no attention mask, transformers reads
 those restarts as sequence boundaries and builds a block-diagonal causal mask, so packed examples
 never attend to each other. Rows that long mean packing never computes more padded tokens, nor a
-larger attention matrix, than padding the same batch would.
+larger attention matrix, than padding the same batch would. `FixedPackingCollator` batches rows
+packed once over the whole data set (`pack_dataset`, as TRL's packing does) to one width, so
+every step has the same shape, which compiled layers need.
 
 Each batch also carries `num_real_tokens` (non-padding tokens, a Python int: the Trainer moves
 tensors to the GPU, and reading one back there would wait for the step in flight) for the
@@ -15,6 +17,7 @@ trainer's throughput count; `AdapterTrainer` removes it before the forward pass.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,39 +68,103 @@ def pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:
     return rows
 
 
-@dataclass
-class PackingCollator:
-    """Packs a batch's examples into as few rows as fit, each no longer than the batch's longest example.
+def _packed_row(features: list[dict[str, list[int]]]) -> dict[str, list[int]]:
+    """Examples laid end to end in one row, with the length of each.
 
     Each example's first label is set to -100: in a packed row the position before it belongs to
     the previous example, and no token should be predicted from another example's text.
     """
+    row: dict[str, list[int]] = {"input_ids": [], "labels": [], "lengths": []}
+    for feature in features:
+        row["input_ids"] += feature["input_ids"]
+        row["labels"] += [IGNORE_INDEX] + feature["labels"][1:]
+        row["lengths"].append(len(feature["input_ids"]))
+    return row
+
+
+def pack_dataset(examples: list[dict[str, list[int]]], width: int) -> list[dict[str, list[int]]]:
+    """All examples packed first-fit-decreasing into rows of at most `width` tokens (each a `_packed_row`)."""
+    rows = pack_rows([len(e["input_ids"]) for e in examples], width)
+    return [_packed_row([examples[i] for i in members]) for members in rows]
+
+
+def _packed_batch(rows: list[dict[str, list[int]]], width: int, n_rows: int, pad_token_id: int,
+                  boundaries: bool) -> dict[str, Any]:
+    """Tensors [n_rows, width] for packed rows; rows past `len(rows)` are all padding.
+
+    Padding continues the last example's positions: it comes after every real token, so the
+    causal mask already keeps it out of their attention, and its labels are ignored. With
+    `boundaries`, the batch also carries the sequences' cumulative lengths over the flattened rows
+    under the names of transformers' flash-attention kwargs (ax/adapters/varlen_attention.py reads
+    them; a row's padding belongs to its last example there too).
+    """
+    input_ids = torch.full((n_rows, width), pad_token_id, dtype=torch.long)
+    labels = torch.full((n_rows, width), IGNORE_INDEX, dtype=torch.long)
+    position_ids = torch.arange(width).repeat(n_rows, 1)
+    sequences = []
+    for r, row in enumerate(rows):
+        n = len(row["input_ids"])
+        input_ids[r, :n] = torch.tensor(row["input_ids"])
+        labels[r, :n] = torch.tensor(row["labels"])
+        start = 0
+        for length in row["lengths"]:
+            position_ids[r, start:] = torch.arange(width - start)
+            start += length
+        sequences += row["lengths"][:-1] + [row["lengths"][-1] + width - n]
+    sequences += [width] * (n_rows - len(rows))
+    batch = {"input_ids": input_ids, "position_ids": position_ids, "labels": labels,
+             REAL_TOKENS_KEY: sum(len(row["input_ids"]) for row in rows)}
+    if boundaries:
+        cumulative = torch.tensor([0, *itertools.accumulate(sequences)], dtype=torch.int32)
+        batch.update(cu_seq_lens_q=cumulative, cu_seq_lens_k=cumulative,
+                     max_length_q=max(sequences), max_length_k=max(sequences))
+    return batch
+
+
+@dataclass
+class PackingCollator:
+    """Packs a batch's examples into as few rows as fit, each no longer than the batch's longest example."""
 
     pad_token_id: int
     pad_to_multiple_of: int = 1
+    boundaries: bool = False  # also give the sequences' cumulative lengths (varlen attention)
 
-    def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+    def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, Any]:
         lengths = [len(f["input_ids"]) for f in features]
-        rows = pack_rows(lengths, max(lengths))
-        width = _padded_length(max(sum(lengths[i] for i in row) for row in rows), self.pad_to_multiple_of)
-        input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-        # Padding continues the last example's positions: it comes after every real token, so the
-        # causal mask already keeps it out of their attention, and its labels are ignored.
-        position_ids = torch.arange(width).repeat(len(rows), 1)
-        for row, members in enumerate(rows):
-            start = 0
-            for index in members:
-                n = lengths[index]
-                input_ids[row, start:start + n] = torch.tensor(features[index]["input_ids"])
-                labels[row, start + 1:start + n] = torch.tensor(features[index]["labels"][1:])
-                position_ids[row, start:] = torch.arange(width - start)
-                start += n
-        return {"input_ids": input_ids, "position_ids": position_ids, "labels": labels,
-                REAL_TOKENS_KEY: sum(lengths)}
+        rows = [_packed_row([features[i] for i in members]) for members in pack_rows(lengths, max(lengths))]
+        width = _padded_length(max(len(row["input_ids"]) for row in rows), self.pad_to_multiple_of)
+        return _packed_batch(rows, width, len(rows), self.pad_token_id, self.boundaries)
 
 
-def make_collator(batching: str, pad_token_id: int, pad_to_multiple_of: int = 1) -> Any:
-    """The collator for a config's `batching` setting."""
-    collator = PackingCollator if batching == "packing" else PadCollator
-    return collator(pad_token_id, pad_to_multiple_of)
+@dataclass
+class FixedPackingCollator:
+    """Batches of rows packed beforehand (`pack_dataset`), every batch [rows_per_batch, width].
+
+    One shape for every step is what compiled layers need (a new shape recompiles them); a last,
+    short batch is filled with rows of padding, which count as no tokens.
+    """
+
+    pad_token_id: int
+    width: int
+    rows_per_batch: int
+    boundaries: bool = False
+
+    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
+        return _packed_batch(rows, self.width, max(self.rows_per_batch, len(rows)), self.pad_token_id,
+                             self.boundaries)
+
+
+def packed_width(max_seq_length: int, pad_to_multiple_of: int) -> int:
+    """The row width of `fixed_packing`: the longest example allowed, rounded up to the multiple."""
+    return _padded_length(max_seq_length, pad_to_multiple_of)
+
+
+def make_collator(batching: str, pad_token_id: int, pad_to_multiple_of: int = 1, *, rows_per_batch: int = 1,
+                  max_seq_length: int = 0, boundaries: bool = False) -> Any:
+    """The collator for a config's `batching` setting (`boundaries`: packed batches carry varlen kwargs)."""
+    if batching == "fixed_packing":
+        return FixedPackingCollator(pad_token_id, packed_width(max_seq_length, pad_to_multiple_of),
+                                    rows_per_batch, boundaries)
+    if batching == "packing":
+        return PackingCollator(pad_token_id, pad_to_multiple_of, boundaries)
+    return PadCollator(pad_token_id, pad_to_multiple_of)

@@ -55,12 +55,16 @@ class LoraTrainingConfig(BaseModel):
     # Batches
     per_device_batch_size: int = Field(8, gt=0)
     gradient_accumulation_steps: int = Field(1, gt=0)
-    batching: Literal["group_by_length", "packing"] = "group_by_length"
+    # group_by_length: padded batches of similar lengths; packing: a batch's examples packed into rows as
+    # wide as its longest; fixed_packing: all examples packed once into rows of max_seq_length tokens, so
+    # every batch (per_device_batch_size rows) has one shape
+    batching: Literal["group_by_length", "packing", "fixed_packing"] = "group_by_length"
     max_seq_length: int = Field(2048, gt=0)
     # Hardware
     bf16: Literal["auto"] | bool = "auto"
     gradient_checkpointing: bool = False
     fused_lora: bool = True  # plain LoRA layers train through adapters/fused_lora.py (same maths, fewer passes)
+    torch_compile: bool = False  # CUDA: each decoder layer compiled (adapters/compiled_layers.py); use fixed_packing
     qlora_4bit: bool = False
     # Evaluation, checkpoints, logging
     dev_fraction: float = Field(0.1, ge=0, lt=1)

@@ -1,10 +1,12 @@
 """Training one LoRA adapter with transformers' Trainer, so accelerate and torchrun scale it unchanged.
 
 What ax adds to a plain Trainer run: completion-only loss on the client's exact text (dataset.py),
-batches padded to their longest or packed (collate.py) with length-grouped sampling, eval loss on
-a dev split with early stopping, checkpoints that `resume=True` continues from after a crash,
-LoRA layers that train in fewer passes (fused_lora.py), LoRA+ when asked, and a count of real
-(non-padding) tokens for an honest tokens/s.
+batches padded to their longest or packed (collate.py) with length-grouped sampling, packed rows
+attending through flash attention's variable-length kernel on a GPU (varlen_attention.py), eval
+loss on a dev split with early stopping, checkpoints that `resume=True` continues from after a
+crash, LoRA layers that train in fewer passes (fused_lora.py) or compiled decoder layers
+(compiled_layers.py), LoRA+ when asked, and a count of real (non-padding) tokens for an honest
+tokens/s, over the whole run and after the first steps (which compile and warm up).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -20,20 +23,23 @@ from typing import Any
 import torch
 from accelerate import PartialState
 from pydantic import BaseModel
-from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
-from ax.adapters.collate import REAL_TOKENS_KEY, make_collator
+from ax.adapters.collate import REAL_TOKENS_KEY, make_collator, pack_dataset, packed_width
+from ax.adapters.compiled_layers import compiled_layers
 from ax.adapters.config import LoraTrainingConfig
 from ax.adapters.dataset import TrainingPair, data_hash, encode_pairs, split_dev
 from ax.adapters.fused_lora import fused_lora
 from ax.adapters.peft_model import attach_lora, resolve_target_modules
 from ax.adapters.store import AdapterManifest, check_name, save_adapter
+from ax.adapters.varlen_attention import varlen_attention, varlen_supported
 from ax.errors import AxError
 from ax.model import LoadedModel, atomic_write_text
 
 log = logging.getLogger(__name__)
 RUN_FILE = "ax_run.json"  # what a run directory's checkpoints were trained on, checked before resuming
+WARMUP_STEPS = 3  # steps left out of the steady throughput: compilation, allocator and kernel warm-up
 
 
 class TrainMetrics(BaseModel):
@@ -49,6 +55,8 @@ class TrainMetrics(BaseModel):
     train_tokens: int  # real tokens of the training examples (one epoch)
     tokens_seen: int  # real tokens processed in this session (padding excluded)
     tokens_per_second: float
+    # After the first WARMUP_STEPS steps of this session (None when too few steps followed them)
+    steady_tokens_per_second: float | None = None
     wall_time_s: float
 
 
@@ -75,6 +83,35 @@ class AdapterTrainer(Trainer):
         if count is not None and model.training:
             self.real_tokens += count
         return super().compute_loss(model, inputs, *args, **kwargs)
+
+
+class SteadyThroughput(TrainerCallback):
+    """This process's real tokens per second over the steps after the first WARMUP_STEPS of a session.
+
+    The device is synchronized at both ends (twice a run), so queued GPU work is counted where it
+    ran; checkpoints and evaluations in between are counted too.
+    """
+
+    def __init__(self, trainer: AdapterTrainer):
+        self.trainer = trainer
+        self.steps = 0
+        self.start: tuple[float, int] | None = None
+        self.tokens_per_second: float | None = None
+
+    def _mark(self) -> tuple[float, int]:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return time.perf_counter(), self.trainer.real_tokens
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps += 1
+        if self.steps == WARMUP_STEPS:
+            self.start = self._mark()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.start is not None and self.steps > WARMUP_STEPS + 1:
+            end = self._mark()
+            self.tokens_per_second = (end[1] - self.start[1]) / (end[0] - self.start[0])
 
 
 def _checkpointing_arguments(enabled: bool) -> dict[str, Any]:
@@ -106,6 +143,9 @@ def training_arguments(config: LoraTrainingConfig, run_dir: Path, *, has_dev: bo
         bf16=config.use_bf16(cuda),
         **_checkpointing_arguments(config.gradient_checkpointing),
         dataloader_pin_memory=cuda,
+        # Batches are copied to the GPU while it runs the step before; a blocking copy waits for
+        # that step to finish first, leaving the GPU idle until the next forward is queued.
+        accelerator_config={"non_blocking": cuda},
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=config.save_total_limit,
@@ -191,12 +231,16 @@ def _prepare_run_dir(run_dir: Path, identity: dict[str, Any], resume: bool) -> s
 
 def train_adapter(base: LoadedModel, train_pairs: list[TrainingPair], config: LoraTrainingConfig, *,
                   run_dir: str | Path, dev_pairs: list[TrainingPair] | None = None,
-                  resume: bool = False) -> TrainResult:
+                  resume: bool = False, callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
     """Train a LoRA adapter on `base` (whose model it wraps in place) and return it with its metrics.
 
     Without `dev_pairs`, `config.dev_fraction` of the training pairs is held out for eval loss and
     early stopping. Checkpoints go to `run_dir`; with `resume=True` training continues from the last.
+    `callbacks` are the Trainer's, added to ax's own.
     """
+    if config.torch_compile and not torch.cuda.is_available():
+        raise AxError("torch_compile: true compiles the decoder layers for a CUDA GPU; none is available. "
+                      "Set torch_compile: false to train on this machine.")
     if dev_pairs is None:
         train_pairs, dev_pairs = split_dev(train_pairs, config.dev_fraction, config.seed)
     if not train_pairs:
@@ -218,16 +262,28 @@ def train_adapter(base: LoadedModel, train_pairs: list[TrainingPair], config: Lo
     torch.manual_seed(config.seed)
     model = attach_lora(base.model, config)
     args = training_arguments(config, run_dir, has_dev=has_dev)
-    collator = make_collator(config.batching, tokenizer.pad_token_id,
-                             pad_to_multiple_of=8 if torch.cuda.is_available() else 1)
-    callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if has_dev and config.early_stopping_patience else []
+    multiple = 8 if torch.cuda.is_available() else 1
+    varlen = config.batching != "group_by_length" and varlen_supported(
+        base.model, torch.bfloat16 if args.bf16 else base.model.dtype)
+    collator = make_collator(config.batching, tokenizer.pad_token_id, multiple, boundaries=varlen,
+                             rows_per_batch=config.per_device_batch_size, max_seq_length=config.max_seq_length)
+    train_set, dev_set = train_data.examples, dev_data.examples
+    if config.batching == "fixed_packing":
+        width = packed_width(config.max_seq_length, multiple)
+        train_set, dev_set = pack_dataset(train_set, width), pack_dataset(dev_set, width)
+    stopping = [EarlyStoppingCallback(config.early_stopping_patience)] if has_dev and config.early_stopping_patience else []
     trainer = AdapterTrainer(
-        model=model, args=args, train_dataset=train_data.examples,
-        eval_dataset=dev_data.examples if has_dev else None, data_collator=collator,
-        optimizers=(loraplus_optimizer(model, config), None), callbacks=callbacks,
+        model=model, args=args, train_dataset=train_set,
+        eval_dataset=dev_set if has_dev else None, data_collator=collator,
+        optimizers=(loraplus_optimizer(model, config), None), callbacks=[*stopping, *callbacks],
     )
+    throughput = SteadyThroughput(trainer)
+    trainer.add_callback(throughput)
     started = time.perf_counter()
-    with attention_without_cudnn(), _autocast_owns_dtypes(model, args.bf16), fused_lora(model, config.fused_lora):
+    # Compiled layers fuse LoRA's passes themselves (and faster than fused_lora.py inside a graph).
+    with (attention_without_cudnn(), _autocast_owns_dtypes(model, args.bf16),
+          fused_lora(model, config.fused_lora and not config.torch_compile),
+          compiled_layers(model, config.torch_compile), varlen_attention(base.model, varlen)):
         output = trainer.train(resume_from_checkpoint=checkpoint)
         wall = time.perf_counter() - started
         eval_loss = trainer.evaluate()["eval_loss"] if has_dev else None
@@ -238,7 +294,8 @@ def train_adapter(base: LoadedModel, train_pairs: list[TrainingPair], config: Lo
         resumed_from_step=int(Path(checkpoint).name.split("-")[-1]) if checkpoint else None,
         train_examples=len(train_data.examples), dev_examples=len(dev_data.examples),
         dropped_examples=train_data.dropped + dev_data.dropped, train_tokens=train_data.tokens,
-        tokens_seen=tokens_seen, tokens_per_second=tokens_seen / runtime if runtime else 0.0, wall_time_s=wall,
+        tokens_seen=tokens_seen, tokens_per_second=tokens_seen / runtime if runtime else 0.0,
+        steady_tokens_per_second=throughput.tokens_per_second, wall_time_s=wall,
     )
     trainer.model.eval()
     return TrainResult(trainer.model, metrics, config, fingerprint, trainer.is_world_process_zero())

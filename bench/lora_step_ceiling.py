@@ -130,11 +130,6 @@ def time_steps(model, base, optimizer, ids, compile_mode, steps, fused, attentio
             return None
 
 
-KERNEL_KINDS = (("attention", ("sdpa", "cudnn", "flash", "fmha", "attention")),
-                ("gemm", ("gemm", "cutlass", "nvjet", "cublas", "xmma", "sm90")),
-                ("inductor", ("triton",)))
-
-
 def print_profile(forward, optimizer, ids) -> None:
     """The profiler's table of three steps, then their GPU kernel time a step by kind of kernel."""
     activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
@@ -142,16 +137,7 @@ def print_profile(forward, optimizer, ids) -> None:
         for _ in range(3):
             train_step(forward, optimizer, ids)
         torch.cuda.synchronize()
-    events = prof.key_averages()
-    print(events.table(sort_by="cuda_time_total", row_limit=30), flush=True)
-    kinds = dict.fromkeys([kind for kind, _ in KERNEL_KINDS] + ["other"], 0.0)
-    for event in events:
-        if event.device_type == torch.autograd.DeviceType.CUDA:
-            name = event.key.lower()
-            kind = next((kind for kind, marks in KERNEL_KINDS if any(m in name for m in marks)), "other")
-            kinds[kind] += event.self_device_time_total / 3 / 1000
-    print(f"kernel ms a step: {sum(kinds.values()):.1f} =", ", ".join(f"{k} {v:.1f}" for k, v in kinds.items()),
-          flush=True)
+    tt.print_kernel_times(prof, 3)
 
 
 for spec in sys.argv[2].split(";"):

@@ -5,10 +5,13 @@ log-normally as real prompts are), same batch size, one epoch each, one process.
 
   ax (group_by_length)   length-grouped batches, each padded to its own longest example
   ax (packing)           several examples per row, attention kept apart by position_ids
+  ax (fixed_packing)     all examples packed once into rows of the longest example's width: one
+                         batch shape every step (with --torch-compile: decoder layers compiled)
   baseline               random batches, `padding="max_length"` to the longest example of the
                          data (the smallest fixed length that truncates nothing), default collator
 
-Reported: real (non-padding) tokens per second of each, and ax / baseline; on CPU also per
+Reported: real (non-padding) tokens per second of each, and ax / baseline; for ax's paths on a
+GPU also after their first 3 steps ("steady", which leaves compilation and warm-up out); on CPU also per
 second of process CPU time, which a machine shared with other jobs disturbs less than wall time
 (on a crowded 2-core machine run with OMP_NUM_THREADS=1: spinning OpenMP threads swamp both).
 transformers' length grouping sorts within mega-batches of min(n // (4 * batch), 50) batches, so
@@ -20,7 +23,8 @@ small example counts (e.g. the 32 of --model smollm2) group weakly; packing does
 
 MFU counts 4 N FLOPs per trained token (LoRA: forward 2N, backward through activations 2N, no
 gradients for frozen weights), N = the weights used in matmuls per token (all but the input
-embedding), attention-score FLOPs left out, against 989 TFLOP/s (H100 SXM, dense bf16).
+embedding), attention-score FLOPs left out, against 989 TFLOP/s (H100 SXM, dense bf16). Padding
+tokens are computed but not counted.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import TrainerCallback
 
 from ax.adapters.config import LoraTrainingConfig
 from ax.adapters.dataset import TrainingPair, encode_pairs
@@ -63,22 +68,23 @@ def make_pairs(tokenizer, n: int, median_tokens: int, seed: int = 0) -> list[Tra
 
 
 def bench_config(batch_size: int, batching: str, max_length: int, checkpointing: bool = False,
-                 fused: bool = True) -> LoraTrainingConfig:
+                 fused: bool = True, compiled: bool = False, optimizer: str = "adamw_torch") -> LoraTrainingConfig:
     return LoraTrainingConfig(per_device_batch_size=batch_size, batching=batching, max_seq_length=max_length,
-                              gradient_checkpointing=checkpointing, fused_lora=fused,
+                              gradient_checkpointing=checkpointing, fused_lora=fused, torch_compile=compiled,
+                              optimizer=optimizer,
                               num_epochs=1, dev_fraction=0.0, save_steps=1_000_000, logging_steps=1_000_000,
                               lora_dropout=0.0, warmup_ratio=0.0)
 
 
 def run_ax(load, pairs, batch_size: int, batching: str, max_length: int, run_dir: Path,
-           checkpointing: bool = False, fused: bool = True) -> dict:
+           checkpointing: bool = False, fused: bool = True, compiled: bool = False, optimizer: str = "adamw_torch",
+           callbacks=()) -> dict:
     base = load()
     cpu = time.process_time()
-    result = train_adapter(base, pairs, bench_config(batch_size, batching, max_length, checkpointing, fused),
-                           run_dir=run_dir)
-    m = result.metrics
+    config = bench_config(batch_size, batching, max_length, checkpointing, fused, compiled, optimizer)
+    m = train_adapter(base, pairs, config, run_dir=run_dir, callbacks=callbacks).metrics
     return {"tokens": m.tokens_seen, "seconds": m.tokens_seen / m.tokens_per_second, "steps": m.steps,
-            "cpu_seconds": time.process_time() - cpu}
+            "cpu_seconds": time.process_time() - cpu, "steady": m.steady_tokens_per_second}
 
 
 def run_baseline(load, pairs, batch_size: int, max_length: int, run_dir: Path) -> dict:
@@ -106,6 +112,51 @@ def run_baseline(load, pairs, batch_size: int, max_length: int, run_dir: Path) -
     real = sum(sum(r["attention_mask"]) for r in rows)
     return {"tokens": real, "seconds": output.metrics["train_runtime"], "steps": output.global_step,
             "cpu_seconds": time.process_time() - cpu}
+
+
+KERNEL_KINDS = (("attention", ("sdpa", "cudnn", "flash", "fmha", "attention")),
+                ("gemm", ("gemm", "cutlass", "nvjet", "cublas", "xmma", "sm90")),
+                ("inductor", ("triton",)))
+
+
+def print_kernel_times(prof, steps: int) -> None:
+    """A torch.profiler run's table, then its GPU kernel time a step by kind of kernel."""
+    events = prof.key_averages()
+    print(events.table(sort_by="cuda_time_total", row_limit=30), flush=True)
+    kinds = dict.fromkeys([kind for kind, _ in KERNEL_KINDS] + ["other"], 0.0)
+    for event in events:
+        if event.device_type == torch.autograd.DeviceType.CUDA:
+            name = event.key.lower()
+            kind = next((kind for kind, marks in KERNEL_KINDS if any(m in name for m in marks)), "other")
+            kinds[kind] += event.self_device_time_total / steps / 1000
+    print(f"kernel ms a step: {sum(kinds.values()):.1f} =", ", ".join(f"{k} {v:.1f}" for k, v in kinds.items()),
+          flush=True)
+
+
+class StepProfile(TrainerCallback):
+    """torch.profiler over `count` Trainer steps after the first `start`: its table, kernel and wall time a step."""
+
+    def __init__(self, start: int = 10, count: int = 3):
+        self.start, self.count, self.steps = start, count, 0
+        self.profiler = self.started = None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.steps == self.start:
+            torch.cuda.synchronize()
+            activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+            self.profiler = torch.profiler.profile(activities=activities)
+            self.profiler.__enter__()
+            self.started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps += 1
+        if self.profiler is not None and self.steps == self.start + self.count:
+            torch.cuda.synchronize()
+            wall = (time.perf_counter() - self.started) / self.count * 1000
+            self.profiler.__exit__(None, None, None)
+            print_kernel_times(self.profiler, self.count)
+            print(f"wall ms a step (profiled): {wall:.1f}", flush=True)
+            self.profiler = None
 
 
 def matmul_params(model) -> int:
@@ -152,10 +203,14 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true",
                         help="ax's paths only (the baseline pads every row to the longest: it runs out of GPU memory "
                              "first at large batches)")
-    parser.add_argument("--batching", choices=("group_by_length", "packing"), action="append",
+    parser.add_argument("--batching", choices=("group_by_length", "packing", "fixed_packing"), action="append",
                         help="ax's batching to run (repeatable; default both)")
     parser.add_argument("--attn-implementation", default="sdpa", help="--cuda: transformers' attention (e.g. flex_attention)")
     parser.add_argument("--no-fused-lora", action="store_true", help="ax's paths train through PEFT's own LoRA layers")
+    parser.add_argument("--torch-compile", action="store_true", help="--cuda: ax's paths compile each decoder layer")
+    parser.add_argument("--optimizer", default="adamw_torch", help="ax's paths: the config's optimizer")
+    parser.add_argument("--profile", action="store_true",
+                        help="--cuda: torch.profiler table of steps 11-13 of each of ax's runs")
     parser.add_argument("--gradient-checkpointing", action="store_true",
                         help="ax's paths recompute activations (larger batches fit; MFU does not count the recompute)")
     args = parser.parse_args()
@@ -183,7 +238,8 @@ def main() -> None:
         for batching in args.batching or ("group_by_length", "packing"):
             results[f"ax ({batching})"] = run_ax(load, pairs, args.batch_size, batching, max_length,
                                                  Path(work) / batching, args.gradient_checkpointing,
-                                                 not args.no_fused_lora)
+                                                 not args.no_fused_lora, args.torch_compile, args.optimizer,
+                                                 [StepProfile()] if args.profile else [])
     baseline = results.get(BASELINE)
     for name, r in results.items():
         rate = r["tokens"] / r["seconds"]
@@ -192,6 +248,8 @@ def main() -> None:
             line += f"  x{rate / (baseline['tokens'] / baseline['seconds']):.2f}"
         if args.cuda:
             line += f"  MFU {rate * 4 * n_matmul / H100_BF16_PEAK:.1%}"
+            if r.get("steady"):
+                line += f"  | steady {r['steady']:>9,.0f} tokens/s  MFU {r['steady'] * 4 * n_matmul / H100_BF16_PEAK:.1%}"
         else:  # process CPU time: steadier than wall time on a shared machine
             cpu_rate = r["tokens"] / r["cpu_seconds"]
             line += f"  | {r['cpu_seconds']:>8.2f} CPU-s {cpu_rate:>8,.0f} tokens/CPU-s"

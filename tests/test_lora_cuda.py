@@ -6,6 +6,7 @@ Skipped without a CUDA GPU; QLoRA also needs bitsandbytes.
 from __future__ import annotations
 
 import importlib.util
+import math
 
 import pytest
 import torch
@@ -42,3 +43,19 @@ def test_cuda_training_saves_an_adapter_the_full_base_loads(tiny_model_dir, tmp_
     full = LocalBackend(load_model(str(tiny_model_dir)))
     full.load_adapter("toy", tmp_path / "toy")  # the manifest's base fingerprint must match the full base
     full.close()
+
+
+def test_cuda_training_through_fixed_packing_varlen_attention_and_compiled_layers(tiny_model_dir, tmp_path):
+    from ax.adapters.compiled_layers import decoder_layers
+    from ax.adapters.varlen_attention import varlen_supported
+
+    config = LoraTrainingConfig(batching="fixed_packing", torch_compile=True, max_seq_length=80, **FAST)
+    base = load_training_base(str(tiny_model_dir), config)
+    own = base.model.config._attn_implementation
+    assert varlen_supported(base.model, torch.bfloat16)
+    result, manifest = train_and_save(base, pairs(base.tokenizer), config, domain="toy", target=tmp_path / "toy")
+    assert result.metrics.steps == 6 and manifest is not None
+    assert math.isfinite(result.metrics.train_loss) and result.metrics.steady_tokens_per_second > 0
+    # Afterwards the model is the plain one again: its own attention, no compiled layers.
+    assert base.model.config._attn_implementation == own
+    assert all(layer._compiled_call_impl is None for layer in decoder_layers(result.model))

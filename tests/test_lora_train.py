@@ -40,19 +40,30 @@ def completion_loss(model, tokenizer, pairs) -> float:
         return model(**batch).loss.item()
 
 
-@pytest.mark.parametrize("batching", ["group_by_length", "packing"])
+@pytest.mark.parametrize("batching", ["group_by_length", "packing", "fixed_packing"])
 def test_training_lowers_loss_on_a_memorizable_set(base, pairs, tmp_path, batching):
     before = completion_loss(base.model.eval(), base.tokenizer, pairs)
-    config = LoraTrainingConfig(max_steps=12, save_steps=100, batching=batching, **FAST)
+    # fixed_packing: rows of 80 tokens hold two examples each (36-38 tokens), so a step of 4 rows is an epoch
+    config = LoraTrainingConfig(max_steps=12, save_steps=100, batching=batching, max_seq_length=80, **FAST)
     result = train_adapter(base, pairs, config, run_dir=tmp_path / "run", dev_pairs=pairs[:4])
     after = completion_loss(result.model, base.tokenizer, pairs)
     assert after < 0.3 * before, (before, after)
     m = result.metrics
     assert m.steps == 12 and m.eval_loss is not None and m.eval_loss < 0.3 * before
     assert m.train_examples == 8 and m.dev_examples == 4 and m.dropped_examples == 0
-    assert m.tokens_seen == 6 * m.train_tokens  # 12 steps x 4 = 48 examples = 6 epochs of 8, padding excluded
+    epochs = 12 if batching == "fixed_packing" else 6  # else 12 steps x 4 = 48 examples = 6 epochs of 8
+    assert m.tokens_seen == epochs * m.train_tokens  # padding excluded
+    assert m.steady_tokens_per_second > 0
     assert m.tokens_per_second > 0 and m.wall_time_s > 0
     assert result.config.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the refusal on a machine without a GPU")
+def test_torch_compile_without_a_gpu_is_refused_before_training(base, pairs, tmp_path):
+    config = LoraTrainingConfig(max_steps=2, torch_compile=True, **FAST)
+    with pytest.raises(AxError, match="torch_compile: true .* CUDA GPU"):
+        train_adapter(base, pairs, config, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_saved_adapter_loads_in_plain_peft_with_the_same_logits(base, pairs, tiny_model_dir, tmp_path):
