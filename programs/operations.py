@@ -74,7 +74,7 @@ def make_item(rng: random.Random, difficulty: str) -> dict:
     else:
         demand_text = "{weekly} units per week" if difficulty == "hard" else "{demand} units a day"
         lead_text = "{weeks}" if difficulty == "hard" and lead % 7 == 0 else "{lead} days"
-        sentences = [f"We have {{on_hand}} {{item}} ({{sku}}) [in the warehouse|on the shelves|in stock] today.",
+        sentences = ["We have {on_hand} {item} ({sku}) [in the warehouse|on the shelves|in stock] today.",
                      f"[We use|Customers take|We ship] {demand_text} on average.",
                      f"The supplier [needs|takes|quotes] {lead_text} to deliver.",
                      "Policy is to keep {safety} units as safety stock."]
