@@ -35,9 +35,9 @@ except ImportError:  # before PyTorch 2.10
 # Imported here, not in the attention function: an import inside a compiled layer breaks its graph.
 _PARAMETERS = frozenset(inspect.signature(varlen_attn).parameters) if varlen_attn else frozenset()
 # PyTorch 2.10's first version takes `is_causal` only: no scale, window or grouped heads. 2.11 adds
-# the scale and windows, and hands fewer key than query heads to its kernel as they are (which
-# groups them: outputs and gradients identical to repeated heads on the lent H200); 2.12 asks for
-# `enable_gqa` to do so.
+# the scale and windows, and hands fewer key than query heads to its kernel as they are, which
+# groups them (tests/test_packed_training.py's grouped Llama passed so on the lent H200); 2.12 asks
+# for `enable_gqa` to do so.
 _WINDOWS = "window_size" in _PARAMETERS
 _FLAGGED_GROUPS = "enable_gqa" in _PARAMETERS
 
