@@ -154,16 +154,14 @@ class FixedPackingCollator:
                              self.boundaries)
 
 
-def packed_width(max_seq_length: int, pad_to_multiple_of: int) -> int:
-    """The row width of `fixed_packing`: the longest example allowed, rounded up to the multiple."""
-    return _padded_length(max_seq_length, pad_to_multiple_of)
-
-
 def make_collator(batching: str, pad_token_id: int, pad_to_multiple_of: int = 1, *, rows_per_batch: int = 1,
                   max_seq_length: int = 0, boundaries: bool = False) -> Any:
-    """The collator for a config's `batching` setting (`boundaries`: packed batches carry varlen kwargs)."""
+    """The collator for a config's `batching` setting (`boundaries`: packed batches carry varlen kwargs).
+
+    fixed_packing's rows are as wide as the longest example allowed, rounded up to the multiple;
+    the data must be packed to the collator's `width` (`pack_dataset`)."""
     if batching == "fixed_packing":
-        return FixedPackingCollator(pad_token_id, packed_width(max_seq_length, pad_to_multiple_of),
+        return FixedPackingCollator(pad_token_id, _padded_length(max_seq_length, pad_to_multiple_of),
                                     rows_per_batch, boundaries)
     if batching == "packing":
         return PackingCollator(pad_token_id, pad_to_multiple_of, boundaries)

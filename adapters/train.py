@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
-from ax.adapters.collate import REAL_TOKENS_KEY, make_collator, pack_dataset, packed_width
+from ax.adapters.collate import REAL_TOKENS_KEY, make_collator, pack_dataset
 from ax.adapters.compiled_layers import compiled_layers
 from ax.adapters.config import LoraTrainingConfig
 from ax.adapters.dataset import TrainingPair, data_hash, encode_pairs, split_dev
@@ -262,15 +262,14 @@ def train_adapter(base: LoadedModel, train_pairs: list[TrainingPair], config: Lo
     torch.manual_seed(config.seed)
     model = attach_lora(base.model, config)
     args = training_arguments(config, run_dir, has_dev=has_dev)
-    multiple = 8 if torch.cuda.is_available() else 1
     varlen = config.batching != "group_by_length" and varlen_supported(
         base.model, torch.bfloat16 if args.bf16 else base.model.dtype)
-    collator = make_collator(config.batching, tokenizer.pad_token_id, multiple, boundaries=varlen,
-                             rows_per_batch=config.per_device_batch_size, max_seq_length=config.max_seq_length)
+    collator = make_collator(config.batching, tokenizer.pad_token_id, 8 if torch.cuda.is_available() else 1,
+                             boundaries=varlen, rows_per_batch=config.per_device_batch_size,
+                             max_seq_length=config.max_seq_length)
     train_set, dev_set = train_data.examples, dev_data.examples
     if config.batching == "fixed_packing":
-        width = packed_width(config.max_seq_length, multiple)
-        train_set, dev_set = pack_dataset(train_set, width), pack_dataset(dev_set, width)
+        train_set, dev_set = pack_dataset(train_set, collator.width), pack_dataset(dev_set, collator.width)
     stopping = [EarlyStoppingCallback(config.early_stopping_patience)] if has_dev and config.early_stopping_patience else []
     trainer = AdapterTrainer(
         model=model, args=args, train_dataset=train_set,

@@ -48,7 +48,7 @@ results = []
 
 def lora_model(batch: int, length: int, checkpointing: bool = False):
     base = load()
-    model = attach_lora(base.model, tt.bench_config(batch, "packing", length, checkpointing))
+    model = attach_lora(base.model, tt.bench_config(batch, "packing", length, gradient_checkpointing=checkpointing))
     return base, model
 
 

@@ -67,21 +67,16 @@ def make_pairs(tokenizer, n: int, median_tokens: int, seed: int = 0) -> list[Tra
     return pairs
 
 
-def bench_config(batch_size: int, batching: str, max_length: int, checkpointing: bool = False,
-                 fused: bool = True, compiled: bool = False, optimizer: str = "adamw_torch") -> LoraTrainingConfig:
+def bench_config(batch_size: int, batching: str, max_length: int, **settings) -> LoraTrainingConfig:
+    """One epoch, no dev split, checkpoints or logging; `settings` are other LoraTrainingConfig keys."""
     return LoraTrainingConfig(per_device_batch_size=batch_size, batching=batching, max_seq_length=max_length,
-                              gradient_checkpointing=checkpointing, fused_lora=fused, torch_compile=compiled,
-                              optimizer=optimizer,
                               num_epochs=1, dev_fraction=0.0, save_steps=1_000_000, logging_steps=1_000_000,
-                              lora_dropout=0.0, warmup_ratio=0.0)
+                              lora_dropout=0.0, warmup_ratio=0.0, **settings)
 
 
-def run_ax(load, pairs, batch_size: int, batching: str, max_length: int, run_dir: Path,
-           checkpointing: bool = False, fused: bool = True, compiled: bool = False, optimizer: str = "adamw_torch",
-           callbacks=()) -> dict:
+def run_ax(load, pairs, config: LoraTrainingConfig, run_dir: Path, callbacks=()) -> dict:
     base = load()
     cpu = time.process_time()
-    config = bench_config(batch_size, batching, max_length, checkpointing, fused, compiled, optimizer)
     m = train_adapter(base, pairs, config, run_dir=run_dir, callbacks=callbacks).metrics
     return {"tokens": m.tokens_seen, "seconds": m.tokens_seen / m.tokens_per_second, "steps": m.steps,
             "cpu_seconds": time.process_time() - cpu, "steady": m.steady_tokens_per_second}
@@ -216,6 +211,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.cuda and not torch.cuda.is_available():
         parser.error("--cuda needs a CUDA GPU")
+    if args.profile and not args.cuda:
+        parser.error("--profile times GPU kernels: give --cuda")
     small = not args.cuda and args.model == "smollm2"
     examples = args.examples or (32 if small else 512 if args.cuda else 256)
     median = args.median_tokens or (150 if args.cuda else 60)
@@ -232,13 +229,15 @@ def main() -> None:
           f"{min(lengths)}/{sorted(lengths)[len(lengths) // 2]}/{max_length}, batch {args.batch_size}, 1 epoch")
 
     with tempfile.TemporaryDirectory() as work:
-        run_ax(load, pairs[:2], 2, "group_by_length", max_length, Path(work) / "warmup")  # one step: kernels, caches
+        # One step first: kernels and caches warm up.
+        run_ax(load, pairs[:2], bench_config(2, "group_by_length", max_length), Path(work) / "warmup")
         results = {} if args.no_baseline else {
             BASELINE: run_baseline(load, pairs, args.batch_size, max_length, Path(work) / "b")}
         for batching in args.batching or ("group_by_length", "packing"):
-            results[f"ax ({batching})"] = run_ax(load, pairs, args.batch_size, batching, max_length,
-                                                 Path(work) / batching, args.gradient_checkpointing,
-                                                 not args.no_fused_lora, args.torch_compile, args.optimizer,
+            config = bench_config(args.batch_size, batching, max_length,
+                                  gradient_checkpointing=args.gradient_checkpointing, fused_lora=not args.no_fused_lora,
+                                  torch_compile=args.torch_compile, optimizer=args.optimizer)
+            results[f"ax ({batching})"] = run_ax(load, pairs, config, Path(work) / batching,
                                                  [StepProfile()] if args.profile else [])
     baseline = results.get(BASELINE)
     for name, r in results.items():
@@ -248,7 +247,7 @@ def main() -> None:
             line += f"  x{rate / (baseline['tokens'] / baseline['seconds']):.2f}"
         if args.cuda:
             line += f"  MFU {rate * 4 * n_matmul / H100_BF16_PEAK:.1%}"
-            if r.get("steady"):
+            if r.get("steady") and not args.profile:  # the profiled steps' processing falls in its window
                 line += f"  | steady {r['steady']:>9,.0f} tokens/s  MFU {r['steady'] * 4 * n_matmul / H100_BF16_PEAK:.1%}"
         else:  # process CPU time: steadier than wall time on a shared machine
             cpu_rate = r["tokens"] / r["cpu_seconds"]
