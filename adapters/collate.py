@@ -12,7 +12,8 @@ every step has the same shape, which compiled layers need.
 
 Each batch also carries `num_real_tokens` (non-padding tokens, a Python int: the Trainer moves
 tensors to the GPU, and reading one back there would wait for the step in flight) for the
-trainer's throughput count; `AdapterTrainer` removes it before the forward pass.
+trainer's throughput count, and `loss_positions` (where logits are needed, completion_loss.py);
+`AdapterTrainer` removes both before the forward pass.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
+from ax.adapters.completion_loss import LOSS_POSITIONS_KEY, loss_positions
 from ax.adapters.dataset import IGNORE_INDEX
 
 REAL_TOKENS_KEY = "num_real_tokens"
@@ -30,6 +33,12 @@ REAL_TOKENS_KEY = "num_real_tokens"
 
 def _padded_length(length: int, multiple: int) -> int:
     return -(-length // multiple) * multiple
+
+
+def _ids(values: list[int]) -> torch.Tensor:
+    """A list of token ids as a tensor, through numpy: `torch.tensor` of a Python list is several times
+    slower (a batch of 8 rows of 3,064 tokens took 16 ms to collate here, 4 ms through numpy)."""
+    return torch.from_numpy(np.asarray(values, dtype=np.int64))
 
 
 @dataclass
@@ -46,11 +55,11 @@ class PadCollator:
         attention_mask = torch.zeros((len(features), width), dtype=torch.long)
         for row, feature in enumerate(features):
             n = len(feature["input_ids"])
-            input_ids[row, :n] = torch.tensor(feature["input_ids"])
-            labels[row, :n] = torch.tensor(feature["labels"])
+            input_ids[row, :n] = _ids(feature["input_ids"])
+            labels[row, :n] = _ids(feature["labels"])
             attention_mask[row, :n] = 1
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
-                REAL_TOKENS_KEY: int(attention_mask.sum())}
+                REAL_TOKENS_KEY: int(attention_mask.sum()), LOSS_POSITIONS_KEY: loss_positions(labels)}
 
 
 def pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:
@@ -104,8 +113,8 @@ def _packed_batch(rows: list[dict[str, list[int]]], width: int, n_rows: int, pad
     sequences = []
     for r, row in enumerate(rows):
         n = len(row["input_ids"])
-        input_ids[r, :n] = torch.tensor(row["input_ids"])
-        labels[r, :n] = torch.tensor(row["labels"])
+        input_ids[r, :n] = _ids(row["input_ids"])
+        labels[r, :n] = _ids(row["labels"])
         start = 0
         for length in row["lengths"]:
             position_ids[r, start:] = torch.arange(width - start)
@@ -113,7 +122,7 @@ def _packed_batch(rows: list[dict[str, list[int]]], width: int, n_rows: int, pad
         sequences += row["lengths"][:-1] + [row["lengths"][-1] + width - n]
     sequences += [width] * (n_rows - len(rows))
     batch = {"input_ids": input_ids, "position_ids": position_ids, "labels": labels,
-             REAL_TOKENS_KEY: sum(len(row["input_ids"]) for row in rows)}
+             REAL_TOKENS_KEY: sum(len(row["input_ids"]) for row in rows), LOSS_POSITIONS_KEY: loss_positions(labels)}
     if boundaries:
         cumulative = torch.tensor([0, *itertools.accumulate(sequences)], dtype=torch.int32)
         batch.update(cu_seq_lens_q=cumulative, cu_seq_lens_k=cumulative,

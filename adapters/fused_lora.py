@@ -55,7 +55,7 @@ class _LoraLinear(torch.autograd.Function):
         return grad_x, None, None, grad_a, grad_b, None, grad_dropped
 
 
-def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
     """The dtype autocast would run this layer's matmuls in (the input's own without autocast)."""
     device = x.device.type
     return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
@@ -71,14 +71,22 @@ def _fusable(module: Any) -> bool:
             and (base.bias is None or not base.bias.requires_grad))
 
 
+def plain_lora_adapter(module: Any) -> str | None:
+    """The adapter a LoRA layer adds now as a plain low-rank product; None where PEFT's forward is needed
+    (adapters disabled or merged, several active, DoRA or another variant)."""
+    active = module.active_adapters
+    if (module.disable_adapters or module.merged or len(active) != 1 or active[0] not in module.lora_A
+            or active[0] in module.lora_variant):
+        return None
+    return active[0]
+
+
 def _fused_forward(module: Any, peft_forward: Any) -> Any:
     def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        active = module.active_adapters
-        if (args or kwargs or module.disable_adapters or module.merged or len(active) != 1
-                or active[0] not in module.lora_A or active[0] in module.lora_variant):
+        name = plain_lora_adapter(module)
+        if args or kwargs or name is None:
             return peft_forward(x, *args, **kwargs)
-        name = active[0]
-        dtype = _compute_dtype(x)
+        dtype = compute_dtype(x)
         base = module.get_base_layer()
         dropout = module.lora_dropout[name]
         dropped = None if isinstance(dropout, torch.nn.Identity) else dropout(x).to(dtype)

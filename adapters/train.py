@@ -1,12 +1,14 @@
 """Training one LoRA adapter with transformers' Trainer, so accelerate and torchrun scale it unchanged.
 
 What ax adds to a plain Trainer run: completion-only loss on the client's exact text (dataset.py),
-batches padded to their longest or packed (collate.py) with length-grouped sampling, packed rows
-attending through flash attention's variable-length kernel on a GPU (varlen_attention.py), eval
-loss on a dev split with early stopping, checkpoints that `resume=True` continues from after a
-crash, LoRA layers that train in fewer passes (fused_lora.py) or compiled decoder layers
-(compiled_layers.py), LoRA+ when asked, and a count of real (non-padding) tokens for an honest
-tokens/s, over the whole run and after the first steps (which compile and warm up).
+with logits computed at the completion positions only (completion_loss.py), batches padded to
+their longest or packed (collate.py) with length-grouped sampling, packed rows attending through
+flash attention's variable-length kernel on a GPU (varlen_attention.py), eval loss on a dev split
+with early stopping, checkpoints that `resume=True` continues from after a crash, LoRA layers that
+train in fewer passes (fused_lora.py) or compiled decoder layers (compiled_layers.py) whose LoRA
+layers share their input's products (shared_lora_input.py), LoRA+ when asked, and a count of real
+(non-padding) tokens for an honest tokens/s, over the whole run and after the first steps (which
+compile and warm up).
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from ax.adapters.collate import REAL_TOKENS_KEY, make_collator, pack_dataset
 from ax.adapters.compiled_layers import compiled_layers
+from ax.adapters.completion_loss import LOSS_POSITIONS_KEY, completion_loss, logits_at
 from ax.adapters.config import LoraTrainingConfig
 from ax.adapters.dataset import TrainingPair, data_hash, encode_pairs, split_dev
 from ax.adapters.fused_lora import fused_lora
 from ax.adapters.peft_model import attach_lora, resolve_target_modules
+from ax.adapters.shared_lora_input import shared_lora_input
 from ax.adapters.store import AdapterManifest, check_name, save_adapter
 from ax.adapters.varlen_attention import varlen_attention, varlen_supported
 from ax.errors import AxError
@@ -72,17 +76,26 @@ class TrainResult:
 
 
 class AdapterTrainer(Trainer):
-    """A Trainer that counts real training tokens (the collator's `num_real_tokens`) for tokens/s."""
+    """A Trainer that computes logits where the loss needs them only (completion_loss.py) and counts
+    real training tokens (the collator's `num_real_tokens`) for tokens/s."""
 
     def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+        # The Trainer's own hook for a custom loss keeps its scaling for gradient accumulation and
+        # for tokens averaged across devices.
+        super().__init__(*args, compute_loss_func=self._completion_loss, **kwargs)
         self.real_tokens = 0
+        self._positions: torch.Tensor | None = None
 
     def compute_loss(self, model, inputs, *args, **kwargs):
-        count = inputs.pop(REAL_TOKENS_KEY, None)
-        if count is not None and model.training:
+        count = inputs.pop(REAL_TOKENS_KEY)
+        if model.training:
             self.real_tokens += count
-        return super().compute_loss(model, inputs, *args, **kwargs)
+        self._positions = inputs.pop(LOSS_POSITIONS_KEY)
+        with logits_at(self.accelerator.unwrap_model(model), self._positions):
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
+    def _completion_loss(self, outputs, labels, num_items_in_batch=None):
+        return completion_loss(outputs.logits, labels, self._positions, num_items_in_batch)
 
 
 class SteadyThroughput(TrainerCallback):
@@ -279,9 +292,11 @@ def train_adapter(base: LoadedModel, train_pairs: list[TrainingPair], config: Lo
     throughput = SteadyThroughput(trainer)
     trainer.add_callback(throughput)
     started = time.perf_counter()
-    # Compiled layers fuse LoRA's passes themselves (and faster than fused_lora.py inside a graph).
+    # Compiled layers fuse LoRA's passes themselves (and faster than fused_lora.py inside a graph);
+    # what they cannot fuse is the reading of one input by several LoRA layers (shared_lora_input.py).
     with (attention_without_cudnn(), _autocast_owns_dtypes(model, args.bf16),
           fused_lora(model, config.fused_lora and not config.torch_compile),
+          shared_lora_input(model, config.torch_compile),
           compiled_layers(model, config.torch_compile), varlen_attention(base.model, varlen)):
         output = trainer.train(resume_from_checkpoint=checkpoint)
         wall = time.perf_counter() - started

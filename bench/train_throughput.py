@@ -24,7 +24,10 @@ small example counts (e.g. the 32 of --model smollm2) group weakly; packing does
 MFU counts 4 N FLOPs per trained token (LoRA: forward 2N, backward through activations 2N, no
 gradients for frozen weights), N = the weights used in matmuls per token (all but the input
 embedding), attention-score FLOPs left out, against 989 TFLOP/s (H100 SXM, dense bf16). Padding
-tokens are computed but not counted.
+tokens are computed but not counted. ax's paths compute the output head's logits only at the positions
+that predict a completion token (adapters/completion_loss.py); "FLOPs executed" counts the head
+there only, the FLOPs those paths actually run. "with attention scores" adds causal attention's
+matmuls (12 d FLOPs per query-key pair of each example, a layer), which every path runs.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import torch
 from transformers import TrainerCallback
 
 from ax.adapters.config import LoraTrainingConfig
-from ax.adapters.dataset import TrainingPair, encode_pairs
+from ax.adapters.dataset import IGNORE_INDEX, TrainingPair, encode_pairs
 from ax.adapters.peft_model import attach_lora
 from ax.adapters.train import train_adapter
 from ax.model import LoadedModel, load_model
@@ -220,9 +223,17 @@ def main() -> None:
     load = loader(args)
     sample = load()
     pairs = make_pairs(sample.tokenizer, examples, median)
-    lengths = [len(e["input_ids"]) for e in encode_pairs(sample.tokenizer, pairs, 1 << 20).examples]
+    encoded = encode_pairs(sample.tokenizer, pairs, 1 << 20).examples
+    lengths = [len(e["input_ids"]) for e in encoded]
     max_length = max(lengths)
     n_matmul = matmul_params(sample.model)
+    # ax computes the head's logits only where a completion token is predicted (completion_loss.py)
+    predicted = sum(label != IGNORE_INDEX for e in encoded for label in e["labels"][1:]) / sum(lengths)
+    ax_flops = 4 * (n_matmul - (1 - predicted) * sample.model.get_output_embeddings().weight.numel())
+    # Causal attention scores, a token's share: QK^T and PV forward (4 d per query-key pair), twice that backward
+    shape = sample.model.config
+    pairs_per_token = sum(n * (n + 1) / 2 for n in lengths) / sum(lengths)
+    attention_flops = 12 * shape.hidden_size * shape.num_hidden_layers * pairs_per_token
     del sample
     print(f"model: {'llama-1.1b random, bf16, cuda' if args.cuda else args.model} "
           f"({n_matmul / 1e6:.1f}M matmul params); {examples} examples, tokens min/median/max "
@@ -248,7 +259,10 @@ def main() -> None:
         if args.cuda:
             line += f"  MFU {rate * 4 * n_matmul / H100_BF16_PEAK:.1%}"
             if r.get("steady") and not args.profile:  # the profiled steps' processing falls in its window
-                line += f"  | steady {r['steady']:>9,.0f} tokens/s  MFU {r['steady'] * 4 * n_matmul / H100_BF16_PEAK:.1%}"
+                mfu = [r["steady"] * flops / H100_BF16_PEAK for flops in
+                       (4 * n_matmul, ax_flops, 4 * n_matmul + attention_flops, ax_flops + attention_flops)]
+                line += (f"  | steady {r['steady']:>9,.0f} tokens/s  MFU {mfu[0]:.1%} (FLOPs executed: {mfu[1]:.1%};"
+                         f" with attention scores: {mfu[2]:.1%}, executed {mfu[3]:.1%})")
         else:  # process CPU time: steadier than wall time on a shared machine
             cpu_rate = r["tokens"] / r["cpu_seconds"]
             line += f"  | {r['cpu_seconds']:>8.2f} CPU-s {cpu_rate:>8,.0f} tokens/CPU-s"
@@ -257,7 +271,9 @@ def main() -> None:
         print(line)
     if args.cuda:
         print(f"MFU: 4 x {n_matmul / 1e9:.2f}B FLOPs per token / {H100_BF16_PEAK / 1e12:.0f} TFLOP/s "
-              f"(H100 SXM dense bf16); attention scores not counted")
+              f"(H100 SXM dense bf16), attention scores not counted. FLOPs executed: ax's head runs only at the "
+              f"{predicted:.1%} of positions that predict a completion token, {ax_flops / 1e9:.2f}B a token. "
+              f"Attention scores: {attention_flops / 1e9:.3f}B a token")
 
 
 if __name__ == "__main__":

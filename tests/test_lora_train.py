@@ -36,6 +36,7 @@ def pairs(tiny_model_dir):
 def completion_loss(model, tokenizer, pairs) -> float:
     batch = PadCollator(tokenizer.pad_token_id)(encode_pairs(tokenizer, pairs, 512).examples)
     batch.pop("num_real_tokens")
+    batch.pop("loss_positions")
     with torch.no_grad():
         return model(**batch).loss.item()
 
@@ -59,6 +60,18 @@ def test_training_lowers_loss_on_a_memorizable_set(base, pairs, tmp_path, batchi
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="tests the refusal on a machine without a GPU")
+def test_accumulated_steps_report_the_loss_of_one_batch_as_large(tiny_model_dir, pairs, tmp_path):
+    """The loss (logits at completion positions, completion_loss.py) is normalized over the whole accumulated
+    batch, as transformers' own causal-LM loss is: 2 x 2 examples give the loss of one batch of 4."""
+    losses = []
+    for batch, accumulation in ((4, 1), (2, 2)):
+        config = LoraTrainingConfig(**{**FAST, "per_device_batch_size": batch}, gradient_accumulation_steps=accumulation,
+                                    max_steps=1, save_steps=100, batching="packing")
+        result = train_adapter(load_model(str(tiny_model_dir)), pairs, config, run_dir=tmp_path / str(batch))
+        losses.append(result.metrics.train_loss)
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
 def test_torch_compile_without_a_gpu_is_refused_before_training(base, pairs, tmp_path):
     config = LoraTrainingConfig(max_steps=2, torch_compile=True, **FAST)
     with pytest.raises(AxError, match="torch_compile: true .* CUDA GPU"):

@@ -84,6 +84,7 @@ def _packed_batch(device: str, boundaries: bool):
     rows = pack_dataset(EXAMPLES, 48)
     batch = FixedPackingCollator(pad_token_id=0, width=48, rows_per_batch=4, boundaries=boundaries)(rows)
     batch.pop("num_real_tokens")
+    batch.pop("loss_positions")
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
