@@ -13,8 +13,9 @@ ax's GPU training bench at batch 8 it raised the steady throughput from 91,641 t
 (README).
 
 Only LoRA layers without dropout are grouped (PEFT draws a dropout mask per layer; a shared product
-would share it), and a member called on another input, or with an adapter setting PEFT's forward
-handles differently, computes alone. Parameters stay PEFT's own.
+would share it). A member called on another input computes the products of that input; while any
+member's adapter needs PEFT's own forward (disabled, merged, DoRA, several active), the whole group
+takes it. Parameters stay PEFT's own.
 """
 
 from __future__ import annotations
