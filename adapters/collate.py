@@ -36,8 +36,8 @@ def _padded_length(length: int, multiple: int) -> int:
 
 
 def _ids(values: list[int]) -> torch.Tensor:
-    """A list of token ids as a tensor, through numpy: `torch.tensor` of a Python list is several times
-    slower (a batch of 8 rows of 3,064 tokens took 16 ms to collate here, 4 ms through numpy)."""
+    """A list of token ids as a tensor, through numpy: `torch.tensor` of a Python list converts each
+    int on its own, several times slower, and batches are collated while the GPU waits on the next step."""
     return torch.from_numpy(np.asarray(values, dtype=np.int64))
 
 

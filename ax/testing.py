@@ -76,6 +76,14 @@ def make_tiny_model(path: str | Path, *, seed: int = 0, hidden_size: int = 64, n
     return path
 
 
+def randomize_lora_b(model, std: float = 0.1) -> None:
+    """Draw `model`'s LoRA B matrices from N(0, std) (from torch's current seed): fresh ones are zero,
+    which makes a LoRA an exact no-op and gives its A matrices no gradient."""
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:
+            parameter.data.normal_(0, std)
+
+
 def make_tiny_adapter(model_dir: str | Path, path: str | Path, *, seed: int = 1, scale: float = 16.0,
                       dora: bool = False) -> Path:
     """Write a random (non-zero) LoRA adapter for `model_dir` in PEFT's format and return its path.

@@ -9,6 +9,7 @@ from ax.adapters.config import LoraTrainingConfig
 from ax.adapters.fused_lora import fused_lora
 from ax.adapters.peft_model import attach_lora
 from ax.model import load_model
+from ax.testing import randomize_lora_b
 
 
 def _lora_model(model_dir, device: str = "cpu", **settings):
@@ -16,9 +17,7 @@ def _lora_model(model_dir, device: str = "cpu", **settings):
     base = load_model(str(model_dir), device=device, dtype="float32")
     model = attach_lora(base.model, LoraTrainingConfig(r=4, lora_alpha=8, **settings))
     torch.manual_seed(3)
-    for name, p in model.named_parameters():
-        if "lora_B" in name:
-            p.data.normal_(0, 0.1)
+    randomize_lora_b(model)
     return model
 
 

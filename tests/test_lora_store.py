@@ -16,6 +16,7 @@ from ax.adapters.store import (
 )
 from ax.errors import AxError
 from ax.model import load_model
+from ax.testing import randomize_lora_b
 
 IDS = torch.tensor([[5, 17, 42, 99, 3]])
 
@@ -25,9 +26,7 @@ def random_adapter(model_dir, seed: int):
     base = load_model(str(model_dir))
     torch.manual_seed(seed)
     model = attach_lora(base.model, LoraTrainingConfig(r=4, lora_alpha=8)).eval()
-    for name, parameter in model.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(parameter, std=0.3)
+    randomize_lora_b(model, std=0.3)
     return base, model
 
 

@@ -17,6 +17,7 @@ from ax.adapters.config import LoraTrainingConfig
 from ax.adapters.dataset import IGNORE_INDEX
 from ax.adapters.peft_model import attach_lora
 from ax.adapters.varlen_attention import IMPLEMENTATION, varlen_attention, varlen_supported
+from ax.testing import randomize_lora_b
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 SHAPES = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -63,9 +64,7 @@ def _lora(config_name: str, device: str, dtype: torch.dtype, **settings):
     config = getattr(transformers, config_name)(**SHAPES, **settings)
     model = AutoModelForCausalLM.from_config(config, dtype=dtype).to(device)
     peft = attach_lora(model, LoraTrainingConfig(r=4, lora_alpha=8, lora_dropout=0.0))
-    for name, p in peft.named_parameters():
-        if "lora_B" in name:  # fresh B matrices are zero: no gradient signal for A
-            p.data.normal_(0, 0.1)
+    randomize_lora_b(peft)
     return model, peft.train()
 
 

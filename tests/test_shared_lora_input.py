@@ -10,13 +10,12 @@ from transformers import AutoModelForCausalLM
 from ax.adapters.config import LoraTrainingConfig
 from ax.adapters.peft_model import attach_lora
 from ax.adapters.shared_lora_input import shared_lora_input
+from ax.testing import randomize_lora_b
 
 
 def _randomize_b(model) -> None:
     torch.manual_seed(1)
-    for name, p in model.named_parameters():
-        if "lora_B" in name:  # fresh B matrices are zero: no gradient signal for A
-            p.data.normal_(0, 0.1)
+    randomize_lora_b(model)
 
 
 def _loss_and_grads(model, run) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
