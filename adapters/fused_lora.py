@@ -61,7 +61,8 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
 
 
-def _fusable(module: Any) -> bool:
+def fusable(module: Any) -> bool:
+    """A plain LoRA Linear over a frozen torch Linear (no 4-bit base, no Conv1D layout, no trained base bias)."""
     from peft.tuners.lora.layer import Linear
 
     if type(module) is not Linear:
@@ -104,7 +105,7 @@ def fused_lora(model: Any, active: bool = True) -> Iterator[int]:
 
     On leaving, each layer gets PEFT's forward back, so the trained model is an ordinary PeftModel.
     """
-    modules = [m for m in model.modules() if _fusable(m)] if active else []
+    modules = [m for m in model.modules() if fusable(m)] if active else []
     for module in modules:
         module.forward = _fused_forward(module, module.forward)
     try:

@@ -6,9 +6,9 @@ their longest or packed (collate.py) with length-grouped sampling, packed rows a
 flash attention's variable-length kernel on a GPU (varlen_attention.py), eval loss on a dev split
 with early stopping, checkpoints that `resume=True` continues from after a crash, LoRA layers that
 train in fewer passes (fused_lora.py) or compiled decoder layers (compiled_layers.py) whose LoRA
-layers share their input's products (shared_lora_input.py), LoRA+ when asked, and a count of real
-(non-padding) tokens for an honest tokens/s, over the whole run and after the first steps (which
-compile and warm up).
+layers share their input's products and add them inside the base GEMM (shared_lora_input.py), LoRA+
+when asked, and a count of real (non-padding) tokens for an honest tokens/s, over the whole run and
+after the first steps (which compile and warm up).
 """
 
 from __future__ import annotations
@@ -293,7 +293,8 @@ def train_adapter(base: LoadedModel, train_pairs: list[TrainingPair], config: Lo
     trainer.add_callback(throughput)
     started = time.perf_counter()
     # Compiled layers fuse LoRA's passes themselves (and faster than fused_lora.py inside a graph);
-    # what they cannot fuse is the reading of one input by several LoRA layers (shared_lora_input.py).
+    # what they cannot fuse is the reading of one input by several LoRA layers, nor a LoRA update added
+    # inside its base layer's GEMM (shared_lora_input.py does both).
     with (attention_without_cudnn(), _autocast_owns_dtypes(model, args.bf16),
           fused_lora(model, config.fused_lora and not config.torch_compile),
           shared_lora_input(model, config.torch_compile),

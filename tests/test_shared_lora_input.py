@@ -82,14 +82,27 @@ class _TwoInputs(torch.nn.Module):
         return self.q_proj(x) * self.k_proj(y) + self.v_proj(x)
 
 
+def _check_against_peft(model, run, groups: int) -> None:
+    expected = _loss_and_grads(model, run)
+    with shared_lora_input(model) as found:
+        assert found == groups
+        got = _loss_and_grads(model, run)
+    _assert_same(got, expected)
+
+
 def test_a_member_called_on_another_input_computes_alone():
     torch.manual_seed(0)
     model = get_peft_model(_TwoInputs(), LoraConfig(r=2, target_modules=["q_proj", "k_proj", "v_proj"]))
     _randomize_b(model)
     x, y = torch.randn(3, 8), torch.randn(3, 8)
-    run = lambda: model(x, y).square().sum()  # noqa: E731
-    expected = _loss_and_grads(model, run)
-    with shared_lora_input(model) as groups:
-        assert groups == 1
-        got = _loss_and_grads(model, run)
-    _assert_same(got, expected)
+    _check_against_peft(model, lambda: model(x, y).square().sum(), groups=1)
+
+
+def test_members_of_other_ranks_over_biased_bases():
+    """Each member's B sits at its own columns of the joined products, whatever the ranks before it."""
+    torch.manual_seed(0)
+    config = LoraConfig(r=2, rank_pattern={"k_proj": 3}, target_modules=["q_proj", "k_proj", "v_proj"])
+    model = get_peft_model(_TwoInputs(), config)
+    _randomize_b(model)
+    x = torch.randn(3, 8)
+    _check_against_peft(model, lambda: model(x, x).square().sum(), groups=1)
