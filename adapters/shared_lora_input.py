@@ -55,6 +55,7 @@ class _FoldedLinear(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
+        # [W | B'] is rebuilt here, not saved: a saved copy of every base weight would live until the backward.
         joined, weight, lora_b = ctx.saved_tensors
         grad = grad_out.reshape(-1, grad_out.shape[-1])
         flat = joined.reshape(-1, joined.shape[-1])
@@ -73,7 +74,8 @@ def _full_weight(weight: torch.Tensor, lora_b: torch.Tensor, start: int, width: 
 
 
 class _Group:
-    """The input its members were last called on, joined with all their low-rank products, for one call of their parent."""
+    """The input its members were last called on, joined with all their low-rank products, for one call
+    of their parent."""
 
     def __init__(self, members: list[Any]):
         self.members = members
@@ -125,8 +127,9 @@ def _groups(model: Any) -> list[tuple[Any, list[Any]]]:
 
 @contextlib.contextmanager
 def shared_lora_input(model: Any, active: bool = True) -> Iterator[int]:
-    """Within the block (when `active`), grouped LoRA layers of `model` share their input's products; yields the
-    number of groups. On leaving, each layer gets PEFT's forward back."""
+    """Within the block (when `active`), grouped LoRA layers of `model` share their input's products and add
+    their updates inside their base GEMMs; yields the number of groups. On leaving, each layer gets PEFT's
+    forward back."""
     groups = _groups(model) if active else []
     hooks = []
     for parent, members in groups:
