@@ -72,14 +72,15 @@ def test_dropout_leaves_layers_alone(tiny_model_dir):
 
 
 class _TwoInputs(torch.nn.Module):
-    """q and v read one input, k another (as cross-attention does)."""
+    """q and v read one input, k another (as cross-attention does); v is narrower and has no bias."""
 
     def __init__(self):
         super().__init__()
-        self.q_proj, self.k_proj, self.v_proj = (torch.nn.Linear(8, 8) for _ in range(3))
+        self.q_proj, self.k_proj = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+        self.v_proj = torch.nn.Linear(8, 5, bias=False)
 
     def forward(self, x, y):
-        return self.q_proj(x) * self.k_proj(y) + self.v_proj(x)
+        return torch.cat([self.q_proj(x) * self.k_proj(y), self.v_proj(x)], dim=-1)
 
 
 def _check_against_peft(model, run, groups: int) -> None:
@@ -98,8 +99,9 @@ def test_a_member_called_on_another_input_computes_alone():
     _check_against_peft(model, lambda: model(x, y).square().sum(), groups=1)
 
 
-def test_members_of_other_ranks_over_biased_bases():
-    """Each member's B sits at its own columns of the joined products, whatever the ranks before it."""
+def test_members_of_other_ranks_and_widths():
+    """Each member's B sits at its own columns of the joined products, whatever the ranks before it, over
+    bases of other widths, with a bias or without."""
     torch.manual_seed(0)
     config = LoraConfig(r=2, rank_pattern={"k_proj": 3}, target_modules=["q_proj", "k_proj", "v_proj"])
     model = get_peft_model(_TwoInputs(), config)
