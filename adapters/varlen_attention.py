@@ -10,6 +10,11 @@ under the names of transformers' flash-attention kwargs, which every decoder lay
 its attention function; deriving them on the GPU from position_ids would read a length back to
 the host each forward, a sync.
 
+Where FlashAttention 4 (the `flash-attn-4` package, CuTe DSL kernels for Hopper and Blackwell) is
+installed and the GPU is one of those, the same boundaries go to its variable-length kernels
+instead: PyTorch's own are FlashAttention 2's, written for the A100. It runs as a custom op, so the
+compiled layers keep it whole and their graphs do not break around it.
+
 The model's config names this attention while training runs (`varlen_attention`); nothing else
 about the model changes, and transformers builds no mask for it.
 """
@@ -40,6 +45,79 @@ _PARAMETERS = frozenset(inspect.signature(varlen_attn).parameters) if varlen_att
 # for `enable_gqa` to do so.
 _WINDOWS = "window_size" in _PARAMETERS
 _FLAGGED_GROUPS = "enable_gqa" in _PARAMETERS
+_FA4_ARCHITECTURES = (9, 10)  # the compute-capability majors FlashAttention 4 has kernels for
+# flash-attn-4 4.0.0b36's Hopper backward gave wrong query, key and value gradients at head dims
+# 8, 16, 48 and 80 (against PyTorch's kernel, on the lent H200); at every multiple of 32 from 32
+# to 256 they agreed to bf16's precision.
+_FA4_HEAD_DIM_MULTIPLE = 32
+
+
+def _fa4_interface() -> Any:
+    """FlashAttention 4's interface module, or None where it is not installed."""
+    try:
+        from flash_attn.cute import interface
+    except ImportError:
+        return None
+    return interface
+
+
+def _fa4_window(window: int) -> dict[str, int | None]:
+    # A negative left window is none; the right one is 0 under causality either way.
+    return {"window_size_left": window if window >= 0 else None, "window_size_right": 0 if window >= 0 else None}
+
+
+@torch.library.custom_op("ax::fa4_varlen_attention", mutates_args=())
+def _fa4_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.Tensor, max_length: int,
+                 scale: float, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    out, lse, *_ = _fa4_interface()._flash_attn_fwd(
+        q, k, v, cu_seqlens_q=cu_seqlens, cu_seqlens_k=cu_seqlens, max_seqlen_q=max_length,
+        max_seqlen_k=max_length, softmax_scale=scale, causal=True, return_lse=True, **_fa4_window(window))
+    return out, lse
+
+
+@_fa4_forward.register_fake
+def _(q, k, v, cu_seqlens, max_length, scale, window):
+    return q.new_empty(q.shape), q.new_empty((q.shape[1], q.shape[0]), dtype=torch.float32)
+
+
+@torch.library.custom_op("ax::fa4_varlen_attention_backward", mutates_args=())
+def _fa4_backward(grad: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+                  lse: torch.Tensor, cu_seqlens: torch.Tensor, max_length: int, scale: float,
+                  window: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    dq, dk, dv = _fa4_interface()._flash_attn_bwd(
+        q, k, v, out, grad.contiguous(), lse, scale, True, cu_seqlens_q=cu_seqlens, cu_seqlens_k=cu_seqlens,
+        max_seqlen_q=max_length, max_seqlen_k=max_length, **_fa4_window(window))
+    return dq, dk, dv
+
+
+@_fa4_backward.register_fake
+def _(grad, q, k, v, out, lse, cu_seqlens, max_length, scale, window):
+    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+
+
+def _fa4_setup(ctx: Any, inputs: tuple, output: tuple) -> None:
+    q, k, v, cu_seqlens, ctx.max_length, ctx.scale, ctx.window = inputs
+    ctx.save_for_backward(q, k, v, *output, cu_seqlens)
+
+
+def _fa4_gradients(ctx: Any, grad: torch.Tensor, _grad_lse: torch.Tensor) -> tuple:
+    q, k, v, out, lse, cu_seqlens = ctx.saved_tensors
+    return (*_fa4_backward(grad, q, k, v, out, lse, cu_seqlens, ctx.max_length, ctx.scale, ctx.window),
+            None, None, None, None)
+
+
+_fa4_forward.register_autograd(_fa4_gradients, setup_context=_fa4_setup)
+# Chosen when training enters `varlen_attention`, outside the compiled layers, which read it.
+_use_fa4 = False
+
+
+def fa4_available(model: Any) -> bool:
+    """Whether FlashAttention 4 is installed and has kernels for the GPU `model` is on and for its
+    head dim."""
+    device, config = model.device, model.config
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return (device.type == "cuda" and torch.cuda.get_device_capability(device)[0] in _FA4_ARCHITECTURES
+            and head_dim % _FA4_HEAD_DIM_MULTIPLE == 0 and _fa4_interface() is not None)
 
 
 def varlen_supported(model: Any, compute_dtype: torch.dtype) -> bool:
@@ -66,6 +144,11 @@ def _attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch
     q = query.transpose(1, 2).reshape(rows * width, heads, dim)
     k = key.transpose(1, 2).reshape(rows * width, key.shape[1], dim)
     v = value.transpose(1, 2).reshape(rows * width, value.shape[1], dim)
+    if _use_fa4:  # its kernels group fewer key than query heads themselves
+        out, _ = _fa4_forward(q, k, v, kwargs["cu_seq_lens_q"], kwargs["max_length_q"],
+                              scaling if scaling is not None else dim ** -0.5,
+                              sliding_window - 1 if sliding_window else -1)
+        return out.view(rows, width, heads, dim), None
     options: dict[str, Any] = {}
     if _WINDOWS:  # transformers' flash attention reads a window of W as W - 1 tokens back
         options.update(scale=scaling, window_size=(sliding_window - 1 if sliding_window else -1, 0))
@@ -86,13 +169,16 @@ AttentionInterface.register(IMPLEMENTATION, _attention)
 
 @contextlib.contextmanager
 def varlen_attention(model: Any, active: bool = True) -> Iterator[None]:
-    """Within the block (when `active`), `model` (a transformers model) attends through `varlen_attn`;
-    every batch it gets must carry the packing collator's boundaries."""
+    """Within the block (when `active`), `model` (a transformers model) attends through `varlen_attn`,
+    or FlashAttention 4 where `fa4_available`; every batch it gets must carry the packing
+    collator's boundaries."""
+    global _use_fa4
     config = model.config
-    own = config._attn_implementation
+    own, own_kernel = config._attn_implementation, _use_fa4
     if active:
         config._attn_implementation = IMPLEMENTATION
+        _use_fa4 = fa4_available(model)
     try:
         yield
     finally:
-        config._attn_implementation = own
+        config._attn_implementation, _use_fa4 = own, own_kernel

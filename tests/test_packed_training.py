@@ -16,7 +16,8 @@ from ax.adapters.compiled_layers import compiled_layers, decoder_layers
 from ax.adapters.config import LoraTrainingConfig
 from ax.adapters.dataset import IGNORE_INDEX
 from ax.adapters.peft_model import attach_lora
-from ax.adapters.varlen_attention import IMPLEMENTATION, varlen_attention, varlen_supported
+from ax.adapters import varlen_attention as varlen_module
+from ax.adapters.varlen_attention import IMPLEMENTATION, fa4_available, varlen_attention, varlen_supported
 from ax.testing import randomize_lora_b
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -61,7 +62,7 @@ def test_per_batch_packing_gives_boundaries_only_when_asked():
 
 def _lora(config_name: str, device: str, dtype: torch.dtype, **settings):
     torch.manual_seed(0)
-    config = getattr(transformers, config_name)(**SHAPES, **settings)
+    config = getattr(transformers, config_name)(**{**SHAPES, **settings})
     model = AutoModelForCausalLM.from_config(config, dtype=dtype).to(device)
     peft = attach_lora(model, LoraTrainingConfig(r=4, lora_alpha=8, lora_dropout=0.0))
     randomize_lora_b(peft)
@@ -108,10 +109,17 @@ def _relative_errors(got: dict, expected: dict) -> dict[str, float]:
 
 
 @CUDA
+@pytest.mark.parametrize("kernel", ["torch", "fa4"])
 @pytest.mark.parametrize("config_name,settings", [("LlamaConfig", {}), ("MistralConfig", {"sliding_window": 8})])
-def test_varlen_attention_gives_each_examples_own_loss_and_gradients(config_name, settings):
-    base, model = _lora(config_name, "cuda", torch.bfloat16, **settings)
+def test_varlen_attention_gives_each_examples_own_loss_and_gradients(config_name, settings, kernel, monkeypatch):
+    # FlashAttention 4 runs only at head dims that are multiples of 32: these heads are 64 wide.
+    wide = {"hidden_size": 256} if kernel == "fa4" else {}
+    base, model = _lora(config_name, "cuda", torch.bfloat16, **settings, **wide)
     assert varlen_supported(base, torch.bfloat16) and not varlen_supported(base, torch.float32)
+    if kernel == "fa4" and not fa4_available(base):
+        pytest.skip("FlashAttention 4 is not installed or has no kernels for this GPU")
+    if kernel == "torch":
+        monkeypatch.setattr(varlen_module, "fa4_available", lambda model: False)
     loss, grads = _alone_loss_and_grads(model, "cuda")
     masked_loss, masked_grads = _loss_and_grads(model, _packed_batch("cuda", boundaries=False))
     own = base.config._attn_implementation
@@ -131,6 +139,12 @@ def test_varlen_attention_gives_each_examples_own_loss_and_gradients(config_name
     # transformers' block-diagonal mask (the path without boundaries) agrees, to bf16's precision.
     torch.testing.assert_close(masked_loss, loss, rtol=1e-2, atol=1e-2)
     assert max(_relative_errors(masked_grads, grads).values()) < 5e-2
+
+
+@CUDA
+def test_fa4_is_not_used_at_head_dims_where_its_backward_is_wrong():
+    base, _ = _lora("LlamaConfig", "cuda", torch.bfloat16)  # heads 16 wide
+    assert not fa4_available(base)
 
 
 def test_varlen_needs_a_gpu_and_half_precision():
