@@ -22,6 +22,7 @@ about the model changes, and transformers builds no mask for it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Iterator
 from typing import Any
@@ -52,6 +53,7 @@ _FA4_ARCHITECTURES = (9, 10)  # the compute-capability majors FlashAttention 4 h
 _FA4_HEAD_DIM_MULTIPLE = 32
 
 
+@functools.cache
 def _fa4_interface() -> Any:
     """FlashAttention 4's interface module, or None where it is not installed."""
     try:
@@ -144,14 +146,14 @@ def _attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch
     q = query.transpose(1, 2).reshape(rows * width, heads, dim)
     k = key.transpose(1, 2).reshape(rows * width, key.shape[1], dim)
     v = value.transpose(1, 2).reshape(rows * width, value.shape[1], dim)
+    window = sliding_window - 1 if sliding_window else -1  # transformers' flash attention reads W as W - 1 back
     if _use_fa4:  # its kernels group fewer key than query heads themselves
         out, _ = _fa4_forward(q, k, v, kwargs["cu_seq_lens_q"], kwargs["max_length_q"],
-                              scaling if scaling is not None else dim ** -0.5,
-                              sliding_window - 1 if sliding_window else -1)
+                              scaling if scaling is not None else dim ** -0.5, window)
         return out.view(rows, width, heads, dim), None
     options: dict[str, Any] = {}
-    if _WINDOWS:  # transformers' flash attention reads a window of W as W - 1 tokens back
-        options.update(scale=scaling, window_size=(sliding_window - 1 if sliding_window else -1, 0))
+    if _WINDOWS:
+        options.update(scale=scaling, window_size=(window, 0))
     else:
         options.update(is_causal=True)
     if heads != k.shape[1]:

@@ -1,6 +1,6 @@
 """Packed-row attention kernels: PyTorch's `varlen_attn` (FlashAttention 2) against FlashAttention 4.
 
-Needs a Hopper or Blackwell GPU and the `flash-attn-4` package (`pip install 'ax[fa4]'`). Two parts:
+Needs a Hopper or Blackwell GPU and the `flash-attn-4` package (`pip install -e '.[fa4]'`). Two parts:
 
   gradients   for each head dim, FA4's output and query, key and value gradients against PyTorch's,
               as relative errors (a few examples of 5-300 tokens, grouped heads): ax uses FA4 only
@@ -92,6 +92,6 @@ def timing(repeats: int = 20) -> None:
 
 if __name__ == "__main__":
     if varlen_attention._fa4_interface() is None or not torch.cuda.is_available():
-        raise SystemExit("needs a CUDA GPU and flash-attn-4 (pip install 'ax[fa4]')")
+        raise SystemExit("needs a CUDA GPU and flash-attn-4 (pip install -e '.[fa4]')")
     gradients()
     timing()

@@ -142,9 +142,12 @@ def test_varlen_attention_gives_each_examples_own_loss_and_gradients(config_name
 
 
 @CUDA
-def test_fa4_is_not_used_at_head_dims_where_its_backward_is_wrong():
-    base, _ = _lora("LlamaConfig", "cuda", torch.bfloat16)  # heads 16 wide
-    assert not fa4_available(base)
+def test_fa4_is_used_on_hopper_and_blackwell_only_at_head_dims_where_its_backward_is_right(monkeypatch):
+    monkeypatch.setattr(varlen_module, "_fa4_interface", lambda: object())  # as if installed
+    narrow, _ = _lora("LlamaConfig", "cuda", torch.bfloat16)  # heads 16 wide
+    wide, _ = _lora("LlamaConfig", "cuda", torch.bfloat16, hidden_size=256)  # 64 wide
+    assert not fa4_available(narrow)
+    assert fa4_available(wide) == (torch.cuda.get_device_capability()[0] in (9, 10))
 
 
 def test_varlen_needs_a_gpu_and_half_precision():
