@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import random
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,15 +78,77 @@ def data_hash(pairs: Sequence[TrainingPair]) -> str:
     return digest.hexdigest()[:16]
 
 
-def split_dev(pairs: Sequence[TrainingPair], fraction: float, seed: int) -> tuple[list[TrainingPair], list[TrainingPair]]:
-    """Hold out a reproducible random `fraction` of the pairs for eval loss (none if too few)."""
-    count = int(len(pairs) * fraction)
-    if count == 0 or count == len(pairs):
+def split_dev(pairs: Sequence[TrainingPair], fraction: float,
+              seed: int) -> tuple[list[TrainingPair], list[TrainingPair]]:
+    """Hold out a reproducible random `fraction` of the distinct pairs for eval loss (none if too few).
+
+    Copies of one pair (label balancing repeats a rare label's pairs) all land on one side, so eval
+    loss is never measured on a pair the adapter trained on.
+    """
+    distinct = list(dict.fromkeys(pairs))
+    count = int(len(distinct) * fraction)
+    if count == 0 or count == len(distinct):
         return list(pairs), []
-    order = list(range(len(pairs)))
+    order = list(range(len(distinct)))
     random.Random(seed).shuffle(order)
-    held = set(order[:count])
-    return [p for i, p in enumerate(pairs) if i not in held], [p for i, p in enumerate(pairs) if i in held]
+    held = {distinct[i] for i in order[:count]}
+    return [p for p in pairs if p not in held], [p for p in pairs if p in held]
+
+
+class LabelBalance(BaseModel):
+    """How many training pairs answered each value of a classification label, before and after balancing."""
+
+    field: str
+    before: dict[str, int]
+    after: dict[str, int]
+
+
+def completion_label(completion: str, field: str) -> str | None:
+    """The value a training completion gives `field`, or None when it has no such field."""
+    from ax.client.prompting import FIELD_SEPARATOR, field_header
+
+    header = field_header(field)
+    start = completion.find(header)
+    if start < 0:
+        return None
+    # A value runs to the separator before the next marker (another field or the completed marker).
+    return completion[start + len(header):].split(FIELD_SEPARATOR + "[[ ## ", 1)[0].strip()
+
+
+def label_counts(pairs: Iterable[TrainingPair], field: str) -> dict[str, int]:
+    labels = (completion_label(pair.completion, field) for pair in pairs)
+    return dict(sorted(Counter(label for label in labels if label is not None).items()))
+
+
+def balance_labels(pairs: Sequence[TrainingPair], field: str) -> list[TrainingPair]:
+    """Every label of `field` repeated up to the most frequent one's count; pairs without the field kept once.
+
+    Rare labels are oversampled rather than common ones cut: a domain has tens of training
+    examples, and a subset the size of the rarest label would throw most of them away. Each pair
+    of a label is repeated equally often (one more for a seeded sample), so no one pair dominates.
+    """
+    groups: dict[str, list[TrainingPair]] = {}
+    for pair in pairs:
+        label = completion_label(pair.completion, field)
+        if label is not None:
+            groups.setdefault(label, []).append(pair)
+    target = max((len(group) for group in groups.values()), default=0)
+    rng = random.Random(data_hash(pairs))  # the same pairs always balance the same way
+    balanced = list(pairs)
+    for label in sorted(groups):
+        group = groups[label]
+        extra = target - len(group)
+        balanced += group * (extra // len(group)) + rng.sample(group, extra % len(group))
+    return balanced
+
+
+def label_balance(pairs: Sequence[TrainingPair], field: str) -> LabelBalance | None:
+    """The label counts of the distinct pairs and of all of them, copies included; None if none has `field`.
+
+    Training pairs are distinct until `balance_labels` repeats some, so this is its before and after.
+    """
+    before = label_counts(dict.fromkeys(pairs), field)
+    return LabelBalance(field=field, before=before, after=label_counts(pairs, field)) if before else None
 
 
 def encode_pair(tokenizer: Any, pair: TrainingPair) -> dict[str, list[int]]:

@@ -51,6 +51,9 @@ class TrainMetrics(BaseModel):
 
     train_loss: float
     eval_loss: float | None = None
+    # Mean loss of the first and of the last logging window: whether training moved the loss at all
+    first_loss: float | None = None
+    last_loss: float | None = None
     steps: int
     resumed_from_step: int | None = None
     train_examples: int
@@ -304,8 +307,10 @@ def train_adapter(base: LoadedModel, train_pairs: list[TrainingPair], config: Lo
         eval_loss = trainer.evaluate()["eval_loss"] if has_dev else None
     tokens_seen = int(trainer.accelerator.gather(torch.tensor(trainer.real_tokens, device=args.device)).sum())
     runtime = output.metrics.get("train_runtime") or wall
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     metrics = TrainMetrics(
         train_loss=output.training_loss, eval_loss=eval_loss, steps=output.global_step,
+        first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
         resumed_from_step=int(Path(checkpoint).name.split("-")[-1]) if checkpoint else None,
         train_examples=len(train_data.examples), dev_examples=len(dev_data.examples),
         dropped_examples=train_data.dropped + dev_data.dropped, train_tokens=train_data.tokens,

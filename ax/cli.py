@@ -76,6 +76,8 @@ def compare(
     model: Optional[str] = typer.Option(None, help="Base model: 'smollm2' (default), an HF directory, a .gguf or a hub id."),
     run_dir: Path = typer.Option(Path("ax_runs"), help="Where stages, answers and the report go; rerun to resume."),
     reflection_lm: Optional[str] = typer.Option(None, help="litellm model for GEPA reflection (default: the local model)."),
+    context: bool = typer.Option(True, "--context/--no-context",
+                                 help="Feed every configuration an ACE playbook adapted on the train examples."),
 ):
     """The main job: optimize baseline / LoRA / GEPA / LoRA+GEPA per domain, evaluate them, write the IRT report."""
     from ax.pipeline import compare as run_compare
@@ -84,7 +86,7 @@ def compare(
 
     try:
         run_compare(domain, preset=preset, seeds=parse_seeds(seeds), model=model, run_dir=run_dir,
-                    reflection_lm=reflection_lm)
+                    reflection_lm=reflection_lm, context=context)
     except AxError as error:
         Console(stderr=True).print(f"[red]error:[/red] {error}", soft_wrap=True)
         raise typer.Exit(1)

@@ -1,31 +1,27 @@
-"""Accuracy of each domain's unoptimized program on the base model, on a split.
+"""Accuracy of each domain's unoptimized program on the base model, beside its floors.
 
-    python bench/base_accuracy.py [--model smollm2] [--split test] [--domains financial,legal] [--limit N]
+    python bench/base_accuracy.py [--model smollm2] [--split test] [--domains financial,legal] [--run-dir DIR]
 
-Each domain's program runs with an empty context through the ax client (8 DSPy threads,
-batched); the score is the domain metric's mean with a 95% Wilson interval, plus the
-floor of always answering the majority label where the domain has labels.
+Each domain's shipped program (no context, no adapter) answers the split through ax's own
+evaluator (responses stored under --run-dir, so a rerun reuses them) and is scored by ax's
+report: an item counts when fully correct (legal needs both fields), 95% Wilson interval,
+macro-F1 for classification, and the flags the report gives. Beside it the floors: the
+majority (best constant) answer, uniform chance, and the nearest-training-item floor of
+`ax domains stats` (word overlap, no model).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import time
-
-import dspy
+from pathlib import Path
 
 import ax
+from ax.evals.configuration import Configuration
+from ax.evals.report import ReportSettings, build_report
+from ax.evals.runner import evaluate_run_dir
 from ax.programs import get_domain, list_domains
-
-
-def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 0.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+from ax.programs.floors import domain_stats
 
 
 def main() -> None:
@@ -33,27 +29,30 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
     parser.add_argument("--domains", default=",".join(list_domains()))
-    parser.add_argument("--limit", type=int, default=None, help="first N items of the split")
+    parser.add_argument("--run-dir", default="runs/bench/base_accuracy")
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
-    lm = ax.LM(args.model, cache=False)
-    print(f"model={args.model} split={args.split} limit={args.limit or 'all'}")
-    print(f"{'domain':18s} {'items':>5s} {'accuracy':>8s}  95% CI          seconds")
+    lm = ax.LM(args.model)
+    print(f"model={args.model} split={args.split} run_dir={args.run_dir}")
+    print("| domain | task | items | accuracy [95% CI] | macro-F1 | majority floor | chance | nearest-train floor "
+          "| flags | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.domains.split(","):
         domain = get_domain(name)
-        items = getattr(domain.splits(), args.split)[: args.limit]
         started = time.perf_counter()
-
-        def score(gold, pred, trace=None):
-            return domain.metric(gold, pred).score
-
-        with dspy.context(lm=lm):
-            result = dspy.Evaluate(devset=items, metric=score, num_threads=args.threads,
-                                   display_progress=False, provide_traceback=False)(domain.program())
-        accuracy = result.score / 100
-        low, high = wilson(accuracy * len(items), len(items))
-        print(f"{name:18s} {len(items):5d} {accuracy:8.3f}  [{low:.3f}, {high:.3f}]  "
-              f"{time.perf_counter() - started:7.0f}")
+        baseline = Configuration(name="baseline", domain=name, lora=False, gepa=False,
+                                 source="the shipped program on the base model")
+        evaluate_run_dir(Path(args.run_dir), [baseline], domain, lm=lm, split=args.split, num_threads=args.threads)
+        settings = ReportSettings(n_bootstrap=200, power_simulations=10, domains=[name], split=args.split)
+        comparison = build_report(args.run_dir, settings).comparisons[0]
+        cell, floors, stats = comparison.cells[0], comparison.floors, domain_stats(domain)
+        accuracy = cell.accuracy
+        print(f"| {name} | {domain.task} | {comparison.items} | {100 * accuracy.estimate:.1f}% "
+              f"[{100 * accuracy.low:.1f}, {100 * accuracy.high:.1f}] | "
+              f"{f'{100 * cell.classes.macro_f1:.1f}%' if cell.classes else '—'} | {100 * floors.majority:.1f}% | "
+              f"{f'{100 * floors.chance:.1f}%' if floors.chance else '—'} | "
+              f"{f'{100 * stats.nearest_neighbour_floor:.1f}%' if domain.task == 'classification' else '—'} | "
+              f"{'; '.join(cell.flag_reasons) or 'none'} | {time.perf_counter() - started:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

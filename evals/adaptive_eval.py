@@ -146,7 +146,7 @@ def adaptive_evaluate(configuration: Configuration, domain: Any, *, lm: dspy.Bas
     :func:`ax.evals.adaptive.run_adaptive_test` does (by default at a forecast SE aimed at the
     goal's 2 points, or after a quarter of the calibrated items). Answers already stored for this configuration are reused.
     """
-    matrix = store.matrix(domain.name)
+    matrix = store.matrix(domain.name, "test")  # the split the report covers; dev answers would leak into it
     others = [r for r, c in enumerate(matrix.respondents) if c.name != configuration.name]
     calibration = calibrate_pool(matrix, rows=others, model=cross_validated_model(matrix.correct[others]))
     items = calibration.calibration.items

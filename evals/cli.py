@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from ax.errors import AxError
@@ -31,13 +32,19 @@ def report_cmd(
     seed: int = typer.Option(0, help="Seed of the bootstraps, the mixed model and the power simulations."),
     power_simulations: int = typer.Option(200, help="Simulated designs for the power of the synergy test."),
     domain: Optional[list[str]] = typer.Option(None, help="Only these domains (repeatable; default: all evaluated)."),
+    split: str = typer.Option("test", help="Which split's answers the report covers: train, dev or test."),
 ):
     """Write report.md, report.html (self-contained, with plots), report.json and manifest.json from responses."""
     from ax.evals.report import REPORT_DIR, ReportSettings, build_report, write_report
 
     try:
-        settings = ReportSettings(n_bootstrap=bootstrap, seed=seed, power_simulations=power_simulations,
-                                  domains=list(domain or []))
+        try:
+            settings = ReportSettings(n_bootstrap=bootstrap, seed=seed, power_simulations=power_simulations,
+                                      domains=list(domain or []), split=split)
+        except ValidationError as error:
+            first = error.errors()[0]
+            option = {"n_bootstrap": "bootstrap"}.get(str(first["loc"][0]), str(first["loc"][0]))
+            raise AxError(f"--{option.replace('_', '-')} = {first['input']!r}: {first['msg']}") from None
         target = out or run_dir / REPORT_DIR
         files = write_report(build_report(run_dir, settings, out=target), target)
     except AxError as error:

@@ -21,16 +21,22 @@ bootstrap, its test from the logistic mixed model ``correct ~ lora * gepa + (1|i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, field_validator
 
 from ax.errors import AxError
 from ax.evals.calibration import PoolCalibration
+from ax.evals.configuration import CELL_NAMES, Configuration
+from ax.evals.classification import (
+    DEGENERATE_SHARE, ClassMetrics, Floors, answer_distribution, class_metrics, domain_floors, macro_f1_replicates,
+)
 from ax.evals.matrix_store import ResponseMatrix
+from ax.programs.metrics import normalize_label
 from ax.evals.stats import (
     CELLS,
     FactorialResponses,
@@ -75,6 +81,8 @@ class RunResult(BaseModel):
     accuracy: Estimate  # Wilson
     ability: float | None  # None when pooled over domains
     ability_se: float | None
+    classes: ClassMetrics | None = None  # classification domains whose store recorded the gold labels
+    steps: list[str] = []  # what each optimization step did, one line each
 
 
 class CellResult(BaseModel):
@@ -83,20 +91,38 @@ class CellResult(BaseModel):
     accuracy: Estimate
     accuracy_method: Literal["wilson", "run-level bootstrap"]
     ability: Estimate | None  # None when pooled over domains: each domain has its own ability scale
+    classes: ClassMetrics | None = None  # the runs' answers pooled
+    top_answer: str | None = None  # the most common answer over the runs, and its share
+    top_share: float | None = None
+    flags: list[str] = []  # "degenerate", "identical_to:<cell>", "gepa_accepted_nothing"
+    flag_reasons: list[str] = []
 
 
 class PairwiseResult(BaseModel):
-    """accuracy(a) - accuracy(b) for one seed-matched pair of runs, on the items both answered."""
+    """accuracy(a) - accuracy(b) for one seed-matched pair of runs, on the items both answered.
+
+    ``not_measured`` says why a pair has no numbers: the two runs are the same arm (identical
+    program text, adapter weights and playbook), or the step that tells them apart did nothing.
+    """
 
     a: str
     b: str
     run_a: str
     run_b: str
-    difference: Estimate
-    only_a_correct: int
-    only_b_correct: int
-    p_value: float
-    p_holm: float
+    difference: Estimate | None
+    only_a_correct: int | None
+    only_b_correct: int | None
+    p_value: float | None
+    p_holm: float | None
+    not_measured: str | None = None
+
+
+class ClassContrast(BaseModel):
+    """A macro-F1 contrast between cells (runs pooled), with its paired item bootstrap interval."""
+
+    contrast: str  # "lora - baseline", ..., or "synergy" for (lora+gepa) - lora - gepa + baseline
+    macro_f1: Estimate | None
+    not_measured: str | None = None
 
 
 class MixedModelResult(BaseModel):
@@ -117,13 +143,16 @@ class PowerResult(BaseModel):
 
 
 class SynergyResult(BaseModel):
-    logit: Estimate
-    accuracy: Estimate
+    """The interaction contrast; ``not_measured`` (and no numbers) when two of the arms it needs are the same."""
+
+    logit: Estimate | None
+    accuracy: Estimate | None
     runs_per_cell: dict[str, int]
     captures_run_variance: bool
     mixed: MixedModelResult | None
     mixed_error: str | None
     power: PowerResult
+    not_measured: str | None = None
 
 
 class Verdict(BaseModel):
@@ -145,6 +174,9 @@ class Comparison(BaseModel):
     verdict: Verdict
     missing_cells: list[str]
     excluded: list[str]
+    floors: Floors | None = None  # None when the store holds no gold answers (written by an older ax)
+    split: str | None = None  # the split whose items these are; None: a store that recorded no splits
+    class_contrasts: list[ClassContrast] = []
 
 
 # --------------------------------------------------------------------------- cells
@@ -190,11 +222,13 @@ def _cell_ability(runs: list[RunResult]) -> Estimate:
 
 
 def _cell_results(cells: dict[str, np.ndarray], runs: dict[str, list[tuple[str, int]]],
-                  calibration: PoolCalibration | None, replicates: dict[str, np.ndarray]) -> list[CellResult]:
+                  calibration: PoolCalibration | None, replicates: dict[str, np.ndarray],
+                  truth: Truth | None = None) -> list[CellResult]:
     """Per cell: each run's Wilson accuracy and ability, the cell's accuracy and ability intervals.
 
     ``runs`` gives (name, seed) per row of each cell's matrix; without ``calibration`` (pooled
-    over domains) abilities are None.
+    over domains) abilities are None. With ``truth`` (one domain whose gold answers are stored),
+    each run and cell also gets its answer distribution and, for classification, per-class metrics.
     """
     results = []
     for cell, matrix in cells.items():
@@ -204,14 +238,152 @@ def _cell_results(cells: dict[str, np.ndarray], runs: dict[str, list[tuple[str, 
             theta, se = calibration.ability_of(name) if calibration else (None, None)
             run_results.append(RunResult(
                 name=name, seed=seed, ability=theta, ability_se=se,
-                accuracy=Estimate.of(wilson_interval(int(answered.sum()), answered.size))))
+                accuracy=Estimate.of(wilson_interval(int(answered.sum()), answered.size)),
+                classes=truth.classes([name]) if truth else None, steps=truth.steps(name) if truth else []))
         if matrix.shape[0] == 1:
             accuracy, method = run_results[0].accuracy, "wilson"
         else:
             accuracy, method = _percentile(_pooled_accuracy(matrix), replicates[cell]), "run-level bootstrap"
+        names = [name for name, _seed in runs[cell]]
+        top, share = truth.top_answer(names) if truth else (None, None)
         results.append(CellResult(cell=cell, runs=run_results, accuracy=accuracy, accuracy_method=method,
-                                  ability=_cell_ability(run_results) if calibration else None))
+                                  ability=_cell_ability(run_results) if calibration else None,
+                                  classes=truth.classes(names) if truth else None, top_answer=top, top_share=share))
     return results
+
+
+# --------------------------------------------------------------------------- floors, answers, flags
+
+
+@dataclass(frozen=True)
+class Truth:
+    """One domain's gold answers and every respondent's answers, in the form the floors compare them.
+
+    Classification compares the first label field, normalized as the metric normalizes labels;
+    other tasks compare all gold fields together (the floor is then the best constant answer).
+    """
+
+    matrix: ResponseMatrix
+    floors: Floors
+    gold: list[str]
+    answers: dict[str, list[str | None]]  # respondent name -> its answer per item (None: no parsed output)
+
+    @classmethod
+    def of(cls, matrix: ResponseMatrix) -> Truth | None:
+        task = matrix.task
+        if task is None or any(item not in matrix.gold for item in matrix.item_ids):
+            return None
+        if task.task == "classification":
+            field = task.label_fields[0]
+
+            def key(values: dict[str, Any] | None) -> str | None:
+                return normalize_label(values[field]) if values and field in values else None
+
+            labels = [normalize_label(label) for label in task.labels] if task.labels else None
+        else:
+            field, labels = None, None
+
+            def key(values: dict[str, Any] | None) -> str | None:
+                return " / ".join(str(values.get(name)) for name in task.label_fields) if values else None
+
+        gold = [key(matrix.gold[item]) for item in matrix.item_ids]
+        if task.task == "classification" and labels is None:
+            labels = sorted(set(gold))
+        answers = {c.name: [key(outputs.get(item)) for item in matrix.item_ids]
+                   for c, outputs in zip(matrix.respondents, matrix.outputs)}
+        return cls(matrix, domain_floors(gold, label_field=field, labels=labels), gold, answers)
+
+    def classes(self, names: list[str]) -> ClassMetrics | None:
+        if self.floors.labels is None:
+            return None
+        return class_metrics(self.gold * len(names), [a for name in names for a in self.answers[name]],
+                             self.floors.labels)
+
+    def top_answer(self, names: list[str]) -> tuple[str, float]:
+        return answer_distribution([str(a) if a is not None else "(no answer)"
+                                    for name in names for a in self.answers[name]])
+
+    def steps(self, name: str) -> list[str]:
+        configuration = next(c for c in self.matrix.respondents if c.name == name)
+        return [f"{s.step}: {s.detail}" for s in configuration.steps]
+
+
+def _unchanged_gepa(configuration: Configuration) -> str | None:
+    """Why the run's GEPA step changed nothing, or None (it changed the program, or there was none)."""
+    return next((s.detail for s in configuration.steps if s.step == "gepa" and not s.changed), None)
+
+
+def not_measured(matrix: ResponseMatrix, run_a: int, run_b: int) -> str | None:
+    """Why two runs' difference is no measurement: the same arm twice, or told apart only by a step that did nothing."""
+    a, b = matrix.respondents[run_a], matrix.respondents[run_b]
+    if matrix.identities and matrix.identities[run_a] == matrix.identities[run_b]:
+        return "identical arms (same program text, adapter weights, playbook and model)"
+    gepa_only = a.lora == b.lora and a.gepa and not b.gepa
+    if gepa_only and (why := _unchanged_gepa(a)):
+        return f"the GEPA step of {a.name} changed nothing ({why})"
+    return None
+
+
+def cell_flags(cell: CellResult, floors: Floors | None, identical_to: str | None,
+               configurations: list[Configuration]) -> CellResult:
+    """The cell with its flags: degenerate (one answer, or no better than the floor), identical, GEPA did nothing."""
+    flags, reasons = [], []
+    if cell.top_share is not None and cell.top_share >= DEGENERATE_SHARE:
+        reasons.append(f"answers {cell.top_answer!r} for {cell.top_share:.0%} of items")
+    if floors is not None and cell.accuracy.low <= floors.majority:
+        reasons.append(f"accuracy {_share(cell.accuracy)} does not beat the majority floor "
+                       f"{100 * floors.majority:.1f}% (always {floors.majority_answer!r})")
+    if reasons:
+        flags.append("degenerate")
+    if identical_to:
+        flags.append(f"identical_to:{identical_to}")
+        reasons.append(f"the same arm as {LABELS_SHORT[identical_to]} (same program text, adapter weights and "
+                       "playbook)")
+    unchanged = [why for c in configurations if (why := _unchanged_gepa(c))]
+    if unchanged:
+        flags.append("gepa_accepted_nothing")
+        reasons.append(f"GEPA changed nothing in {len(unchanged)} of {len(configurations)} run(s): {unchanged[0]}")
+    return cell.model_copy(update={"flags": flags, "flag_reasons": reasons})
+
+
+LABELS_SHORT = {"baseline": "baseline", "lora": "LoRA-only", "gepa": "GEPA-only", "lora+gepa": "LoRA+GEPA"}
+
+
+def _identical_cells(matrix: ResponseMatrix, by_cell: dict[str, list[int]]) -> dict[str, str]:
+    """Cells whose every seed-matched run is the same arm as an earlier cell's: {later: earlier}."""
+    seeds = [c.seed for c in matrix.respondents]
+    present = [cell for cell in CELLS if cell in by_cell]
+    same = {}
+    for b, a in combinations(present, 2):
+        pairs = _matched_runs(by_cell[a], by_cell[b], seeds)
+        if a not in same and pairs and matrix.identities and all(
+                matrix.identities[x] == matrix.identities[y] for x, y in pairs):
+            same[a] = b
+    return same
+
+
+def class_contrasts(truth: Truth, by_cell: dict[str, list[int]], pairwise: list[PairwiseResult],
+                    synergy_reason: str | None, *, n_bootstrap: int, seed: int) -> list[ClassContrast]:
+    """Macro-F1 differences of every cell pair and the macro-F1 interaction contrast, runs pooled per cell."""
+    labels = truth.floors.labels
+    present = [cell for cell in CELLS if cell in by_cell]
+    names = {cell: [truth.matrix.respondents[r].name for r in by_cell[cell]] for cell in present}
+    mapped = {cell: [[a if a in labels else "" for a in truth.answers[name]] for name in names[cell]]
+              for cell in present}
+    replicates = macro_f1_replicates(truth.gold, mapped, labels, n_bootstrap=n_bootstrap, seed=seed)
+    point = {cell: truth.classes(names[cell]).macro_f1 for cell in present}
+    out = []
+    for b, a in combinations(present, 2):
+        rows = [p for p in pairwise if p.a == a and p.b == b]
+        reason = rows[0].not_measured if rows and all(p.not_measured for p in rows) else None
+        out.append(ClassContrast(contrast=f"{a} - {b}", not_measured=reason, macro_f1=None if reason else
+                                 _percentile(point[a] - point[b], replicates[a] - replicates[b])))
+    if len(present) == 4:
+        sign = {"lora+gepa": 1, "lora": -1, "gepa": -1, "baseline": 1}
+        out.append(ClassContrast(contrast="synergy", not_measured=synergy_reason, macro_f1=None if synergy_reason else
+                                 _percentile(sum(sign[c] * point[c] for c in CELLS),
+                                             sum(sign[c] * replicates[c] for c in CELLS))))
+    return out
 
 
 # --------------------------------------------------------------------------- pairwise
@@ -238,17 +410,21 @@ def pairwise_tests(matrix: ResponseMatrix, by_cell: dict[str, list[int]], *, n_b
     rows = []
     for b, a in combinations(present, 2):  # later cells carry more optimization: a - b
         for run_a, run_b in _matched_runs(by_cell[a], by_cell[b], seeds):
+            names = dict(a=a, b=b, run_a=matrix.respondents[run_a].name, run_b=matrix.respondents[run_b].name)
+            if reason := not_measured(matrix, run_a, run_b):
+                rows.append(dict(**names, difference=None, only_a_correct=None, only_b_correct=None, p_value=None,
+                                 not_measured=reason))
+                continue
             x, y = matrix.correct[run_a], matrix.correct[run_b]
             mcnemar = mcnemar_exact(x, y)
-            rows.append(dict(a=a, b=b, run_a=matrix.respondents[run_a].name, run_b=matrix.respondents[run_b].name,
-                             difference=Estimate.of(paired_bootstrap_difference(x, y, n_bootstrap=n_bootstrap,
-                                                                                seed=seed)),
+            rows.append(dict(**names, difference=Estimate.of(paired_bootstrap_difference(x, y, n_bootstrap=n_bootstrap,
+                                                                                         seed=seed)),
                              only_a_correct=mcnemar.only_a_correct, only_b_correct=mcnemar.only_b_correct,
                              p_value=mcnemar.p_value))
-    if not rows:
-        return []
-    adjusted = holm_adjust([row["p_value"] for row in rows])
-    return [PairwiseResult(**row, p_holm=float(p)) for row, p in zip(rows, adjusted)]
+    tested = [row for row in rows if row["p_value"] is not None]
+    adjusted = dict(zip(map(id, tested), holm_adjust([row["p_value"] for row in tested]))) if tested else {}
+    return [PairwiseResult(**row, p_holm=None if id(row) not in adjusted else float(adjusted[id(row)]))
+            for row in rows]
 
 
 # --------------------------------------------------------------------------- synergy
@@ -263,9 +439,38 @@ def design_power(n_items: int, runs_per_cell: int, n_simulations: int, seed: int
                        power=power.power, standard_error=power.standard_error, n_simulations=n_simulations)
 
 
+EDGES = (("lora", "baseline"), ("gepa", "baseline"), ("lora+gepa", "lora"), ("lora+gepa", "gepa"))
+
+
+def synergy_not_measured(pairwise: list[PairwiseResult]) -> str | None:
+    """Why the interaction contrast is no measurement: one of the four differences it adds up is not measured."""
+    return next((f"{LABELS_SHORT[p.a]} vs {LABELS_SHORT[p.b]}: {p.not_measured}" for p in pairwise
+                 if (p.a, p.b) in EDGES and p.not_measured), None)
+
+
+def _edge_reason(matrix: ResponseMatrix, by_cell: dict[str, list[int]]) -> str | None:
+    """`synergy_not_measured` for a matrix whose pairwise tests were not run (the pooled comparison)."""
+    seeds = [c.seed for c in matrix.respondents]
+    return next((f"{LABELS_SHORT[a]} vs {LABELS_SHORT[b]}: {why}" for a, b in EDGES
+                 for x, y in _matched_runs(by_cell[a], by_cell[b], seeds) if (why := not_measured(matrix, x, y))),
+                None)
+
+
 def synergy(table: FactorialResponses, *, n_items: int, n_bootstrap: int, seed: int,
-            power_simulations: int) -> SynergyResult:
-    """Interaction contrast with its hierarchical-bootstrap intervals, mixed-model test and design power."""
+            power_simulations: int, not_measured_because: str | None = None) -> SynergyResult:
+    """Interaction contrast with its hierarchical-bootstrap intervals, mixed-model test and design power.
+
+    With ``not_measured_because`` only the design's power is computed: the contrast of arms
+    that are copies of each other is zero by construction, not a finding.
+    """
+    runs_per_cell = {cell: len(set(table.run_id[(table.lora == lora) & (table.gepa == gepa)]))
+                     for (lora, gepa), cell in CELL_NAMES.items()}
+    if not_measured_because:
+        runs = min(runs_per_cell.values())
+        return SynergyResult(logit=None, accuracy=None, runs_per_cell=runs_per_cell,
+                             captures_run_variance=runs >= 2, mixed=None, mixed_error=None,
+                             power=design_power(n_items, runs, power_simulations, seed),
+                             not_measured=f"not measured: {not_measured_because}")
     interval = hierarchical_bootstrap_interaction(table, n_bootstrap=n_bootstrap, seed=seed)
     mixed, mixed_error = None, None
     try:
@@ -316,37 +521,67 @@ def outcome_against_best(difference: Estimate) -> str:
     return "was worse than" if difference.high < 0 else "did not clearly beat"
 
 
+def floor_sentences(cells: list[CellResult], floors: Floors | None) -> list[str]:
+    """The floors, and every flagged configuration with its reasons: read before any difference."""
+    out = []
+    if floors is not None:
+        chance = f"; uniform chance {100 * floors.chance:.1f}% ({len(floors.labels)} labels)" if floors.chance else ""
+        constant = "; any constant answer has balanced accuracy at chance" if floors.chance else ""
+        out.append(f"Floors: always answering {floors.majority_answer!r} scores {100 * floors.majority:.1f}% "
+                   f"(the majority floor){chance}{constant}.")
+    for cell in cells:
+        if cell.flags:
+            out.append(f"{LABELS_SHORT[cell.cell]} is flagged {', '.join(cell.flags)}: {'; '.join(cell.flag_reasons)}.")
+    return out
+
+
 def verdict(cells: list[CellResult], replicates: dict[str, np.ndarray], result: SynergyResult | None,
-            pairwise: list[PairwiseResult]) -> Verdict:
-    """Plain sentences: did the combination beat the best single method, is there an interaction, what power."""
+            pairwise: list[PairwiseResult], floors: Floors | None = None) -> Verdict:
+    """Plain sentences: the floors and flags, did the combination beat the best single method, is there an
+    interaction, what power. Differences of arms that are copies are named as such, not given as numbers."""
     by_cell = {c.cell: c for c in cells}
+    first = floor_sentences(cells, floors)
     if not {"lora", "gepa", "lora+gepa"} <= set(by_cell):
         missing = sorted({"baseline", "lora", "gepa", "lora+gepa"} - set(by_cell))
         return Verdict(best_single=None, combination_minus_best=None, combination_beats_best=None, interaction=None,
-                       sentences=[f"Cells {', '.join(missing)} have no complete runs: no comparison of the "
+                       sentences=[*first, f"Cells {', '.join(missing)} have no complete runs: no comparison of the "
                                   "combination with the single methods and no synergy estimate."])
-    label = {"lora": "LoRA-only", "gepa": "GEPA-only"}
     best = max(("lora", "gepa"), key=lambda c: by_cell[c].accuracy.estimate)
     combined, single = by_cell["lora+gepa"].accuracy, by_cell[best].accuracy
-    tests = [p for p in pairwise if p.a == "lora+gepa" and p.b == best]
-    single_runs = len(by_cell["lora+gepa"].runs) == 1 and len(by_cell[best].runs) == 1
-    if single_runs and len(tests) == 1:  # the pairwise row's paired item bootstrap: one number, not two
-        difference = tests[0].difference
+    rows = [p for p in pairwise if p.a == "lora+gepa" and p.b == best]
+    tests = [p for p in rows if p.not_measured is None]
+    sentences = list(first)
+    difference, beats = None, None
+    if rows and not tests:
+        sentences.append(f"LoRA+GEPA reached {_share(combined)}; the best single method, {LABELS_SHORT[best]}, "
+                         f"{_share(single)}. Their difference is not measured: {rows[0].not_measured}.")
     else:
-        difference = _percentile(combined.estimate - single.estimate, replicates["lora+gepa"] - replicates[best])
-    beats = difference.low > 0
-    significant = sum(p.p_holm < ALPHA for p in tests)
-    sentences = [
-        f"LoRA+GEPA reached {_share(combined)}; the best single method, {label[best]}, {_share(single)}. "
-        f"Difference {_points(difference.estimate)} points [{_points(difference.low)}, {_points(difference.high)}] "
-        f"({'paired item' if single_runs else 'run-level'} bootstrap): "
-        + f"the combination {outcome_against_best(difference)} the best single method."
-        + (f" Run-by-run exact McNemar tests: {significant} of {len(tests)} significant after Holm."
-           if tests else "")
-    ]
+        single_runs = len(by_cell["lora+gepa"].runs) == 1 and len(by_cell[best].runs) == 1
+        if single_runs and len(tests) == 1:  # the pairwise row's paired item bootstrap: one number, not two
+            difference = tests[0].difference
+        else:
+            difference = _percentile(combined.estimate - single.estimate, replicates["lora+gepa"] - replicates[best])
+        beats = difference.low > 0
+        significant = sum(p.p_holm < ALPHA for p in tests)
+        sentences.append(
+            f"LoRA+GEPA reached {_share(combined)}; the best single method, {LABELS_SHORT[best]}, {_share(single)}. "
+            f"Difference {_points(difference.estimate)} points [{_points(difference.low)}, {_points(difference.high)}] "
+            f"({'paired item' if single_runs else 'run-level'} bootstrap): "
+            + f"the combination {outcome_against_best(difference)} the best single method."
+            + (f" Run-by-run exact McNemar tests: {significant} of {len(tests)} significant after Holm."
+               if tests else ""))
     if result is None:
         return Verdict(best_single=best, combination_minus_best=difference, combination_beats_best=beats,
                        interaction=None, sentences=sentences + ["The baseline cell has no complete runs: no synergy."])
+    power = result.power
+    power_sentence = (
+        f"Power: with {power.n_items} items and {power.runs_per_cell} run(s) per cell, this design detects a "
+        f"{power.effect_logit}-logit interaction {100 * power.power:.0f}% of the time "
+        f"({power.n_simulations} simulations, run SD 0.25 logits)"
+        + ("; a non-detection says little." if power.power < 0.8 else "."))
+    if result.not_measured:
+        return Verdict(best_single=best, combination_minus_best=difference, combination_beats_best=beats,
+                       interaction=None, sentences=sentences + [f"Synergy {result.not_measured}.", power_sentence])
     boot = result.logit.excludes_zero()
     mixed = result.mixed.p_value < ALPHA if result.mixed else None
     interaction = ("differs from zero" if boot and mixed in (True, None) else
@@ -363,12 +598,7 @@ def verdict(cells: list[CellResult], replicates: dict[str, np.ndarray], result: 
            "not detected": "No interaction was detected: it does not differ detectably from zero.",
            "conflicting": "The bootstrap and the mixed model disagree: the interaction is not established.",
            }[interaction])
-    power = result.power
-    sentences.append(
-        f"Power: with {power.n_items} items and {power.runs_per_cell} run(s) per cell, this design detects a "
-        f"{power.effect_logit}-logit interaction {100 * power.power:.0f}% of the time "
-        f"({power.n_simulations} simulations, run SD 0.25 logits)"
-        + ("; a non-detection says little." if power.power < 0.8 else "."))
+    sentences.append(power_sentence)
     if not result.captures_run_variance:
         sentences.append(
             "Some cell has a single run (one seed), so run-to-run variance is not measured: synergy cannot be "
@@ -411,16 +641,23 @@ def compare_domain(matrix: ResponseMatrix, calibration: PoolCalibration | None, 
     cells = {cell: matrix.correct[by_cell[cell]] for cell in present}
     runs = {cell: [(matrix.respondents[r].name, matrix.respondents[r].seed) for r in by_cell[cell]] for cell in present}
     replicates = cell_bootstrap(cells, n_bootstrap=n_bootstrap, seed=seed) if cells else {}
-    cell_results = _cell_results(cells, runs, calibration, replicates)
+    truth = Truth.of(matrix)
+    floors = truth.floors if truth else None
+    identical = _identical_cells(matrix, by_cell)
+    cell_results = [cell_flags(c, floors, identical.get(c.cell), [matrix.respondents[r] for r in by_cell[c.cell]])
+                    for c in _cell_results(cells, runs, calibration, replicates, truth)]
     pairwise = pairwise_tests(matrix, by_cell, n_bootstrap=n_bootstrap, seed=seed)
-    result = None
+    result, reason = None, synergy_not_measured(pairwise)
     if len(present) == 4:
         table = _factorial_table(matrix, [r for cell in present for r in by_cell[cell]])
         result = synergy(table, n_items=len(matrix.item_ids), n_bootstrap=n_bootstrap, seed=seed,
-                         power_simulations=power_simulations)
+                         power_simulations=power_simulations, not_measured_because=reason)
+    contrasts = (class_contrasts(truth, by_cell, pairwise, reason, n_bootstrap=n_bootstrap, seed=seed)
+                 if truth and floors.labels and present else [])
     return Comparison(domain=matrix.domain, items=len(matrix.item_ids), cells=cell_results, pairwise=pairwise,
-                      synergy=result, verdict=verdict(cell_results, replicates, result, pairwise),
-                      missing_cells=[c for c in CELLS if c not in by_cell], excluded=excluded)
+                      synergy=result, verdict=verdict(cell_results, replicates, result, pairwise, floors),
+                      missing_cells=[c for c in CELLS if c not in by_cell], excluded=excluded, floors=floors,
+                      class_contrasts=contrasts)
 
 
 def compare_pooled(matrices: list[ResponseMatrix], *, n_bootstrap: int = 2000, seed: int = 0,
@@ -458,8 +695,9 @@ def compare_pooled(matrices: list[ResponseMatrix], *, n_bootstrap: int = 2000, s
                                  for name in ("run_id", "lora", "gepa", "item_id", "correct")))
     replicates = cell_bootstrap(cells, n_bootstrap=n_bootstrap, seed=seed)
     cell_results = _cell_results(cells, runs, None, replicates)
+    reason = next((f"{m.domain}: {why}" for m, rows in usable if (why := _edge_reason(m, rows))), None)
     result = synergy(table, n_items=int(offsets[-1]), n_bootstrap=n_bootstrap, seed=seed,
-                     power_simulations=power_simulations)
+                     power_simulations=power_simulations, not_measured_because=reason)
     # Runs of different domains are not repeated runs of one configuration: seeds are what measure run variance.
     repeated = all(len(rows[cell]) >= 2 for _, rows in usable for cell in CELLS)
     result = result.model_copy(update={"captures_run_variance": repeated})

@@ -32,6 +32,16 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$"  # names become file names in t
 Role = Literal["comparison", "calibration"]
 
 
+class StepInfo(BaseModel):
+    """What one optimization step did to a configuration, as the report's "what each arm did" says it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    step: str  # gepa, lora, ace
+    changed: bool  # False: the step left what it was given as it was (GEPA accepted no proposal)
+    detail: str  # one line for people: proposals made and accepted and why rejected, loss, bullets
+
+
 class Configuration(BaseModel):
     """One respondent: what to run, and where it sits in the LoRA x GEPA design.
 
@@ -55,6 +65,7 @@ class Configuration(BaseModel):
     adapter: Path | None = None
     playbook: Path | None = None
     source: str = ""  # free text for people: "GEPA candidate 7 of runs/legal/lora+gepa/seed1"
+    steps: tuple[StepInfo, ...] = ()  # what each optimization step did, in order
 
     @model_validator(mode="after")
     def _lora_means_adapter(self) -> Configuration:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,36 +67,60 @@ class RespondentRecord(BaseModel):
 
 
 class ItemRecord(BaseModel):
-    """An item of a domain: its id, a hash of its full content (inputs and gold), its rated difficulty."""
+    """An item of a domain: its id, a hash of its full content (inputs and gold), its rated difficulty,
+    the split it came from and its gold answer (what floors and per-class metrics are computed from)."""
 
     model_config = ConfigDict(extra="forbid")
 
     id: str
     digest: str
     difficulty: str | None = None
+    split: str | None = None  # None in stores written before splits were recorded
+    gold: dict[str, Any] | None = None
+
+
+class TaskInfo(BaseModel):
+    """What the report needs to know of the domain's task: its kind, gold fields and label set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str
+    label_fields: list[str]
+    labels: list[str] | None = None  # the first label field's allowed values (classification)
 
 
 class ItemSet(BaseModel):
     items: list[ItemRecord]
+    task: TaskInfo | None = None  # None in stores written before it was recorded
 
 
-def item_record(example: Any) -> ItemRecord:
-    """The ItemRecord of a ``dspy.Example`` with an ``id``."""
+def item_record(example: Any, *, labels: Sequence[str] = (), split: str | None = None) -> ItemRecord:
+    """The ItemRecord of a ``dspy.Example`` with an ``id``; ``labels`` names its gold fields."""
     content = json.dumps(example.toDict(), sort_keys=True, default=str)
     difficulty = example.get("difficulty")
     return ItemRecord(id=str(example.id), digest=hashlib.sha256(content.encode()).hexdigest()[:16],
-                      difficulty=None if difficulty is None else str(difficulty))
+                      difficulty=None if difficulty is None else str(difficulty), split=split,
+                      gold={name: json.loads(json.dumps(example[name], default=str)) for name in labels} or None)
 
 
 @dataclass(frozen=True)
 class ResponseMatrix:
-    """A domain's respondents x items, 1/0/NaN (NaN: not answered), with the metric scores beside."""
+    """A domain's respondents x items, 1/0/NaN (NaN: not answered), with the metric scores beside.
+
+    ``identities`` hash what determines each respondent's answers (equal: the same program text,
+    adapter weights, playbook and model); ``outputs`` are each respondent's raw outputs by item,
+    ``gold`` the items' gold fields where the store recorded them.
+    """
 
     domain: str
     respondents: tuple[Configuration, ...]
     item_ids: tuple[str, ...]
     correct: np.ndarray
     score: np.ndarray
+    identities: tuple[str, ...] = ()
+    outputs: tuple[dict[str, dict[str, Any]], ...] = ()
+    gold: dict[str, dict[str, Any]] = field(default_factory=dict)
+    task: TaskInfo | None = None
 
     def rows(self, names) -> np.ndarray:
         index = {c.name: i for i, c in enumerate(self.respondents)}
@@ -140,20 +165,32 @@ class ResponseStore:
 
     # -- items --------------------------------------------------------------------------------
 
-    def items(self, domain: str) -> list[ItemRecord]:
+    def _item_set(self, domain: str) -> ItemSet:
         path = self._domain_dir(domain) / ITEMS_FILE
-        return _read(path, ItemSet).items if path.is_file() else []
+        return _read(path, ItemSet) if path.is_file() else ItemSet(items=[])
 
-    def register_items(self, domain: str, items: list[ItemRecord]) -> None:
-        """Add items to the domain's list; an id whose content changed since it was answered is refused."""
-        known = {item.id: item for item in self.items(domain)}
+    def items(self, domain: str) -> list[ItemRecord]:
+        return self._item_set(domain).items
+
+    def task(self, domain: str) -> TaskInfo | None:
+        return self._item_set(domain).task
+
+    def register_items(self, domain: str, items: list[ItemRecord], task: TaskInfo | None = None) -> None:
+        """Add items to the domain's list; an id whose content changed since it was answered is refused.
+
+        Split and gold missing from items stored by an older ax are filled in from the same items.
+        """
+        stored = self._item_set(domain)
+        known = {item.id: item for item in stored.items}
         changed = [item.id for item in items if item.id in known and known[item.id].digest != item.digest]
         if changed:
             raise AxError(f"domain {domain!r}: item(s) {', '.join(changed[:5])} changed content since they were "
                           f"answered in {self.root / domain}; evaluate into a new run directory")
-        new = [item for item in items if item.id not in known]
-        if new or not known:
-            _write(self._domain_dir(domain) / ITEMS_FILE, ItemSet(items=[*known.values(), *new]))
+        updated = {**known, **{item.id: item for item in items if item.id not in known or known[item.id] != item
+                               and known[item.id].gold is None}}
+        task = task or stored.task
+        if updated != known or task != stored.task or not known:
+            _write(self._domain_dir(domain) / ITEMS_FILE, ItemSet(items=list(updated.values()), task=task))
 
     def data_digest(self, domain: str) -> str:
         """One hash over the domain's items (ids and contents), for the manifest."""
@@ -177,20 +214,36 @@ class ResponseStore:
         files = sorted(p for p in self._domain_dir(domain).glob("*.json") if p.name != ITEMS_FILE)
         return [_read(p, RespondentRecord) for p in files]
 
-    def matrix(self, domain: str) -> ResponseMatrix:
-        """The domain's response matrix over its registered items, respondents in name order."""
+    def split_of(self, domain: str, split: str | None) -> str | None:
+        """The split a matrix of ``split`` covers: ``split``, or None for a store that recorded no splits."""
+        return split if split is not None and any(item.split for item in self.items(domain)) else None
+
+    def matrix(self, domain: str, split: str | None = None) -> ResponseMatrix:
+        """The domain's response matrix over its registered items of ``split`` (None: all), respondents in name order.
+
+        A store written before splits were recorded has none to select by: all its items are used.
+        """
         records = self.respondents(domain)
-        item_ids = tuple(item.id for item in self.items(domain))
+        item_set = self._item_set(domain)
+        chosen = self.split_of(domain, split)
+        item_ids = tuple(item.id for item in item_set.items if chosen is None or item.split == chosen)
         if not records or not item_ids:
-            raise AxError(f"domain {domain!r} in {self.root} has no stored responses")
+            where = f" of the {split} split" if chosen else ""
+            raise AxError(f"domain {domain!r} in {self.root} has no stored responses{where}")
         column = {item: j for j, item in enumerate(item_ids)}
+        listed = {item.id for item in item_set.items}
         correct = np.full((len(records), len(item_ids)), np.nan)
         score = np.full_like(correct, np.nan)
         for i, record in enumerate(records):
             for cell in record.cells:
                 j = column.get(cell.item)
-                if j is None:
+                if j is None and cell.item not in listed:
                     raise AxError(f"{self.path(domain, record.configuration.name)} answers item {cell.item!r}, "
                                   f"which {self._domain_dir(domain) / ITEMS_FILE} does not list")
-                correct[i, j], score[i, j] = float(cell.correct), cell.score
-        return ResponseMatrix(domain, tuple(r.configuration for r in records), item_ids, correct, score)
+                if j is not None:
+                    correct[i, j], score[i, j] = float(cell.correct), cell.score
+        return ResponseMatrix(domain, tuple(r.configuration for r in records), item_ids, correct, score,
+                              identities=tuple(r.identity for r in records),
+                              outputs=tuple({c.item: c.output for c in r.cells if c.error is None} for r in records),
+                              gold={item.id: item.gold for item in item_set.items if item.gold is not None},
+                              task=item_set.task)

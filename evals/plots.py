@@ -102,8 +102,8 @@ def interaction(report: Report) -> Plot:
             ax.errorbar([0, 1], est, yerr=err, marker="o", capsize=3, label=name,
                         color=COLORS["lora"] if lora else COLORS["baseline"])
         logit = comparison.synergy.logit
-        ax.set_title(f"{comparison.domain}\nsynergy {logit.estimate:+.2f} [{logit.low:+.2f}, {logit.high:+.2f}] logits",
-                     fontsize="small")
+        ax.set_title(f"{comparison.domain}\n" + ("synergy not measured" if logit is None else
+                     f"synergy {logit.estimate:+.2f} [{logit.low:+.2f}, {logit.high:+.2f}] logits"), fontsize="small")
         ax.set_xticks([0, 1], ["GEPA off", "GEPA on"])
         ax.set_ylabel("accuracy (%)")
         ax.legend(fontsize="x-small")

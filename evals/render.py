@@ -68,16 +68,74 @@ def _p(p: float) -> str:
     return f"{p:.3g}"
 
 
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def _points(e: Estimate | None, reason: str | None = None) -> str:
+    if e is None:
+        return f"not measured: {reason}" if reason else "—"
+    return f"{100 * e.estimate:+.1f} [{100 * e.low:+.1f}, {100 * e.high:+.1f}]"
+
+
+def _floor_blocks(comparison: Comparison) -> list[Block]:
+    """Per-class truth beside accuracy: macro-F1, balanced accuracy, answers, recall and confusion per configuration."""
+    floors = comparison.floors
+    if floors is None:
+        return [Paragraph("No floors or per-class metrics: this run directory's items were stored without their gold "
+                          "answers (by an older ax); evaluate into a new run directory to get them.")]
+    out: list[Block] = []
+    classes = [(c, c.classes) for c in comparison.cells if c.classes]
+    if classes:
+        labels = floors.labels or []
+        out += [Paragraph(f"Per-class truth on {floors.label_field!r} (runs pooled per configuration). Floors: "
+                          f"majority {100 * floors.majority:.1f}% (always {floors.majority_answer!r}), chance "
+                          f"{_share(floors.chance)}; a constant answer has balanced accuracy {_share(floors.chance)}."),
+                Table(["configuration", "macro-F1", "balanced accuracy",
+                       *(f"recall {label}" for label in labels), "answers given"],
+                      [[LABELS[c.cell], _share(m.macro_f1), _share(m.balanced_accuracy),
+                        *(_share(m.recall.get(label)) for label in labels),
+                        ", ".join(f"{k} {v}" for k, v in m.predictions.items() if v)] for c, m in classes])]
+        contrasts = comparison.class_contrasts
+        if contrasts:
+            out.append(Table(["macro-F1 contrast", "points [95% CI], paired item bootstrap"],
+                             [[x.contrast, _points(x.macro_f1, x.not_measured)] for x in contrasts]))
+        for c, m in classes:
+            out.append(Paragraph(f"Confusion matrix, {LABELS[c.cell]} (rows: gold; columns: answered):"))
+            out.append(Table(["gold / answered", *labels, "(other)"],
+                             [[label, *map(str, row)] for label, row in zip(labels, m.confusion)]))
+    return out
+
+
+def _arm_blocks(comparison: Comparison) -> list[Block]:
+    """What each arm did, per run: the optimization steps' own account (proposals, loss, playbook)."""
+    rows = [[r.name, LABELS[c.cell], str(r.seed), "; ".join(r.steps) or "no optimization step"]
+            for c in comparison.cells for r in c.runs]
+    return [Paragraph("What each arm did:"), Table(["run", "configuration", "seed", "steps"], rows)]
+
+
 def _comparison_blocks(comparison: Comparison) -> list[Block]:
     out: list[Block] = [Bullets(comparison.verdict.sentences)]
-    out.append(Table(["configuration", "runs", "accuracy [95% CI]", "interval", "ability [95% CI]"], [
+    out.append(Table(["configuration", "runs", "accuracy [95% CI]", "interval", "ability [95% CI]", "macro-F1",
+                      "top answer", "flags"], [
         [LABELS[c.cell], str(len(c.runs)), _pct(c.accuracy), c.accuracy_method,
-         _num(c.ability, " logits") if c.ability else "—"] for c in comparison.cells]))
+         _num(c.ability, " logits") if c.ability else "—", _share(c.classes.macro_f1) if c.classes else "—",
+         f"{c.top_answer} ({_share(c.top_share)})" if c.top_answer is not None else "—",
+         "; ".join(c.flag_reasons) if c.flags else "none"] for c in comparison.cells]))
     if comparison.domain != "pooled":
-        out.append(Table(["run", "configuration", "seed", "accuracy [95% Wilson]", "ability ± SE"], [
-            [r.name, LABELS[c.cell], str(r.seed), _pct(r.accuracy), _ability(r.ability, r.ability_se)]
+        out.append(Table(["run", "configuration", "seed", "accuracy [95% Wilson]", "ability ± SE", "macro-F1"], [
+            [r.name, LABELS[c.cell], str(r.seed), _pct(r.accuracy), _ability(r.ability, r.ability_se),
+             _share(r.classes.macro_f1) if r.classes else "—"]
             for c in comparison.cells for r in c.runs]))
-    if comparison.synergy:
+        out += _floor_blocks(comparison) + _arm_blocks(comparison)
+    if comparison.synergy and comparison.synergy.not_measured:
+        s = comparison.synergy
+        out.append(Table(["synergy", "estimate", "how"], [
+            ["interaction contrast", s.not_measured, "zero by construction when arms are copies: not a finding"],
+            [f"power for a {s.power.effect_logit}-logit interaction",
+             f"{100 * s.power.power:.0f}% ± {100 * s.power.standard_error:.0f}",
+             f"{s.power.n_items} items, {s.power.runs_per_cell} run(s) per cell, {s.power.n_simulations} simulations"]]))
+    elif comparison.synergy:
         s = comparison.synergy
         rows = [["interaction contrast, logit scale (defines synergy)", _num(s.logit, " logits"),
                  "hierarchical bootstrap (runs, then items)"],
@@ -99,9 +157,9 @@ def _comparison_blocks(comparison: Comparison) -> list[Block]:
                              "first minus the second; paired item bootstrap, exact McNemar, Holm over the table):"))
         out.append(Table(["comparison", "runs", "difference [95% CI]", "only first correct", "only second correct",
                           "McNemar p", "Holm p"], [
-            [f"{LABELS[p.a]} − {LABELS[p.b]}", f"{p.run_a} vs {p.run_b}",
-             f"{100 * p.difference.estimate:+.1f} [{100 * p.difference.low:+.1f}, {100 * p.difference.high:+.1f}]",
-             str(p.only_a_correct), str(p.only_b_correct), _p(p.p_value), _p(p.p_holm)] for p in comparison.pairwise]))
+            [f"{LABELS[p.a]} − {LABELS[p.b]}", f"{p.run_a} vs {p.run_b}", _points(p.difference, p.not_measured),
+             *((str(p.only_a_correct), str(p.only_b_correct), _p(p.p_value), _p(p.p_holm)) if p.not_measured is None
+               else ("—",) * 4)] for p in comparison.pairwise]))
     notes = []
     if comparison.missing_cells:
         notes.append(f"Cells without complete runs: {', '.join(comparison.missing_cells)}.")
@@ -130,18 +188,30 @@ def _calibration_blocks(calibration: CalibrationSummary) -> list[Block]:
     return out
 
 
+def _cell_summary(cell) -> str:
+    """Accuracy, then macro-F1 where the domain is classification, then the flags."""
+    text = f"{100 * cell.accuracy.estimate:.1f}"
+    if cell.classes:
+        text += f" (F1 {100 * cell.classes.macro_f1:.1f})"
+    return text + "".join(f" [{flag}]" for flag in cell.flags)
+
+
 def _summary_table(report: Report) -> Table:
     rows = []
     for comparison in ([report.pooled] if report.pooled else []) + report.comparisons:
         cells = {c.cell: c for c in comparison.cells}
         s = comparison.synergy
-        rows.append([comparison.domain, *(f"{100 * cells[c].accuracy.estimate:.1f}" if c in cells else "—"
-                                          for c in LABELS),
-                     _num(s.logit) if s else "—", f"{s.mixed.p_value:.3g}" if s and s.mixed else "—",
+        floors = comparison.floors
+        rows.append([comparison.domain,
+                     "—" if floors is None else f"{100 * floors.majority:.1f}" + (
+                         f" / {100 * floors.chance:.1f}" if floors.chance else ""),
+                     *(_cell_summary(cells[c]) if c in cells else "—" for c in LABELS),
+                     ("not measured" if s.not_measured else _num(s.logit)) if s else "—",
+                     f"{s.mixed.p_value:.3g}" if s and s.mixed else ("not fitted" if s and s.mixed_error else "—"),
                      f"{100 * s.power.power:.0f}%" if s else "—",
                      ("yes" if s.captures_run_variance else "NO (one run)") if s else "—"])
-    return Table(["domain", *(f"{LABELS[c]} (%)" for c in LABELS), "synergy, logits [95% CI]", "mixed-model p",
-                  "power (0.5 logit)", "run variance measured"], rows)
+    return Table(["domain", "floors: majority / chance (%)", *(f"{LABELS[c]} (%)" for c in LABELS),
+                  "synergy, logits [95% CI]", "mixed-model p", "power (0.5 logit)", "run variance measured"], rows)
 
 
 def blocks(report: Report) -> list[Block]:
@@ -154,7 +224,9 @@ def blocks(report: Report) -> list[Block]:
     comparisons = {c.domain: c for c in report.comparisons}
     for calibration in report.calibrations:
         comparison = comparisons[calibration.domain]
-        out += [Heading(2, f"Domain: {comparison.domain} ({comparison.items} items)"), *_comparison_blocks(comparison),
+        items = (f"{comparison.items} {comparison.split} items" if comparison.split else
+                 f"{comparison.items} items, splits not recorded")
+        out += [Heading(2, f"Domain: {comparison.domain} ({items})"), *_comparison_blocks(comparison),
                 *_calibration_blocks(calibration)]
     out += [Heading(2, "Item calibration"), FigureRef("item-curves"), FigureRef("difficulty")]
     if report.adaptive:

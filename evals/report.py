@@ -17,6 +17,7 @@ from __future__ import annotations
 import shlex
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -24,7 +25,7 @@ from pydantic import BaseModel, Field
 from ax.errors import AxError
 from ax.evals.adaptive_eval import AdaptiveCheck, adaptive_check
 from ax.evals.calibration import MIN_RESPONDENTS_2PL, PoolCalibration, calibrate_pool
-from ax.evals.comparison import Comparison, compare_domain, compare_pooled, outcome_against_best
+from ax.evals.comparison import LABELS_SHORT, Comparison, compare_domain, compare_pooled, outcome_against_best
 from ax.evals.matrix_store import ResponseMatrix, ResponseStore
 from ax.evals.provenance import Manifest, build_manifest
 from ax.model import atomic_write_text
@@ -39,10 +40,11 @@ class ReportSettings(BaseModel):
     seed: int = 0
     power_simulations: int = Field(200, ge=10)
     domains: list[str] = Field(default_factory=list)  # empty: every evaluated domain
+    split: Literal["train", "dev", "test"] = "test"  # items of other splits answered into the store are left out
 
     def command(self, run_dir: Path, out: Path) -> str:
         words = ["ax", "report", str(run_dir), "--out", str(out), "--bootstrap", str(self.n_bootstrap),
-                 "--seed", str(self.seed), "--power-simulations", str(self.power_simulations)]
+                 "--seed", str(self.seed), "--power-simulations", str(self.power_simulations), "--split", self.split]
         for domain in self.domains:
             words += ["--domain", domain]
         return shlex.join(words)
@@ -137,21 +139,32 @@ def summarize_calibration(matrix: ResponseMatrix, pool: PoolCalibration | None, 
 
 
 def _summary_line(comparison: Comparison) -> str:
-    """One line per domain: the combination against the best single method, the interaction, the power."""
+    """One line per domain: floors and flags first, then the combination against the best single method,
+    the interaction and the power; differences of copied arms are named, not given as numbers."""
     label = "Pooled over domains" if comparison.domain == "pooled" else comparison.domain
-    verdict, result = comparison.verdict, comparison.synergy
+    verdict, result, floors = comparison.verdict, comparison.synergy, comparison.floors
+    lead = []
+    if floors is not None:
+        lead.append(f"majority floor {100 * floors.majority:.1f}%"
+                    + (f", chance {100 * floors.chance:.1f}%" if floors.chance else ""))
+    lead += [f"{LABELS_SHORT[c.cell]} {', '.join(c.flags)}" for c in comparison.cells if c.flags]
+    head = f"{label} ({'; '.join(lead)})" if lead else label
     if verdict.combination_minus_best is None:
-        return f"{label}: {verdict.sentences[0]}"
-    d = verdict.combination_minus_best
-    outcome = outcome_against_best(d)
-    best = {"lora": "LoRA-only", "gepa": "GEPA-only"}[verdict.best_single]
-    line = (f"{label}: LoRA+GEPA {outcome} the best single method ({best}): {100 * d.estimate:+.1f} points "
-            f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}]")
+        about = next((s for s in verdict.sentences if s.startswith(("LoRA+GEPA reached", "Cells"))), "")
+        line = f"{head}: {about}"
+    else:
+        d = verdict.combination_minus_best
+        best = LABELS_SHORT[verdict.best_single]
+        line = (f"{head}: LoRA+GEPA {outcome_against_best(d)} the best single method ({best}): "
+                f"{100 * d.estimate:+.1f} points [{100 * d.low:+.1f}, {100 * d.high:+.1f}]")
     if result is None:
-        return line + "."
-    line += (f"; interaction {verdict.interaction} ({result.logit.estimate:+.2f} logits "
-             f"[{result.logit.low:+.2f}, {result.logit.high:+.2f}]); power {100 * result.power.power:.0f}% "
-             f"for a {result.power.effect_logit}-logit interaction")
+        return line.rstrip(".") + "."
+    if result.not_measured:
+        return f"{line.rstrip('.')}; synergy {result.not_measured}."
+    line = line.rstrip(".") + (
+        f"; interaction {verdict.interaction} ({result.logit.estimate:+.2f} logits "
+        f"[{result.logit.low:+.2f}, {result.logit.high:+.2f}]); power {100 * result.power.power:.0f}% "
+        f"for a {result.power.effect_logit}-logit interaction")
     if not result.captures_run_variance:
         line += "; one run per cell: synergy cannot be told apart from run-to-run variance"
     return line + "."
@@ -172,14 +185,15 @@ def build_report(run_dir: str | Path, settings: ReportSettings | None = None, *,
     options = dict(n_bootstrap=settings.n_bootstrap, seed=settings.seed, power_simulations=settings.power_simulations)
     calibrations, comparisons, adaptive, matrices = [], [], [], []
     for domain in domains:
-        matrix = store.matrix(domain)
+        matrix = store.matrix(domain, settings.split)
         try:
             pool, problem = calibrate_pool(matrix), ""
         except AxError as error:  # e.g. every item answered alike by all: accuracies still stand
             pool, problem = None, str(error)
         rated = {item.id: item.difficulty for item in store.items(domain)}
         calibrations.append(summarize_calibration(matrix, pool, rated, problem))
-        comparisons.append(compare_domain(matrix, pool, **options))
+        comparisons.append(compare_domain(matrix, pool, **options).model_copy(
+            update={"split": store.split_of(domain, settings.split)}))
         check = adaptive_check(matrix) if pool else None
         if check is not None:
             adaptive.append(check)

@@ -28,7 +28,8 @@ from pydantic import BaseModel
 
 from ax.errors import AxError
 from ax.evals.configuration import Configuration, build_program, file_digest
-from ax.evals.matrix_store import CORRECT_AT, Cell, RespondentRecord, ResponseStore, item_record
+from ax.evals.matrix_store import CORRECT_AT, Cell, RespondentRecord, ResponseStore, TaskInfo, item_record
+from ax.programs.floors import label_choices
 
 SPLITS = ("train", "dev", "test")
 
@@ -45,6 +46,15 @@ def domain_items(domain: Any, split: str = "test", limit: int | None = None) -> 
     if not items:
         raise AxError(f"domain {domain.name!r} has no {split} items")
     return items
+
+
+def task_info(domain: Any) -> TaskInfo:
+    """The domain's task kind, gold fields and (classification) label set, as the response store keeps them."""
+    labels = None
+    if domain.task == "classification":
+        field = domain.labels()[0]
+        labels = list(label_choices(domain) or sorted({str(e[field]) for e in domain.examples()}))
+    return TaskInfo(task=domain.task, label_fields=list(domain.labels()), labels=labels)
 
 
 def _package_versions() -> dict[str, str]:
@@ -155,14 +165,17 @@ class RunSummary(BaseModel):
 def evaluate_configurations(configurations: list[Configuration], domain: Any, *, lm: dspy.BaseLM,
                             store: ResponseStore, items: list[dspy.Example], num_threads: int = 16,
                             checkpoint_every: int = 256, command: str | None = None,
-                            show_progress: bool = False) -> RunSummary:
-    """Answer every (configuration, item) cell not yet in ``store``; see the module docstring."""
+                            show_progress: bool = False, split: str | None = None) -> RunSummary:
+    """Answer every (configuration, item) cell not yet in ``store``; see the module docstring.
+
+    ``split`` names the split ``items`` come from, recorded with each item."""
     if checkpoint_every < 1 or num_threads < 1:
         raise AxError(f"checkpoint_every = {checkpoint_every!r}, num_threads = {num_threads!r}: both must be >= 1")
     names = [c.name for c in configurations]
     if len(set(names)) != len(names):
         raise AxError(f"configuration names must be unique (each is one file of the store), got {names}")
-    store.register_items(domain.name, [item_record(example) for example in items])
+    store.register_items(domain.name, [item_record(example, labels=domain.labels(), split=split) for example in items],
+                         task_info(domain))
     respondents = [prepare(c, domain, lm, store, command) for c in configurations]
     stored = {r.configuration.name: len(r.record.cells) for r in respondents}
     answered = [respondent.record.answered() for respondent in respondents]
@@ -210,4 +223,4 @@ def evaluate_run_dir(run_dir: str | Path, configurations: list[Configuration], d
     """`evaluate_configurations` over a domain split, storing into ``run_dir/responses``."""
     store = ResponseStore(run_dir, create=True)
     return evaluate_configurations(configurations, domain, lm=lm, store=store,
-                                   items=domain_items(domain, split, limit), **options)
+                                   items=domain_items(domain, split, limit), split=split, **options)

@@ -366,6 +366,9 @@ class MixedModelInteraction:
     captures_run_variance: bool
 
 
+MAX_COMPONENT_SD = 5.0  # logits; a fitted item or run SD beyond this is a separated, degenerate fit
+
+
 def mixed_model_interaction(table: FactorialResponses, *, seed: int = 0) -> MixedModelInteraction:
     """Fit the logistic mixed model with crossed random intercepts for items and runs.
 
@@ -391,7 +394,11 @@ def mixed_model_interaction(table: FactorialResponses, *, seed: int = 0) -> Mixe
         "correct ~ lora * gepa", {"item": "0 + C(item)", "run": "0 + C(run)"}, frame)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        fit = model.fit_vb(fit_method="L-BFGS-B", rng=seed)
+        with np.errstate(over="raise", invalid="raise"):
+            try:
+                fit = model.fit_vb(fit_method="L-BFGS-B", rng=seed)
+            except FloatingPointError as error:
+                raise AxError(f"the mixed model did not converge (variational fit overflowed: {error})") from None
     design = sparse.hstack([sparse.csr_array(np.asarray(model.exog)), model.exog_vc]).tocsr()
     prior_precision = np.concatenate([np.full(model.k_fep, model.fe_p**-2),
                                       np.exp(-2 * fit.vcp_mean[model.ident])])
@@ -405,10 +412,19 @@ def mixed_model_interaction(table: FactorialResponses, *, seed: int = 0) -> Mixe
         effects += step
         if np.max(np.abs(step)) < 1e-8:
             break
+    else:
+        raise AxError("the mixed model did not converge (Newton steps to the posterior mode still moving after 50)")
     k = list(model.fep_names).index("lora:gepa")
     estimate = float(effects[k])
     sd = float(np.sqrt(np.linalg.inv(precision)[k, k]))
     item_sd, run_sd = (float(np.exp(fit.vcp_mean[list(model.vcp_names).index(name)])) for name in ("item", "run"))
+    if not (np.isfinite(estimate) and np.isfinite(sd) and sd > 0):
+        raise AxError(f"the mixed model's fit is singular (interaction {estimate}, SD {sd})")
+    if max(item_sd, run_sd) > MAX_COMPONENT_SD:
+        # Such a spread means items (or runs) separate the answers completely, e.g. every configuration
+        # answers each item alike: the cell effects are not identified and any p-value is an artefact.
+        raise AxError(f"the mixed model's fit is degenerate (item SD {item_sd:.1f}, run SD {run_sd:.1f} logits: "
+                      "the answers are separated by item or run, so the interaction is not identified)")
     return MixedModelInteraction(estimate, sd, float(2 * norm.sf(abs(estimate) / sd)), item_sd, run_sd,
                                  captures_run_variance=fewest_runs >= 2)
 

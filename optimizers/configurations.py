@@ -8,6 +8,9 @@ drawn the same way for every seed, so configurations differ only in how they wer
 seeds only in the optimizers' randomness. The test split is never touched. `combined` is the
 strategy given as `combined` (default `gepa->lora`, BetterTogether's prompt-then-weights order);
 any other strategy string ('lora->gepa', 'gepa->lora->gepa', 'ace->gepa') is a configuration too.
+Unless `context=False`, every configuration ends with an `ace` step (baseline -> `ace`, lora ->
+`lora->ace`, combined -> `gepa->lora->ace`): the ACE playbook it answers with is adapted on the
+train examples by its own program and adapter. The configuration keeps its name.
 
 Output, under `<run_dir>/<domain>/seed-<n>/`: `stages/` (one folder per optimization stage,
 shared between configurations with a common prefix) and `configs/<config>/manifest.json`; and
@@ -18,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,31 +38,28 @@ from ax.optimizers.presets import Preset, get_preset
 from ax.optimizers.reflection import resolve_reflection_lm
 from ax.optimizers.respondents import write_configurations
 from ax.optimizers.run_files import read_json, write_json
-from ax.optimizers.strategies import StrategyContext, baseline, parse_strategy, run_strategy, strategy_name
+from ax.optimizers.strategies import (
+    StrategyContext, baseline, parse_strategy, run_strategy, strategy_name, subset, with_playbook,
+)
 
 DEFAULT_CONFIGS = ("baseline", "lora", "gepa", "combined")
 NAMED_CONFIGS = {"baseline": "", "lora": "lora", "gepa": "gepa"}
 
 
-def config_strategies(configs: Sequence[str], combined: str = "gepa->lora") -> dict[str, tuple[str, ...]]:
-    """Each configuration's steps: the named ones, 'combined', or a strategy string given as the name."""
+def config_strategies(configs: Sequence[str], combined: str = "gepa->lora",
+                      context: bool = False) -> dict[str, tuple[str, ...]]:
+    """Each configuration's steps: the named ones, 'combined', or a strategy string given as the name;
+    with `context`, each ends with the `ace` step that adapts its playbook."""
     strategies = {}
     for name in configs:
         text = combined if name == "combined" else NAMED_CONFIGS.get(name, name)
         try:
-            strategies[name] = parse_strategy(text)
+            steps = parse_strategy(text)
         except AxError as error:
             raise AxError(f"Configuration {name!r}: {error} (named configurations: "
                           f"{', '.join([*NAMED_CONFIGS, 'combined'])})") from None
+        strategies[name] = with_playbook(steps) if context else steps
     return strategies
-
-
-def subset(examples: list[dspy.Example], size: int | None, salt: str) -> list[dspy.Example]:
-    """A fixed sample of `size` examples (in split order), the same for every seed and configuration."""
-    if size is None or size >= len(examples):
-        return list(examples)
-    chosen = set(random.Random(salt).sample(range(len(examples)), size))
-    return [e for i, e in enumerate(examples) if i in chosen]
 
 
 def data_ref(trainset: list[dspy.Example], valset: list[dspy.Example]) -> DataRef:
@@ -75,12 +74,14 @@ def _config_dir(seed_dir: Path, config: str) -> Path:
 
 def _summary(manifests: list[ConfigManifest]) -> Table:
     table = Table(title="Optimized configurations")
-    for column in ("domain", "seed", "config", "strategy", "GEPA val", "rollouts", "LoRA steps", "wall s"):
+    for column in ("domain", "seed", "config", "strategy", "GEPA val", "playbook bullets", "rollouts", "LoRA steps",
+                   "wall s"):
         table.add_column(column)
     for m in manifests:
         gepa = [s.summary for s in m.steps if s.step == "gepa"]
         val = f"{gepa[-1]['seed_val_score']:.2f} -> {gepa[-1]['best_val_score']:.2f}" if gepa else ""
-        table.add_row(m.domain, str(m.seed), m.config, m.strategy or "-", val, str(m.total_cost.rollouts),
+        table.add_row(m.domain, str(m.seed), m.config, m.strategy or "-", val,
+                      str(m.playbook.bullets) if m.playbook else "-", str(m.total_cost.rollouts),
                       str(m.total_cost.train_steps), f"{m.total_cost.wall_s:.0f}")
     return table
 
@@ -113,13 +114,15 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Sequence[int] = (0,),
              preset: str | Preset = "quick", run_dir: str | Path = "ax_runs", *, lm: Any = None,
              model: str | None = None, combined: str = "gepa->lora", playbook: str | Path | None = None,
-             reflection_lm: Any = None, console: Console | None = None,
+             context: bool = True, reflection_lm: Any = None, console: Console | None = None,
              show_progress: bool = True) -> list[ConfigManifest]:
     """Optimize `domain` (a name or an ax.programs Domain) into `configs` for each seed; returns their manifests.
 
     `lm`: an ax LM on an in-process model (default: `ax.LM(model)`, the embedded SmolLM2).
-    `playbook`: a playbook.json every configuration starts from. `reflection_lm`: a litellm model
-    string or LM for GEPA and ACE reflection (default: the preset's, else the local model).
+    `playbook`: a playbook.json every configuration starts from. `context`: end every configuration
+    with an ACE playbook adapted on the preset's train examples (False: no playbook but `playbook`).
+    `reflection_lm`: a litellm model string or LM for GEPA and ACE reflection (default: the
+    preset's, else the local model).
     Finished stages are reused and an interrupted one resumes when run again with the same `run_dir`.
     """
     from ax.programs.registry import get_domain
@@ -127,7 +130,7 @@ def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Seque
     console = console or Console(stderr=True)
     domain = get_domain(domain) if isinstance(domain, str) else domain
     preset = get_preset(preset) if isinstance(preset, str) else preset
-    strategies = config_strategies(configs, combined)
+    strategies = config_strategies(configs, combined, context)
     if lm is None:
         import ax
 
@@ -136,7 +139,10 @@ def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Seque
     trainset = subset(splits.train, preset.train_size, f"{domain.name}-train")
     valset = subset(splits.dev, preset.val_size, f"{domain.name}-dev")
     data = data_ref(trainset, valset)
-    reflection = resolve_reflection_lm(reflection_lm or preset.gepa.reflection_lm, lm)
+    # None (a local reflection model) lets each step choose: GEPA reflects on the base weights, ACE with
+    # the configuration's own LM, so an adapted configuration's playbook is written by its adapted model.
+    spec = reflection_lm or preset.gepa.reflection_lm
+    reflection = resolve_reflection_lm(spec, lm) if spec is not None else None
     backend = lm.client.backend
     base_model = BaseModelRef(name=lm.client.model_name, fingerprint=backend.base_fingerprint)
     start_playbook = None

@@ -36,6 +36,7 @@ from rich.console import Console
 from ax.errors import AxError
 from ax.optimizers.budget import AutoBudget, BudgetPlan, plan_budget, resolve_budget
 from ax.optimizers.cost import Cost, CostMeter
+from ax.optimizers.proposer import GroundedProposer
 from ax.optimizers.quiet import quiet_console
 from ax.optimizers.reflection import instruction_proposer, resolve_reflection_lm
 from ax.optimizers.run_files import read_json, save_program, write_json
@@ -58,6 +59,9 @@ class GepaSettings(BaseModel):
 
     budget: AutoBudget | int = "light"
     reflection_lm: str | None = None  # a litellm model string; None: the task's own local model
+    # "grounded": ax's proposer for small reflection models (optimizers/proposer.py); "gepa": DSPy's own;
+    # "auto": grounded when the reflection model is the task's own local model, else DSPy's.
+    proposer: Literal["auto", "grounded", "gepa"] = "auto"
     reflection_minibatch_size: int = Field(3, gt=0)
     num_threads: int = Field(4, gt=0)
     seed: int = 0
@@ -71,6 +75,7 @@ class GepaOutcome(BaseModel):
     """What a finished (or resumed and finished) GEPA run produced."""
 
     best_program: Path
+    proposer: Literal["grounded", "gepa"] = "gepa"
     best_index: int
     best_val_score: float
     seed_val_score: float
@@ -145,6 +150,8 @@ def run_gepa(program: dspy.Module, *, trainset: list[dspy.Example], valset: list
         console.print(f"Resuming the GEPA run in {run_dir} after iteration {resumed}.", soft_wrap=True)
 
     reflection = reflection_lm.copy() if reflection_lm is not None else resolve_reflection_lm(settings.reflection_lm, lm)
+    local = reflection_lm is None and settings.reflection_lm is None
+    proposer = settings.proposer if settings.proposer != "auto" else ("grounded" if local else "gepa")
     # Cost so far = earlier sessions' (cost.json as of their last checkpoint) + this session's. The
     # rollouts are GEPA's own count, saved with its state: summing sessions' counts double-counted
     # the iteration in flight when a kill fell between GEPA's checkpoint and cost.json.
@@ -160,7 +167,8 @@ def run_gepa(program: dspy.Module, *, trainset: list[dspy.Example], valset: list
     tracker = RunTracker(run_dir, val_ids, total_calls=calls, console=console, show_progress=show_progress,
                          patience=settings.stall_patience, resumed_iteration=resumed, on_checkpoint=cost_so_far)
     optimizer = dspy.GEPA(
-        metric=metric, max_metric_calls=calls, reflection_lm=reflection, instruction_proposer=instruction_proposer(),
+        metric=metric, max_metric_calls=calls, reflection_lm=reflection,
+        instruction_proposer=GroundedProposer() if proposer == "grounded" else instruction_proposer(),
         reflection_minibatch_size=settings.reflection_minibatch_size,
         candidate_selection_strategy=settings.candidate_selection, skip_perfect_score=settings.skip_perfect_score,
         use_merge=settings.use_merge, num_threads=settings.num_threads, log_dir=str(engine_dir), track_stats=True,
@@ -176,14 +184,15 @@ def run_gepa(program: dspy.Module, *, trainset: list[dspy.Example], valset: list
     best = results.best_idx
     stall = stall_report(tracker.records)
     outcome = GepaOutcome(
-        best_program=save_program(optimized, run_dir / BEST_PROGRAM_FILE), best_index=best,
+        best_program=save_program(optimized, run_dir / BEST_PROGRAM_FILE), proposer=proposer, best_index=best,
         best_val_score=results.val_aggregate_scores[best], seed_val_score=results.val_aggregate_scores[0],
         candidates=len(results.candidates),
         pareto_candidates=len({i for front in results.per_val_instance_best_candidates.values() for i in front}),
         iterations=len(tracker.records), resumed_from_iteration=resumed, budget=plan, stall=stall, cost=cost,
     )
     write_json(run_dir / OUTCOME_FILE, outcome)
-    console.print(f"GEPA: best validation score {outcome.best_val_score:.3f} (seed {outcome.seed_val_score:.3f}), "
+    console.print(f"GEPA ({proposer} proposer): best validation score {outcome.best_val_score:.3f} "
+                  f"(seed {outcome.seed_val_score:.3f}), "
                   f"{stall.accepted} of {stall.proposals} proposals accepted, {outcome.candidates} candidates, "
                   f"{cost.rollouts} rollouts, {cost.wall_s:.0f}s", soft_wrap=True)
     for reason in stall.reasons:

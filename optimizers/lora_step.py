@@ -9,6 +9,10 @@ instructions and demos), in the exact text the client sends and generates:
   does; a 135M model gets few runs right, so this gives far more (and correct) data;
 - `both` (the default): the union, without duplicates.
 
+For a classification domain the pairs are then balanced across its label (`balance_labels`), so
+an adapter cannot score by always answering the majority label; the counts before and after are
+recorded with the adapter.
+
 The adapter trains on a fresh copy of the client's base model (PEFT wraps a model in place, and
 the client's copy is serving), is stored in PEFT format with ax's manifest, and is loaded into the
 client under its name, so `lm.with_adapter(name)` answers with it at once.
@@ -28,7 +32,9 @@ import dspy
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ax.adapters.config import LoraTrainingConfig, load_config
-from ax.adapters.dataset import TrainingPair, domain_pairs, pairs_from_trace
+from ax.adapters.dataset import (
+    LabelBalance, TrainingPair, balance_labels, domain_pairs, label_balance, pairs_from_trace,
+)
 from ax.errors import AxError
 from ax.optimizers.cost import Cost, CostMeter
 from ax.optimizers.scoring import score_of
@@ -46,6 +52,7 @@ class LoraSettings(BaseModel):
     config_path: Path | None = None  # lora_config.yaml; default: the one shipped with ax
     overrides: dict[str, Any] = Field(default_factory=dict)
     num_threads: int = Field(4, gt=0)
+    balance_labels: bool = True  # classification domains: oversample rare labels to the commonest one's count
 
     @field_validator("overrides")
     @classmethod
@@ -68,6 +75,7 @@ class AdapterRef(BaseModel):
     training_data: str
     train_examples: int
     metrics: dict[str, Any] = Field(default_factory=dict)
+    label_balance: LabelBalance | None = None  # classification domains: label counts before and after balancing
 
 
 @dataclass
@@ -109,9 +117,31 @@ def trace_pairs(program: dspy.Module, examples: list[dspy.Example], tokenizer: A
     return pairs
 
 
+def class_label(domain: Any) -> str | None:
+    """The label field of a classification domain (an `ax.programs.Domain` or a registered one's name), else None.
+
+    The first label field, the one a domain's splits are stratified by.
+    """
+    if isinstance(domain, str):
+        from ax.programs.registry import get_domain
+
+        try:
+            domain = get_domain(domain)
+        except AxError:
+            return None  # a name no registry knows (e.g. a finetune job's): its task is unknown
+    if getattr(domain, "task", None) != "classification":
+        return None
+    labels = domain.labels()
+    return labels[0] if labels else None
+
+
 def collect_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: Any, metric: Callable[..., Any],
-                  settings: LoraSettings, name: str) -> tuple[list[TrainingPair], int]:
-    """Training pairs per `settings.data`, and how many program runs it took to get them."""
+                  settings: LoraSettings, name: str, domain: Any = None) -> tuple[list[TrainingPair], int]:
+    """Training pairs per `settings.data`, and how many program runs it took to get them.
+
+    `domain`: the `ax.programs.Domain` (default: the registered domain `name`), whose label the
+    pairs are balanced across when it is a classification one and `settings.balance_labels`.
+    """
     tokenizer = _local_backend(lm).tokenizer
     pairs: list[TrainingPair] = []
     rollouts = 0
@@ -126,7 +156,9 @@ def collect_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: Any
         except AxError:
             if settings.data == "labels":
                 raise  # with "both", a program whose outputs are unlabelled still trains on its traces
-    return list(dict.fromkeys(pairs)), rollouts
+    pairs = list(dict.fromkeys(pairs))
+    field = class_label(domain if domain is not None else name) if settings.balance_labels else None
+    return (balance_labels(pairs, field) if field else pairs), rollouts
 
 
 def _local_backend(lm: Any) -> Any:
@@ -144,8 +176,11 @@ def training_key(pairs: list[TrainingPair], config: LoraTrainingConfig, base_fin
 
 
 def train_into_client(lm: Any, pairs: list[TrainingPair], config: LoraTrainingConfig, *, name: str, target: Path,
-                      domain: str, training_data: str, same_as: Path | None = None) -> tuple[AdapterRef, Cost]:
+                      domain: Any, training_data: str, same_as: Path | None = None) -> tuple[AdapterRef, Cost]:
     """Train an adapter on `pairs`, store it at `target`, load it into `lm`'s client as `name`.
+
+    `domain`: the `ax.programs.Domain` or its name; for a classification domain the adapter records
+    its label's counts in `pairs` (`label_balance`).
 
     `same_as`: an adapter trained on the same `training_key`; seeded training on the same text gives
     the same weights, so it is copied instead of trained again (e.g. `gepa->lora` after a GEPA stage
@@ -171,13 +206,16 @@ def train_into_client(lm: Any, pairs: list[TrainingPair], config: LoraTrainingCo
         if base.fingerprint != backend.base_fingerprint:
             raise AxError(f"The model at {backend.loaded.directory} changed since the client loaded it "
                           f"(fingerprint {base.fingerprint} != {backend.base_fingerprint})")
-        result, manifest = train_and_save(base, pairs, config, domain=domain, target=target, resume=True)
+        result, manifest = train_and_save(base, pairs, config, domain=getattr(domain, "name", domain), target=target,
+                                          resume=True)
         del base
         metrics = result.metrics.model_dump(mode="json")
         steps, tokens = result.metrics.steps, result.metrics.tokens_seen
     lm.client.load_adapter(name, target)
+    field = class_label(domain)
     ref = AdapterRef(name=name, path=target, fingerprint=manifest.adapter_fingerprint,
                      base_model_fingerprint=manifest.base_model_fingerprint, training_data=training_data,
-                     train_examples=metrics["train_examples"], metrics=metrics)
+                     train_examples=metrics["train_examples"], metrics=metrics,
+                     label_balance=label_balance(pairs, field) if field else None)
     cost = meter.stop().model_copy(update={"train_steps": steps, "train_tokens": tokens})
     return ref, cost

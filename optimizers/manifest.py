@@ -33,6 +33,7 @@ class PlaybookRef(BaseModel):
     path: Path
     version: int
     bullets: int
+    tokens: int | None = None  # the whole playbook rendered, in the model's tokens; None without its tokenizer
 
 
 def attach_playbook(program: dspy.Module, playbook: PlaybookRef, tokenizer: Any) -> dspy.Module:

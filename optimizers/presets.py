@@ -3,9 +3,10 @@
 `quick` is sized for one domain end to end (four configurations, then the evaluator's test
 split) on 2 CPU cores with the embedded SmolLM2-135M in under 15 minutes: 24 training and 8
 validation examples, a GEPA budget of 40 metric calls (seed evaluation plus about 5 proposals),
-and LoRA adapters of 12 optimizer steps of 4 examples. See optimizers/README.md for the
-measured time of each part. `light`, `medium` and `heavy` grow the data and use dspy.GEPA's
-auto budgets of the same names; they are meant for a GPU or a patient CPU.
+LoRA adapters of 12 optimizer steps of 4 examples, and each configuration's ACE playbook adapted
+for one epoch on 8 of the training examples (a generator, reflector and curator call each). See
+optimizers/README.md for the measured time of each part. `light`, `medium` and `heavy` grow the
+data and use dspy.GEPA's auto budgets of the same names; they are meant for a GPU or a patient CPU.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class Preset(BaseModel):
     val_size: int | None = Field(None, gt=0)  # examples drawn from the dev split for GEPA's validation
     gepa: GepaSettings
     lora: LoraSettings
-    ace_epochs: int = Field(1, gt=0)
+    ace_epochs: int = Field(1, gt=0)  # epochs of the ACE playbook's offline adaptation
+    ace_train_size: int | None = Field(None, gt=0)  # train examples ACE adapts on, drawn from train_size's; None: all
     test_items: int | None = Field(None, gt=0)  # `ax compare` answers the test split's first N items; None: all
     eval_threads: int = Field(16, gt=0)  # DSPy threads when answering test items (the client batches across them)
 
@@ -36,7 +38,7 @@ class Preset(BaseModel):
 _SHORT_LORA = {"gradient_accumulation_steps": 1, "warmup_ratio": 0.0, "logging_steps": 5}
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
-        name="quick", train_size=24, val_size=8,
+        name="quick", train_size=24, val_size=8, ace_train_size=8,
         gepa=GepaSettings(budget=40, num_threads=4),
         lora=LoraSettings(overrides={**_SHORT_LORA, "max_steps": 12, "per_device_batch_size": 4, "dev_fraction": 0.0,
                                      "save_steps": 1000}),

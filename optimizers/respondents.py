@@ -11,9 +11,11 @@ order of a hundred respondents; four configurations alone give it almost nothing
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from ax.evals.configuration import CONFIGURATIONS_FILE, Configuration, ConfigurationSet, load_configurations
-from ax.optimizers.manifest import Artifacts, ConfigManifest, load_relative
+from ax.evals.configuration import CONFIGURATIONS_FILE, Configuration, ConfigurationSet, StepInfo, load_configurations
+from ax.optimizers.gepa_run import OUTCOME_FILE, GepaOutcome
+from ax.optimizers.manifest import Artifacts, ConfigManifest, StepRecord, load_relative
 from ax.optimizers.run_files import read_json, relative_path, write_json
 from ax.optimizers.strategies import STAGE_FILE, parse_strategy
 from ax.optimizers.tracking import FRONTIER_FILE, Frontier
@@ -25,6 +27,40 @@ def _name(text: str) -> str:
     return text.replace("->", "-")
 
 
+def _number(value: Any, digits: int = 3) -> str:
+    return "?" if value is None else f"{value:.{digits}f}"
+
+
+def step_info(step: StepRecord, manifest: ConfigManifest) -> StepInfo:
+    """A step's own account of what it did, from its summary and its stage's files, for the report."""
+    summary = step.summary
+    if step.step == "gepa":
+        outcome_file = step.stage_dir / OUTCOME_FILE
+        outcome = read_json(outcome_file, GepaOutcome) if outcome_file.is_file() else None
+        changed = outcome.best_index != 0 if outcome else bool(summary.get("accepted"))
+        reasons = f"; {' '.join(outcome.stall.reasons)}" if outcome and outcome.stall.reasons else ""
+        proposer = f" by the {outcome.proposer} proposer" if outcome else ""
+        return StepInfo(step="gepa", changed=changed, detail=(
+            f"{summary.get('proposals', '?')} proposals{proposer}, {summary.get('accepted', '?')} accepted; validation "
+            f"{_number(summary.get('seed_val_score'), 2)} -> {_number(summary.get('best_val_score'), 2)}; "
+            + ("program changed" if changed else "the seed program was kept") + reasons))
+    if step.step == "lora":
+        metrics = manifest.adapter.metrics if manifest.adapter else {}
+        copied = summary.get("copied_from")
+        balance = manifest.adapter.label_balance if manifest.adapter else None
+        balanced = (f"; labels balanced from {dict(balance.before)} to {dict(balance.after)}"
+                    if balance and balance.before != balance.after else "")
+        return StepInfo(step="lora", changed=True, detail=(
+            f"{summary.get('train_pairs', '?')} training pairs, {metrics.get('steps', '?')} steps, loss "
+            f"{_number(metrics.get('first_loss'))} -> {_number(metrics.get('last_loss'))} (mean "
+            f"{_number(metrics.get('train_loss'))})" + (f"; adapter copied from {copied} (the same training data)"
+                                                        if copied else "; adapter trained") + balanced))
+    tokens = manifest.playbook.tokens if manifest.playbook and step.step == manifest.steps[-1].step else None
+    return StepInfo(step=step.step, changed=bool(summary.get("bullets")), detail=(
+        f"playbook of {summary.get('bullets', '?')} bullets" + (f", {tokens} tokens" if tokens is not None else "")
+        + (f", adapted on {summary['train_items']} train items" if "train_items" in summary else "")))
+
+
 def comparison(manifest: ConfigManifest) -> Configuration:
     return Configuration(
         name=f"{_name(manifest.config)}-s{manifest.seed}", domain=manifest.domain, seed=manifest.seed,
@@ -33,6 +69,7 @@ def comparison(manifest: ConfigManifest) -> Configuration:
         program=manifest.program_file, adapter=manifest.adapter.path if manifest.adapter else None,
         playbook=manifest.playbook.path if manifest.playbook else None,
         source=f"configuration {manifest.config!r} ({manifest.strategy or 'no optimization'}), seed {manifest.seed}",
+        steps=tuple(step_info(step, manifest) for step in manifest.steps),
     )
 
 

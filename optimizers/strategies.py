@@ -6,7 +6,9 @@ Each step takes what the earlier steps left (program state, adapter, playbook) a
   evolves prompts for the adapted model);
 - `lora` trains a new adapter on the program as it stands, from its accepted traces and labels
   (so `gepa->lora` trains on the GEPA-optimized prompts, as BetterTogether does);
-- `ace` grows an ACE playbook that the program then reads through its `context` input.
+- `ace` grows an ACE playbook that the program then reads through its `context` input, from
+  the program's answers with the current adapter (`optimize` ends every configuration with it
+  unless told not to: see `with_playbook`).
 
 Every prefix of a strategy is a stage with its own folder under `<seed dir>/stages/`, named by
 its steps (`gepa`, `gepa-lora`, ...), holding the step's files and a `stage.json` once done.
@@ -16,6 +18,7 @@ run GEPA once), and a rerun skips finished stages and resumes an interrupted one
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +37,6 @@ from ax.optimizers.manifest import (
 )
 from ax.optimizers.presets import Preset
 from ax.optimizers.quiet import quiet_console
-from ax.optimizers.reflection import resolve_reflection_lm
 from ax.optimizers.run_files import save_program
 
 STEPS = ("gepa", "lora", "ace")
@@ -60,6 +62,20 @@ def strategy_name(steps: tuple[str, ...]) -> str:
     return SEPARATOR.join(steps)
 
 
+def with_playbook(steps: tuple[str, ...]) -> tuple[str, ...]:
+    """`steps` ending in an `ace` step: the playbook is adapted last, with the program and adapter
+    the earlier steps made, so it is written from what that configuration actually answers."""
+    return steps if steps[-1:] == ("ace",) else (*steps, "ace")
+
+
+def subset(examples: list[dspy.Example], size: int | None, salt: str) -> list[dspy.Example]:
+    """A fixed sample of `size` examples (in split order), the same for every seed and configuration."""
+    if size is None or size >= len(examples):
+        return list(examples)
+    chosen = set(random.Random(salt).sample(range(len(examples)), size))
+    return [e for i, e in enumerate(examples) if i in chosen]
+
+
 @dataclass
 class StrategyContext:
     """Everything the steps of one domain and seed share."""
@@ -71,7 +87,7 @@ class StrategyContext:
     preset: Preset
     seed: int
     seed_dir: Path
-    reflection_lm: Any = None  # None: GepaSettings.reflection_lm, else the task model itself
+    reflection_lm: Any = None  # None: the local model (GEPA: its base weights; ACE: the configuration's LM)
     console: Console | None = None
     show_progress: bool = True
 
@@ -108,12 +124,12 @@ def _lora(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
     config = settings.training_config(ctx.domain.name, ctx.seed)
     with quiet_console(stage_dir / LORA_LOG_FILE):
         pairs, rollouts = collect_pairs(program, ctx.trainset, lm=lm, metric=ctx.domain.metric, settings=settings,
-                                        name=ctx.domain.name)
+                                        name=ctx.domain.name, domain=ctx.domain)
         collect_cost = meter.stop(rollouts=rollouts)
         key = training_key(pairs, config, ctx.lm.client.backend.base_fingerprint)
         earlier = _trained_adapter(ctx, key)
         adapter, train_cost = train_into_client(lm, pairs, config, name=name, target=stage_dir / name,
-                                                domain=ctx.domain.name, training_data=settings.data, same_as=earlier)
+                                                domain=ctx.domain, training_data=settings.data, same_as=earlier)
     step = StepRecord(step="lora", stage_dir=stage_dir, cost=collect_cost + train_cost,
                       summary={"adapter": name, "train_pairs": len(pairs), "training_data": settings.data,
                                "train_loss": adapter.metrics.get("train_loss"), "training_key": key,
@@ -145,16 +161,19 @@ def _ace(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
     if state.playbook is None:
         program = WithContext(program, ContextAssembler(playbook, tokenizer=ctx.tokenizer))
     program.assembler.playbook = playbook
-    lm = lm_with_adapter(state, ctx.lm)
-    meter = CostMeter(lm)
-    learner = PlaybookLearner(program, ctx.domain.metric, store=store,
-                              lm=ctx.reflection_lm or resolve_reflection_lm(None, lm))
+    lm = lm_with_adapter(state, ctx.lm)  # the generator answers with the configuration's adapter
+    reflection = ctx.reflection_lm or lm.copy()  # a local reflector is the configuration's own LM, adapter included
+    meter = CostMeter(lm, reflection)
+    learner = PlaybookLearner(program, ctx.domain.metric, store=store, lm=reflection)
+    trainset = subset(ctx.trainset, ctx.preset.ace_train_size, f"{ctx.domain.name}-ace")
     with dspy.context(lm=lm):
-        report = learner.offline(ctx.trainset, epochs=ctx.preset.ace_epochs, seed=ctx.seed)
+        report = learner.offline(trainset, epochs=ctx.preset.ace_epochs, seed=ctx.seed)
     path = store.save(playbook)
-    ref = PlaybookRef(path=path, version=playbook.version, bullets=len(playbook.bullets))
+    tokens = program.assembler.count_tokens(playbook.render()) if ctx.tokenizer is not None else None
+    ref = PlaybookRef(path=path, version=playbook.version, bullets=len(playbook.bullets), tokens=tokens)
     step = StepRecord(step="ace", stage_dir=stage_dir, cost=meter.stop(rollouts=report.processed),
-                      summary={"bullets": len(playbook.bullets), "mean_score_per_epoch": report.mean_score_per_epoch})
+                      summary={"bullets": len(playbook.bullets), "train_items": len(trainset),
+                               "epochs": ctx.preset.ace_epochs, "mean_score_per_epoch": report.mean_score_per_epoch})
     program_file = save_program(own_program(program), stage_dir / PROGRAM_FILE)
     return state.model_copy(update={"program_file": program_file, "playbook": ref, "steps": [*state.steps, step]})
 

@@ -1,4 +1,4 @@
-"""`ax data import` and `ax domains list` (mounted on the main `ax` app by ax.cli)."""
+"""`ax data import`, `ax domains list` and `ax domains stats` (mounted on the main `ax` app by ax.cli)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ax.errors import AxError
+from ax.programs.floors import NEAR_COPY, domain_stats
 from ax.programs.imported import DEFAULT_DOMAINS_DIR, import_domain
 from ax.programs.registry import get_domain, list_domains
 
@@ -79,3 +80,27 @@ def list_command(
     except AxError as error:
         raise _fail(error) from None
     Console().print(table)  # created per call so the terminal width is read when printing
+
+
+@domains_app.command("stats")
+def stats_command(
+    names: Optional[list[str]] = typer.Argument(None, help="Domains to describe (default: all)."),
+    root: Path = typer.Option(DEFAULT_DOMAINS_DIR, "--root", help="Directory that holds imported domains."),
+) -> None:
+    """Floors on each domain's test split, and how close its test items are to training items (no model)."""
+    table = Table(title="Domain floors and train-test closeness (test split)")
+    for column in ("domain", "task", "test", "majority label", "majority floor", "chance", "nearest-train floor",
+                   "median overlap", f"near-copies (>= {NEAR_COPY})"):
+        table.add_column(column, justify="left" if column in ("domain", "task", "majority label") else "right")
+    try:
+        for name in names or list_domains(root=root):
+            s = domain_stats(get_domain(name, root=root))
+            table.add_row(name, s.task, str(s.sizes["test"]), s.majority_label, f"{s.majority_floor:.1%}",
+                          "—" if s.chance is None else f"{s.chance:.1%}", f"{s.nearest_neighbour_floor:.1%}",
+                          f"{s.median_overlap:.2f}", f"{s.near_copies:.0%}")
+    except AxError as error:
+        raise _fail(error) from None
+    Console().print(table)
+    Console().print("majority floor: the most common gold answer's share (the best constant answer); nearest-train "
+                    "floor: each test item answered with the label of the training item whose words overlap it most "
+                    "(Jaccard); overlap: that Jaccard.", soft_wrap=True)

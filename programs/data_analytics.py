@@ -4,18 +4,22 @@ Two steps: the LM picks the cells the question is about and the operation; Pytho
 aggregates them. Easy questions cover a whole column; medium ones filter by one value;
 hard ones filter by two values, exclude a group ("outside the North region"), or count
 rows above a threshold.
+
+Each split has its own kinds of table (headers, groups, periods), layouts, question wordings
+and words for the operations; the five operations serve every split.
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from statistics import mean
 from typing import Any, Literal
 
 import dspy
 
 from ax.programs.domain import Domain
-from ax.programs.generation import DEFAULT_ITEMS, generate_examples, render
+from ax.programs.generation import DEFAULT_ITEMS, for_split, generate_splits, render, sentence_case
 from ax.programs.metrics import numeric_metric
 from ax.programs.modules import ExtractThenCompute, context_field
 
@@ -50,79 +54,171 @@ def aggregate(operation: str, cells: list[float]) -> float:
     return round(float(function(cells)), 2)
 
 
-REGIONS = ["North", "South", "East", "West"]
-MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun"]
-COLUMNS = {"revenue": (20, 400), "units": (5, 120), "returns": (0, 15)}  # ranges of the generated values
-WORDS = {"sum": "total", "mean": "average", "max": "highest", "min": "lowest"}
+@dataclass(frozen=True)
+class Scheme:
+    """What a table's rows are: a grouping column, a period column and three numeric columns with their ranges."""
+
+    group: str
+    groups: tuple[str, ...]
+    period: str
+    periods: tuple[str, ...]
+    columns: tuple[tuple[str, tuple[int, int]], ...]
 
 
-def _table(rng: random.Random) -> list[dict]:
-    cells = rng.sample([(region, month) for region in REGIONS for month in MONTHS], rng.randint(6, 10))
-    return [{"region": region, "month": month, **{column: rng.randint(*span) for column, span in COLUMNS.items()}}
-            for region, month in sorted(cells, key=lambda cell: (MONTHS.index(cell[1]), cell[0]))]
+# Each split tabulates its own kinds of business, so test tables have headers training never saw.
+SCHEMES = [
+    Scheme("region", ("North", "South", "East", "West"), "month", ("Jan", "Feb", "Mar", "Apr", "May", "Jun"),
+           (("revenue", (20, 400)), ("units", (5, 120)), ("returns", (0, 15)))),
+    Scheme("store", ("Downtown", "Airport", "Mall", "Harbor"), "quarter", ("Q1", "Q2", "Q3", "Q4"),
+           (("sales", (50, 900)), ("orders", (3, 80)), ("refunds", (0, 12)))),
+    Scheme("team", ("Alpha", "Bravo", "Delta", "Echo"), "week", ("W1", "W2", "W3", "W4", "W5", "W6"),
+           (("tickets", (5, 200)), ("hours", (8, 160)), ("escalations", (0, 18)))),
+    Scheme("channel", ("Web", "Retail", "Phone", "Partner"), "month", ("Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+           (("visits", (100, 2000)), ("signups", (2, 90)), ("cancellations", (0, 20)))),
+    Scheme("plant", ("Dayton", "Reno", "Tulsa", "Boise"), "year", ("2019", "2020", "2021", "2022", "2023", "2024"),
+           (("output", (100, 800)), ("scrap", (0, 40)), ("downtime", (0, 60)))),
+    Scheme("city", ("Austin", "Denver", "Omaha", "Tampa"), "day", ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat"),
+           (("bookings", (5, 150)), ("nights", (10, 400)), ("complaints", (0, 9)))),
+    Scheme("product", ("Basic", "Plus", "Pro", "Max"), "month", ("Jan", "Feb", "Mar", "Apr", "May", "Jun"),
+           (("licenses", (10, 300)), ("trials", (5, 250)), ("churned", (0, 25)))),
+    Scheme("warehouse", ("Elm", "Oak", "Pine", "Birch"), "week", ("W1", "W2", "W3", "W4", "W5", "W6"),
+           (("shipments", (5, 300)), ("pallets", (20, 500)), ("delays", (0, 14)))),
+    Scheme("branch", ("Central", "Eastside", "Westgate", "Lakeshore"), "quarter", ("Q1", "Q2", "Q3", "Q4"),
+           (("deposits", (40, 950)), ("loans", (2, 60)), ("defaults", (0, 7)))),
+    Scheme("clinic", ("Maple", "Cedar", "Willow", "Spruce"), "month", ("Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+           (("patients", (30, 600)), ("referrals", (1, 70)), ("no_shows", (0, 30)))),
+]
+# Synonyms for each operation, dealt to splits: a test question names its operation in words training never used.
+WORDS = {
+    "sum": ["total", "combined", "overall", "aggregate", "summed"],
+    "mean": ["average", "mean", "per-row average", "arithmetic mean", "averaged"],
+    "max": ["highest", "maximum", "largest", "peak", "top"],
+    "min": ["lowest", "minimum", "smallest", "least", "lowest single"],
+}
+# Table layouts: comma-separated, markdown, tab-separated, semicolon-separated, aligned columns.
+LAYOUTS = ["csv", "markdown", "tsv", "semicolon", "aligned"]
+# Question phrasings by kind; `{word}` is the operation, `{where}` the filter.
+EASY = [
+    "[What is|What's] the {word} {column} [across all rows|in the table|over every row]?",
+    "Give the {word} {column} over the whole table.",
+    "Across every entry, what is the {word} {column}?",
+    "Taking the full table into account, report the {word} value of {column}.",
+    "{Column}: what is its {word} over all the rows listed?",
+]
+MEDIUM = [
+    "[What is|What's] the {word} {column} {where}?",
+    "Give the {word} {column} {where}.",
+    "Looking only at rows {where}, what is the {word} {column}?",
+    "Report the {word} value of {column} {where}.",
+    "{Column} {where}: what is its {word}?",
+]
+# One filter by group or by period, each phrased five ways.
+WHERE_GROUP = ["in the {value} {group}", "for {group} {value}", "where {group} is {value}", "for the {value} {group}",
+               "belonging to {group} {value}"]
+WHERE_PERIOD = ["in {value}", "for {period} {value}", "where {period} is {value}", "during {value}",
+                "recorded in {period} {value}"]
+HARD = {
+    "exclude": [
+        "What is the {word} {column} outside the {value} {group}?",
+        "Leaving out {group} {value}, what is the {word} {column}?",
+        "Give the {word} {column} over every {group} except {value}.",
+        "Ignoring the rows where {group} is {value}, report the {word} {column}.",
+        "What {word} {column} do the rows not from {group} {value} show?",
+    ],
+    "threshold": [
+        "How many rows have {column} above {threshold}?",
+        "Count the rows whose {column} exceeds {threshold}.",
+        "In how many rows is {column} greater than {threshold}?",
+        "Number of entries with {column} strictly over {threshold}?",
+        "How many rows show more than {threshold} {column}?",
+    ],
+    "two_periods": [
+        "What is the {word} {column} over the {value} rows from {first} and {second}?",
+        "For {group} {value}, give the {word} {column} across {period}s {first} and {second}.",
+        "Restricting to {group} {value} in {first} or {second}, what is the {word} {column}?",
+        "Report the {word} {column} where {group} is {value} and {period} is either {first} or {second}.",
+        "Taking {value}'s rows for {first} and {second} only, what is their {word} {column}?",
+    ],
+}
 
 
-def _render_table(rng: random.Random, rows: list[dict]) -> str:
+def _table(rng: random.Random, scheme: Scheme) -> list[dict]:
+    cells = rng.sample([(group, period) for group in scheme.groups for period in scheme.periods], rng.randint(6, 10))
+    return [{scheme.group: group, scheme.period: period, **{column: rng.randint(*span) for column, span in scheme.columns}}
+            for group, period in sorted(cells, key=lambda cell: (scheme.periods.index(cell[1]), cell[0]))]
+
+
+def _render_table(layout: str, rows: list[dict]) -> str:
     header = list(rows[0])
-    if rng.random() < 0.5:
-        return "\n".join([",".join(header), *(",".join(str(row[key]) for key in header) for row in rows)])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(str(row[key]) for key in header) + " |" for row in rows])
+    body = [[str(row[key]) for key in header] for row in rows]
+    if layout == "markdown":
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in body])
+    if layout == "aligned":
+        widths = [max(len(cells[i]) for cells in [header, *body]) for i in range(len(header))]
+        return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
+                         for cells in [header, *body])
+    separator = {"csv": ",", "tsv": "\t", "semicolon": ";"}[layout]
+    return "\n".join(separator.join(cells) for cells in [header, *body])
 
 
-def _question(rng: random.Random, rows: list[dict], difficulty: str) -> tuple[str, str, list[dict], str]:
-    """(question, operation, the rows it selects, the column it reads)."""
-    column = rng.choice(list(COLUMNS))
+def _question(rng: random.Random, scheme: Scheme, rows: list[dict], difficulty: str,
+              split: str) -> tuple[str, str, list[dict], str, str]:
+    """(question, operation, the rows it selects, the column it reads, its family)."""
+    column = rng.choice(scheme.columns)[0]
     operation = rng.choice(list(WORDS))
-    region, month = rng.choice(rows)["region"], rng.choice(rows)["month"]
+    word = rng.choice(for_split(WORDS[operation], split))
+    group, period = rng.choice(rows)[scheme.group], rng.choice(rows)[scheme.period]
+    slots = {"word": word, "column": column, "Column": sentence_case(column), "group": scheme.group,
+             "period": scheme.period}
     if difficulty == "easy":
-        question = render(rng, "[What is|What's] the {word} {column} [across all rows|in the table|over every row]?",
-                          word=WORDS[operation], column=column)
-        return question, operation, rows, column
+        index = EASY.index(rng.choice(for_split(EASY, split)))
+        return render(rng, EASY[index], **slots), operation, rows, column, f"easy/t{index}"
     if difficulty == "medium":
+        index = MEDIUM.index(rng.choice(for_split(MEDIUM, split)))
         if rng.random() < 0.5:
-            picked = [row for row in rows if row["region"] == region]
-            where = f"in the {region} region"
+            picked = [row for row in rows if row[scheme.group] == group]
+            where = rng.choice(for_split(WHERE_GROUP, split)).format(value=group, group=scheme.group)
         else:
-            picked = [row for row in rows if row["month"] == month]
-            where = f"in {month}"
-        question = render(rng, "[What is|What's] the {word} {column} {where}?", word=WORDS[operation], column=column,
-                          where=where)
-        return question, operation, picked, column
-    twist = rng.choice(["exclude", "threshold", "two_months"])
+            picked = [row for row in rows if row[scheme.period] == period]
+            where = rng.choice(for_split(WHERE_PERIOD, split)).format(value=period, period=scheme.period)
+        return render(rng, MEDIUM[index], where=where, **slots), operation, picked, column, f"medium/t{index}"
+    twist = rng.choice(list(HARD))
+    index = HARD[twist].index(rng.choice(for_split(HARD[twist], split)))
+    first, second = rng.sample(scheme.periods, 2)
     if twist == "exclude":
-        picked = [row for row in rows if row["region"] != region]
-        question = f"What is the {WORDS[operation]} {column} outside the {region} region?"
+        picked = [row for row in rows if row[scheme.group] != group]
     elif twist == "threshold":
         values = sorted(row[column] for row in rows)
-        threshold = values[rng.randrange(len(values))]
-        picked = [row for row in rows if row[column] > threshold]
+        slots["threshold"] = values[rng.randrange(len(values))]
+        picked = [row for row in rows if row[column] > slots["threshold"]]
         operation = "count"
-        question = f"How many rows have {column} above {threshold}?"
     else:
-        first, second = rng.sample(MONTHS, 2)
-        picked = [row for row in rows if row["month"] in (first, second) and row["region"] == region]
-        question = f"What is the {WORDS[operation]} {column} over the {region} rows from {first} and {second}?"
-    return question, operation, picked, column
+        picked = [row for row in rows if row[scheme.period] in (first, second) and row[scheme.group] == group]
+    question = render(rng, HARD[twist][index], value=group, first=first, second=second, **slots)
+    return question, operation, picked, column, f"hard/{twist}/t{index}"
 
 
-def make_item(rng: random.Random, difficulty: str) -> dict:
-    rows = _table(rng)
-    question, operation, picked, column = _question(rng, rows, difficulty)
+def make_item(rng: random.Random, difficulty: str, split: str) -> dict:
+    scheme = rng.choice(for_split(SCHEMES, split))
+    rows = _table(rng, scheme)
+    question, operation, picked, column, family = _question(rng, scheme, rows, difficulty, split)
     while operation != "count" and not picked:  # a filter that matches nothing has no sum/mean to check
-        question, operation, picked, column = _question(rng, rows, difficulty)
+        question, operation, picked, column, family = _question(rng, scheme, rows, difficulty, split)
     cells = [float(row[column]) for row in picked]
     answer = aggregate(operation, cells)
-    shown = ", ".join(f"{row['region']} {row['month']}={row[column]}" for row in picked) or "no rows"
-    return {"table": _render_table(rng, rows), "question": question, "cells": cells, "operation": operation,
-            "answer": answer, "explanation": f"{operation} of {column} over {shown} = {answer:g}."}
+    shown = ", ".join(f"{row[scheme.group]} {row[scheme.period]}={row[column]}" for row in picked) or "no rows"
+    layout = rng.choice(for_split(LAYOUTS, split))
+    return {"table": _render_table(layout, rows), "question": question, "cells": cells, "operation": operation,
+            "answer": answer, "family": f"{family}/{scheme.group}/{layout}",
+            "explanation": f"{operation} of {column} over {shown} = {answer:g}."}
 
 
 DOMAIN = Domain(
     name="data_analytics",
     program=TableQuestion,
     metric=numeric_metric("answer", abs_tol=0.01, details=("operation", "cells")),
-    data=lambda: generate_examples("data_analytics", make_item, inputs=("table", "question"), n=DEFAULT_ITEMS),
+    data=lambda: generate_splits("data_analytics", make_item, inputs=("table", "question"), n=DEFAULT_ITEMS),
     task="computation",
     description="Table questions: sum, average, max, min or count over filtered rows of a small sales table.",
     input_fields=("table", "question"),

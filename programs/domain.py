@@ -28,7 +28,7 @@ class Domain(BaseModel):
     """One task family. `program` is a factory (a `dspy.Module` subclass is one); calling it gives a fresh program.
 
     `data` is a list of `dspy.Example`, a `Splits`, a JSONL/CSV path, or a zero-argument
-    callable returning examples (built-ins generate lazily). Examples without ids or
+    callable returning either (built-ins generate their `Splits` lazily). Examples without ids or
     difficulty get `NAME-000000` ids and "unrated"; input fields default to the program's
     inputs and label fields to everything else an example carries.
     """
@@ -46,6 +46,7 @@ class Domain(BaseModel):
 
     _examples: list[dspy.Example] | None = PrivateAttr(default=None)
     _splits: Splits | None = PrivateAttr(default=None)
+    _given_sizes: dict[str, int] | None = PrivateAttr(default=None)
 
     def __init__(self, **fields: Any) -> None:
         try:
@@ -100,13 +101,13 @@ class Domain(BaseModel):
 
     def splits(self) -> Splits:
         if self._splits is None:
-            if isinstance(self.data, Splits):  # the user's own partition, kept as given
-                examples, sizes = self.examples(), self.data.sizes()
-                cut, end = sizes["train"], sizes["train"] + sizes["dev"]
+            examples = self.examples()
+            if self._given_sizes is not None:  # a partition given as Splits (users', built-ins') is kept as given
+                cut, end = self._given_sizes["train"], self._given_sizes["train"] + self._given_sizes["dev"]
                 self._splits = Splits(train=examples[:cut], dev=examples[cut:end], test=examples[end:])
             else:
                 labels = self.labels()
-                self._splits = split_examples(self.examples(), stratify_by=labels[0] if labels else None)
+                self._splits = split_examples(examples, stratify_by=labels[0] if labels else None)
         return self._splits
 
     def _materialize(self) -> list[dspy.Example]:
@@ -115,10 +116,12 @@ class Domain(BaseModel):
 
             return load_examples(self.data, input_fields=self.inputs(), label_fields=self.label_fields,
                                  id_prefix=self.name).examples
-        if isinstance(self.data, Splits):
-            raw = self.data.all()
+        raw = self.data() if callable(self.data) else self.data
+        if isinstance(raw, Splits):
+            self._given_sizes = raw.sizes()
+            raw = raw.all()
         else:
-            raw = list(self.data()) if callable(self.data) else self.data
+            raw = list(raw)
         if not raw:
             raise AxError(f"domain {self.name!r} has no examples")
         examples = [self._complete(example, index) for index, example in enumerate(raw)]

@@ -2,6 +2,11 @@
 
 Every built-in data set is produced by code, not downloaded, so that anyone can rebuild it
 bit for bit from a seed and read exactly why each gold answer is right (`explanation`).
+
+Built-in splits test generalization, not recall: each generator draws an item from template
+families (phrasings, entity lists, number ranges) reserved for the split it is drawn for
+(`for_split`), so every test item is phrased in a way training never saw. Each item names its
+`family`, so a test can check that no family serves two splits.
 """
 
 from __future__ import annotations
@@ -11,22 +16,26 @@ import random
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import dspy
 
 DIFFICULTIES = ("easy", "medium", "hard")
 DEFAULT_ITEMS = 360  # per built-in domain: 216 train / 72 dev / 72 test
-# Fields every example carries besides its inputs and gold labels; metrics never score them.
-META_FIELDS = ("id", "difficulty", "explanation")
+# Fields examples carry besides their inputs and gold labels; metrics never score them.
+META_FIELDS = ("id", "difficulty", "explanation", "family")
+SPLIT_NAMES = ("train", "dev", "test")
 # 60/20/20 as a repeating pattern: walking items in a fixed order and cycling through it gives
 # exact proportions overall and proportional shares inside every stratum.
 _SPLIT_PATTERN = ("train", "dev", "train", "test", "train")
 
 _ALTERNATIVES = re.compile(r"\[([^\[\]]*\|[^\[\]]*)\]")
 
-# A generator gets the seeded rng and the difficulty it must produce, and returns the input
-# fields, the gold fields and an `explanation` naming the cue that decides the answer.
-ItemMaker = Callable[[random.Random, str], dict]
+# A generator gets the seeded rng, the difficulty and the split it must produce, and returns the
+# input fields, the gold fields, an `explanation` naming the cue that decides the answer and the
+# `family` (template) it drew from, using only `for_split(pool, split)` of each pool.
+ItemMaker = Callable[[random.Random, str, str], dict]
+T = TypeVar("T")
 
 
 def render(rng: random.Random, template: str, **slots) -> str:
@@ -71,31 +80,57 @@ class Splits:
         return [*self.train, *self.dev, *self.test]
 
 
-def generate_examples(domain: str, make_item: ItemMaker, *, inputs: Sequence[str], n: int,
-                      seed: int = 0) -> list[dspy.Example]:
-    """Draw `n` items with distinct inputs, difficulties in equal thirds, ids `domain-000000`.
+def for_split(pool: Sequence[T], split: str) -> list[T]:
+    """The members of `pool` (phrasings, entities, number ranges) reserved for `split`.
 
-    Ids follow draw order and the rng is seeded from the domain name and seed, so the same
-    seed always gives the same ids, texts and answers.
+    Members are dealt by position through the 60/20/20 pattern, so a pool of at least four gives
+    every split its own, and no member serves two splits.
+    """
+    if split not in SPLIT_NAMES:
+        raise ValueError(f"split {split!r}: expected one of {SPLIT_NAMES}")
+    share = [member for index, member in enumerate(pool) if _SPLIT_PATTERN[index % len(_SPLIT_PATTERN)] == split]
+    if not share:
+        raise ValueError(f"a pool of {len(pool)} leaves split {split!r} nothing; give it at least 4 members")
+    return share
+
+
+def split_sizes(n: int) -> dict[str, int]:
+    """60/20/20 of `n` items, the remainder to train."""
+    dev = test = n // 5
+    return {"train": n - dev - test, "dev": dev, "test": test}
+
+
+def generate_splits(domain: str, make_item: ItemMaker, *, inputs: Sequence[str], n: int = DEFAULT_ITEMS,
+                    seed: int = 0) -> Splits:
+    """Draw `n` items split 60/20/20, each split's items from its own template families.
+
+    Within a split difficulties cycle (so any prefix mixes them) and inputs are distinct across
+    all splits. Ids `domain-000000` follow draw order (train, dev, then test); the rng is seeded
+    from the domain name and seed, so the same seed always gives the same items.
     """
     rng = random.Random(f"{domain}/{seed}")
-    examples: list[dspy.Example] = []
     seen: set[tuple] = set()
-    for _attempt in range(50 * n):
-        if len(examples) == n:
-            break
-        difficulty = DIFFICULTIES[len(examples) % len(DIFFICULTIES)]
-        item = make_item(rng, difficulty)
-        key = input_key(item, inputs)
-        if key in seen:
-            continue
-        seen.add(key)
-        example = dspy.Example(id=f"{domain}-{len(examples):06d}", difficulty=difficulty, **item)
-        examples.append(example.with_inputs(*inputs))
-    else:
-        raise RuntimeError(f"the {domain} generator produced only {len(examples)} distinct items; "
-                           "it needs more templates or slot fillers")
-    return examples
+    parts: dict[str, list[dspy.Example]] = {}
+    drawn = 0
+    for split, size in split_sizes(n).items():
+        examples: list[dspy.Example] = []
+        for _attempt in range(50 * size):
+            if len(examples) == size:
+                break
+            difficulty = DIFFICULTIES[len(examples) % len(DIFFICULTIES)]
+            item = make_item(rng, difficulty, split)
+            key = input_key(item, inputs)
+            if key in seen:
+                continue
+            seen.add(key)
+            example = dspy.Example(id=f"{domain}-{drawn:06d}", difficulty=difficulty, **item)
+            examples.append(example.with_inputs(*inputs))
+            drawn += 1
+        else:
+            raise RuntimeError(f"the {domain} generator produced only {len(examples)} distinct {split} items; "
+                               "it needs more templates or slot fillers")
+        parts[split] = examples
+    return Splits(**parts)
 
 
 def input_key(item, inputs: Iterable[str]) -> tuple:

@@ -5,6 +5,8 @@ Python compute reorder point = daily demand * lead time + safety stock and reord
 stock on hand is at or below it. Easy notes list the four figures; medium ones narrate them
 among other numbers; hard ones give demand per week or lead time in weeks, and sit close
 to the reorder point.
+
+Each split has its own items, note wordings, demand phrasings and distracting facts.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Literal
 import dspy
 
 from ax.programs.domain import Domain
-from ax.programs.generation import DEFAULT_ITEMS, generate_examples, render
+from ax.programs.generation import DEFAULT_ITEMS, for_split, generate_splits, render
 from ax.programs.metrics import label_metric
 from ax.programs.modules import ExtractThenCompute, context_field
 
@@ -48,13 +50,49 @@ def reorder_point(daily_demand: float, lead_time_days: int, safety_stock: int) -
 
 ITEMS = [("SKU-1042", "boxes of nitrile gloves"), ("SKU-2230", "toner cartridges"), ("SKU-3318", "packs of M8 hex bolts"),
          ("SKU-4471", "shipping cartons"), ("SKU-5096", "hydraulic filters"), ("SKU-6120", "bags of coffee beans"),
-         ("SKU-7345", "safety goggles"), ("SKU-8802", "rolls of pallet wrap"), ("SKU-9013", "packs of AA batteries")]
+         ("SKU-7345", "safety goggles"), ("SKU-8802", "rolls of pallet wrap"), ("SKU-9013", "packs of AA batteries"),
+         ("SKU-1187", "cases of bottled water"), ("SKU-2564", "printer paper reams"), ("SKU-3905", "spools of copper wire"),
+         ("SKU-4728", "disposable face masks"), ("SKU-5371", "replacement drill bits"), ("SKU-6649", "tubes of sealant")]
 DISTRACTORS = ["Standard order quantity is {eoq} units.", "Demand peaked at {peak} units on one day last month.",
-               "Warehouse capacity for this item is {capacity} units.", "Unit cost is ${cost}."]
+               "Warehouse capacity for this item is {capacity} units.", "Unit cost is ${cost}.",
+               "The last purchase order was for {eoq} units.", "Shelf space allows up to {capacity} units.",
+               "The busiest day this quarter saw {peak} units go out.", "Each unit costs ${cost} from the vendor.",
+               "A full pallet holds {pallet} units.", "The minimum order the supplier accepts is {eoq} units."]
+# The four figures under their own labels.
+EASY = [
+    "{sku} ({item}): on hand {on_hand} units; average daily demand {demand} units; supplier lead time {lead} days; "
+    "safety stock {safety} units.",
+    "Item {sku} — {item}\nOn hand: {on_hand} units\nAverage daily demand: {demand} units\n"
+    "Supplier lead time: {lead} days\nSafety stock: {safety} units",
+    "{item} ({sku}) | on-hand {on_hand} | avg daily demand {demand} | lead time {lead} days | safety stock {safety}",
+    "Reorder check for {sku} ({item}). Units on hand = {on_hand}. Daily demand (average) = {demand}. "
+    "Lead time = {lead} days. Safety stock = {safety} units.",
+    "{item}, {sku}: {on_hand} units on hand, {demand} units average daily demand, {lead}-day supplier lead time, "
+    "{safety} units safety stock.",
+]
+# Narrated notes: (stock on hand, demand, lead time, safety stock) sentences; `{rate}` and `{wait}` carry the units.
+NARRATIONS = [
+    ("We have {on_hand} {item} ({sku}) [in the warehouse|on the shelves|in stock] today.",
+     "[We use|Customers take|We ship] {rate} on average.", "The supplier [needs|takes|quotes] {wait} to deliver.",
+     "Policy is to keep {safety} units as safety stock."),
+    ("Stock count for {sku}, {item}: {on_hand} units on hand.", "Average consumption runs at {rate}.",
+     "Replenishment orders arrive {wait} after they are placed.", "A buffer of {safety} units is held as safety stock."),
+    ("{sku} ({item}) — {on_hand} units currently sit in the stockroom.", "Typical demand: {rate}.",
+     "Lead time from the vendor is {wait}.", "Safety stock is set at {safety} units."),
+    ("This morning's cycle count found {on_hand} units of {sku}, our {item}.", "Orders draw it down by {rate} on average.",
+     "Once a purchase order goes out, the goods take {wait} to land.",
+     "Planners want {safety} units kept in reserve as safety stock."),
+    ("Inventory for {item} (item {sku}) stands at {on_hand} units.", "Sales average {rate}.",
+     "Our vendor's delivery lead time is {wait}.", "The safety-stock level for this item is {safety} units."),
+]
+# Demand per day, or per week in hard notes.
+RATES = [("{demand} units a day", "{weekly} units per week"), ("{demand} units per day", "{weekly} units a week"),
+         ("{demand} units daily", "{weekly} units weekly"), ("{demand} units each day", "{weekly} units every week"),
+         ("{demand}/day", "{weekly}/week")]
 
 
-def make_item(rng: random.Random, difficulty: str) -> dict:
-    sku, item = rng.choice(ITEMS)
+def make_item(rng: random.Random, difficulty: str, split: str) -> dict:
+    sku, item = rng.choice(for_split(ITEMS, split))
     demand = rng.randint(5, 120)
     weeks = rng.randint(1, 4)
     lead = 7 * weeks if difficulty == "hard" and rng.random() < 0.5 else rng.randint(2, 30)
@@ -66,24 +104,23 @@ def make_item(rng: random.Random, difficulty: str) -> dict:
     gap = round(point * rng.uniform(*margin))
     on_hand = int(point) - gap if decision == "reorder" else int(point) + max(1, gap)
     slots = {"sku": sku, "item": item, "on_hand": f"{on_hand:,}", "demand": demand, "lead": lead, "safety": safety,
-             "weekly": demand * 7, "weeks": f"{lead // 7} week{'s' if lead > 7 else ''}", "eoq": rng.randint(5, 60) * 50, "peak": demand * rng.randint(2, 4),
-             "capacity": rng.randint(20, 90) * 100, "cost": f"{rng.uniform(0.5, 80):.2f}"}
+             "weekly": demand * 7, "eoq": rng.randint(5, 60) * 50, "peak": demand * rng.randint(2, 4),
+             "capacity": rng.randint(20, 90) * 100, "cost": f"{rng.uniform(0.5, 80):.2f}", "pallet": rng.randint(4, 40) * 25}
     if difficulty == "easy":
-        note = render(rng, "{sku} ({item}): on hand {on_hand} units; average daily demand {demand} units; supplier lead time "
-                           "{lead} days; safety stock {safety} units.", **slots)
+        index = EASY.index(rng.choice(for_split(EASY, split)))
+        note = render(rng, EASY[index], **slots)
     else:
-        demand_text = "{weekly} units per week" if difficulty == "hard" else "{demand} units a day"
-        lead_text = "{weeks}" if difficulty == "hard" and lead % 7 == 0 else "{lead} days"
-        sentences = ["We have {on_hand} {item} ({sku}) [in the warehouse|on the shelves|in stock] today.",
-                     f"[We use|Customers take|We ship] {demand_text} on average.",
-                     f"The supplier [needs|takes|quotes] {lead_text} to deliver.",
-                     "Policy is to keep {safety} units as safety stock."]
-        sentences[1:] = rng.sample(sentences[1:], 3)
-        sentences.insert(rng.randint(1, len(sentences)), rng.choice(DISTRACTORS))
-        note = render(rng, " ".join(sentences), **slots)
+        index = NARRATIONS.index(rng.choice(for_split(NARRATIONS, split)))
+        daily, weekly = rng.choice(for_split(RATES, split))
+        rate = weekly if difficulty == "hard" else daily
+        wait = f"{lead // 7} week{'s' if lead > 7 else ''}" if difficulty == "hard" and lead % 7 == 0 else f"{lead} days"
+        first, *rest = NARRATIONS[index]
+        sentences = [first, *rng.sample(rest, len(rest))]
+        sentences.insert(rng.randint(1, len(sentences)), rng.choice(for_split(DISTRACTORS, split)))
+        note = render(rng, " ".join(sentences), rate=rate.format(**slots), wait=wait, **slots)
     relation = "at or below" if decision == "reorder" else "above"
     return {"note": note, "on_hand": on_hand, "daily_demand": float(demand), "lead_time_days": lead, "safety_stock": safety,
-            "reorder_point": point, "decision": decision,
+            "reorder_point": point, "decision": decision, "family": f"{difficulty}/t{index}",
             "explanation": f"reorder point = {demand}/day * {lead} days + {safety} safety stock = {point:g}; "
                            f"{on_hand} on hand is {relation} it, so {decision}."}
 
@@ -92,7 +129,7 @@ DOMAIN = Domain(
     name="operations",
     program=ReorderDecision,
     metric=label_metric("decision", details=("on_hand", "daily_demand", "lead_time_days", "safety_stock", "reorder_point")),
-    data=lambda: generate_examples("operations", make_item, inputs=("note",), n=DEFAULT_ITEMS),
+    data=lambda: generate_splits("operations", make_item, inputs=("note",), n=DEFAULT_ITEMS),
     task="computation",
     description="Inventory control: reorder or hold, from on-hand stock, demand, lead time and safety stock.",
     input_fields=("note",),

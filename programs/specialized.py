@@ -4,6 +4,10 @@ A specialist rule applied to two readings: the ceiling (lowest broken, overcast 
 vertical-visibility layer) and the visibility. Easy reports state both in plain words;
 medium ones give cloud layers in words; hard ones are raw METARs with fractional
 visibilities and FEW/SCT layers below the ceiling, which do not count.
+
+The readings are the only cue: a METAR's present-weather group follows from the visibility
+(fog only where observers may code it), never from the category, so it says no more than the
+visibility group beside it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Literal
 import dspy
 
 from ax.programs.domain import Domain
-from ax.programs.generation import DEFAULT_ITEMS, generate_examples, render
+from ax.programs.generation import DEFAULT_ITEMS, for_split, generate_splits, render
 from ax.programs.metrics import label_metric
 from ax.programs.modules import PredictProgram, context_field
 
@@ -53,9 +57,42 @@ def flight_category(ceiling_ft: int | None, visibility_sm: Fraction) -> str:
 CEILINGS = {"LIFR": [1, 2, 3, 4], "IFR": [5, 6, 7, 8, 9], "MVFR": [10, 12, 15, 20, 25, 30], "VFR": [35, 45, 60, 80, 120, None]}
 VISIBILITIES = {"LIFR": ["1/4", "1/2", "3/4"], "IFR": ["1", "1 1/2", "2", "2 1/2"], "MVFR": ["3", "4", "5"],
                 "VFR": ["6", "7", "10"]}
-STATIONS = ["KJFK", "KORD", "KSEA", "KDEN", "KBOS", "KSFO", "KATL", "KMSP", "EGLL", "CYYZ", "KPDX", "KSLC"]
-WEATHER = {"LIFR": ["FG", "+RA BR", "-SN FG"], "IFR": ["BR", "RA BR", "-SN"], "MVFR": ["BR", "-RA", "HZ"], "VFR": ["", "", "-RA"]}
+STATIONS = ["KJFK", "KORD", "KSEA", "KDEN", "KBOS", "KSFO", "KATL", "KMSP", "EGLL", "CYYZ", "KPDX", "KSLC",
+            "KMIA", "KPHX", "KDFW"]
+# Present weather by visibility band: observers code fog only below FOG, mist or haze below MIST.
+FOG, MIST = Fraction(5, 8), Fraction(7)
+WEATHER = {"fog": ["FG", "-SN FG", "FZFG", "+RA FG", "-DZ FG"],
+           "mist": ["BR", "HZ", "-RA BR", "-SN BR", "RA BR"],
+           "clear": ["", "-RA", "VCSH", "", "-SHRA"]}
 WORDS = {"FEW": "a few clouds", "SCT": "scattered clouds", "BKN": "broken clouds", "OVC": "overcast"}
+
+# Plain-language reports: (template, ceiling phrase, phrase for no ceiling).
+EASY = [
+    ("[Current conditions:|Observation:] {sky}, visibility {miles}.", "ceiling {ft} feet", "no ceiling"),
+    ("The airfield is reporting {sky} and {miles} of visibility.", "a cloud ceiling at {ft} feet", "no cloud ceiling"),
+    ("Pilots should expect {sky}; horizontal visibility {miles}.", "the lowest broken or overcast base at {ft} ft",
+     "no broken or overcast layer"),
+    ("Right now you can see {miles}, and {sky}.", "the cloud deck hangs at {ft} feet above the ground",
+     "nothing overhead forms a ceiling"),
+    ("Ceiling/visibility check — {sky}; {miles} visible.", "base of the ceiling {ft} ft", "ceiling unlimited"),
+]
+# Cloud layers in words at a named station.
+MEDIUM = [
+    "[Observation at {station}:|{station} weather:] {sky}; visibility {miles}{haze}.",
+    "At {station} the sky shows {sky}, with visibility of {miles}{haze}.",
+    "{station} reports {miles} of visibility{haze} beneath {sky}.",
+    "Latest from {station} — you can see {miles}{haze}. Cloud cover: {sky}.",
+    "Sky condition over {station}: {sky}. Prevailing visibility {miles}{haze}.",
+]
+HAZE = [" in mist", " in haze", " in light rain and mist", " in smoke", " with drizzle and mist"]
+# Raw coded reports: the groups around wind, visibility, weather and sky vary by template.
+HARD = [
+    "METAR {station} {time} {wind} {vis}SM {wx} {sky} {temps} {altimeter}",
+    "SPECI {station} {time} {wind} {vis}SM {wx} {sky} {temps} {altimeter}",
+    "METAR {station} {time} AUTO {wind} {vis}SM {wx} {sky} {temps} {altimeter} RMK AO2",
+    "{station} {time} {wind} {vis}SM {wx} {sky} {temps} {altimeter} RMK AO2 SLP{slp}",
+    "METAR {station} {time} COR {wind} {vis}SM {wx} {sky} {temps} {altimeter} NOSIG",
+]
 
 
 def _draw(rng: random.Random, category: str) -> tuple[int | None, str]:
@@ -84,34 +121,54 @@ def _layers(rng: random.Random, ceiling: int | None, decoys: bool) -> list[tuple
     return layers
 
 
-def make_item(rng: random.Random, difficulty: str) -> dict:
+def present_weather(rng: random.Random, visibility: Fraction, split: str) -> str:
+    """A METAR weather group drawn from the visibility alone, so it adds nothing the visibility does not say."""
+    band = "fog" if visibility < FOG else "mist" if visibility < MIST else "clear"
+    return rng.choice(for_split(WEATHER[band], split))
+
+
+def _celsius(degrees: int) -> str:
+    """METAR temperature group: two digits, M for minus."""
+    return f"M{-degrees:02d}" if degrees < 0 else f"{degrees:02d}"
+
+
+def _metar(rng: random.Random, split: str, index: int, visibility: str, sky: str, weather: str) -> str:
+    temperature = rng.randint(-8, 1) if "SN" in weather else rng.randint(3, 25)
+    dewpoint = temperature - rng.randint(0, 6)
+    wind = f"{rng.randrange(0, 360, 10):03d}{rng.randint(3, 25):02d}{rng.choice(['', '', 'G32'])}KT"
+    return render(rng, HARD[index], station=rng.choice(for_split(STATIONS, split)),
+                  time=f"{rng.randint(1, 28):02d}{rng.randint(0, 23):02d}{rng.choice([51, 53, 56]):02d}Z",
+                  wind=wind, vis=visibility, wx=weather, sky=sky, temps=f"{_celsius(temperature)}/{_celsius(dewpoint)}",
+                  altimeter=f"A{rng.randint(2950, 3050)}", slp=f"{rng.randint(0, 999):03d}")
+
+
+def make_item(rng: random.Random, difficulty: str, split: str) -> dict:
     ceiling, visibility = _draw(rng, rng.choice(CATEGORIES))
     feet = None if ceiling is None else ceiling * 100
-    category = flight_category(feet, sum(Fraction(part) for part in visibility.split()))
-    miles = f"{visibility} {'mile' if visibility == '1' else 'miles'}"
+    distance = sum(Fraction(part) for part in visibility.split())
+    category = flight_category(feet, distance)
+    miles = f"{visibility} {'mile' if distance <= 1 else 'miles'}"
+    pool = {"easy": EASY, "medium": MEDIUM, "hard": HARD}[difficulty]
+    index = pool.index(rng.choice(for_split(pool, split)))
+    layers: list[tuple[str, int]] = []
     if difficulty == "easy":
-        sky = "no ceiling" if feet is None else f"ceiling {feet:,} feet"
-        report = render(rng, "[Current conditions:|Observation:|Weather:] {sky}, visibility {miles}.", sky=sky, miles=miles)
-        layers: list[tuple[str, int]] = []
+        template, with_ceiling, without = EASY[index]
+        sky = without if feet is None else with_ceiling.format(ft=f"{feet:,}")
+        report = render(rng, template, sky=sky, miles=miles)
     else:
         layers = _layers(rng, ceiling, decoys=difficulty == "hard")
         if difficulty == "medium":
-            sky = ", ".join(f"{WORDS[cover]} at {height * 100:,} feet" for cover, height in layers) or "clear skies"
-            obscured = visibility not in VISIBILITIES["VFR"]
-            report = render(rng, "[Observation at {station}:|{station} weather:] {sky}; visibility {miles}{haze}.",
-                            station=rng.choice(STATIONS), sky=sky, miles=miles,
-                            haze=rng.choice([" in mist", " in haze", ""]) if obscured else "")
+            sky = ", ".join(f"{WORDS[cover]} at {height * 100:,} feet" for cover, height in layers)
+            haze = rng.choice(for_split(HAZE, split)) if distance < MIST else ""
+            report = render(rng, MEDIUM[index], station=rng.choice(for_split(STATIONS, split)), sky=sky, miles=miles,
+                            haze=haze)
         else:
-            sky = " ".join(f"{cover}{height:03d}" for cover, height in layers) or "SKC"
-            report = " ".join(part for part in [
-                "METAR", rng.choice(STATIONS), f"{rng.randint(1, 28):02d}{rng.randint(0, 23):02d}51Z",
-                f"{rng.randrange(0, 360, 10):03d}{rng.randint(3, 25):02d}KT", f"{visibility}SM",
-                rng.choice(WEATHER[category]), sky, f"{rng.randint(2, 25):02d}/{rng.randint(-5, 1):02d}",
-                f"A{rng.randint(2950, 3050)}"] if part)
+            sky = " ".join(f"{cover}{height:03d}" for cover, height in layers)
+            report = _metar(rng, split, index, visibility, sky, present_weather(rng, distance, split))
     ignored = [f"{cover} at {height * 100:,} ft" for cover, height in layers if cover in ("FEW", "SCT")]
     note = f" ({', '.join(ignored)} not a ceiling)" if ignored else ""
     ceiling_text = "no ceiling" if feet is None else f"ceiling {feet:,} ft"
-    return {"report": report, "flight_category": category,
+    return {"report": report, "flight_category": category, "family": f"{difficulty}/t{index}",
             "explanation": f"{ceiling_text}{note} and visibility {visibility} SM; the worse of the two gives {category}."}
 
 
@@ -119,7 +176,7 @@ DOMAIN = Domain(
     name="specialized",
     program=FlightCategoryClassifier,
     metric=label_metric("flight_category"),
-    data=lambda: generate_examples("specialized", make_item, inputs=("report",), n=DEFAULT_ITEMS),
+    data=lambda: generate_splits("specialized", make_item, inputs=("report",), n=DEFAULT_ITEMS),
     task="classification",
     description="Aviation weather: flight category (VFR / MVFR / IFR / LIFR) from a METAR or plain-language report.",
     input_fields=("report",),

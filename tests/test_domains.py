@@ -21,7 +21,8 @@ from ax.programs import (
     numeric_metric, register_domain, text_metric,
 )
 from ax.programs import registry
-from ax.programs.generation import DIFFICULTIES, generate_examples, input_key, render, split_examples
+from ax.programs.floors import NEAR_COPY, domain_stats, majority_floor, nearest
+from ax.programs.generation import DIFFICULTIES, SPLIT_NAMES, for_split, generate_splits, input_key, render
 from ax.programs.modules import CONTEXT, context_field
 
 DOMAINS = list(BUILTIN_DOMAINS)
@@ -121,11 +122,44 @@ def test_same_seed_same_data_other_seed_other_data(name):
     domain = get_domain(name)
     again = domain.data()
     snapshot = lambda examples: [e.toDict() for e in examples]  # noqa: E731
-    assert snapshot(again) == snapshot(domain.examples())
-    assert [e.id for e in split_examples(again, stratify_by=domain.labels()[0]).test] == [e.id for e in domain.splits().test]
+    assert snapshot(again.all()) == snapshot(domain.examples())
+    assert [e.id for e in again.test] == [e.id for e in domain.splits().test]
     module = __import__(f"ax.programs.{name}", fromlist=["make_item"])
-    other = generate_examples(name, module.make_item, inputs=domain.inputs(), n=30, seed=1)
-    assert snapshot(other) != snapshot(domain.examples()[:30])
+    other = generate_splits(name, module.make_item, inputs=domain.inputs(), n=30, seed=1)
+    assert snapshot(other.all()) != snapshot(domain.examples()[:30])
+
+
+@pytest.mark.parametrize("name", DOMAINS)
+def test_no_template_family_serves_two_splits(name):
+    splits = get_domain(name).splits()
+    families = {split: {e.family for e in getattr(splits, split)} for split in SPLIT_NAMES}
+    assert all(families.values())
+    for first, second in [("train", "dev"), ("train", "test"), ("dev", "test")]:
+        assert not families[first] & families[second], f"{first} and {second} share families"
+
+
+@pytest.mark.parametrize("name", [n for n in DOMAINS if get_domain(n).task == "classification"])
+def test_test_items_are_phrased_unlike_training_items(name):
+    """What a public sentiment dataset measures: median overlap 0.26, 10% of test items at 0.7 or more."""
+    stats = domain_stats(get_domain(name))
+    assert stats.median_overlap <= 0.5, stats
+    assert stats.near_copies <= 0.10, stats
+
+
+def test_for_split_deals_every_pool_member_to_one_split():
+    pool = list(range(12))
+    shares = {split: for_split(pool, split) for split in SPLIT_NAMES}
+    assert sorted(sum(shares.values(), [])) == pool
+    assert [len(shares[split]) for split in SPLIT_NAMES] == [7, 3, 2]
+    with pytest.raises(ValueError, match="at least 4"):
+        for_split(["a", "b", "c"], "test")
+
+
+def test_floors_and_nearest_neighbours():
+    assert majority_floor(["a", "b", "a", "c", "a"]) == ("a", 0.6)
+    overlaps = nearest(["the cat sat", "a dog ran far"], ["the cat sat down", "dogs ran", "a dog ran far"])
+    assert overlaps == [(0.75, 0), (1.0, 2)]
+    assert NEAR_COPY == 0.7
 
 
 def test_splits_do_not_depend_on_the_hash_seed():
@@ -327,3 +361,12 @@ def test_infinite_and_nan_ratios_score_zero():
     metric = get_domain("financial").metric
     example = get_domain("financial").examples()[0]
     assert metric(example, dspy.Prediction(ratio=math.nan)).score == 0.0
+
+
+def test_educations_exclusion_rule_is_a_real_case():
+    """A course the entry excludes makes the student not eligible, even with the prerequisite met."""
+    examples = get_domain("education").examples()
+    excluded = [e for e in examples if e.family.startswith("excluded")]
+    assert len(excluded) >= 0.10 * len(examples)
+    assert all(e.decision == "not eligible" and "excludes" in e.explanation for e in excluded)
+    assert any("even though the prerequisite is met" in e.explanation for e in excluded)

@@ -50,7 +50,7 @@ def synthetic_run_dir(run_dir: Path, *, domains=("legal", "financial"), n_items=
         for configuration, theta in respondents:
             correct = rng.random(n_items) < response_probability(theta, items)[0]
             store.write(RespondentRecord(
-                configuration=configuration, identity="synthetic", model="tiny", model_fingerprint="f" * 16,
+                configuration=configuration, identity=f"synthetic-{configuration.name}", model="tiny", model_fingerprint="f" * 16,
                 adapter_fingerprint="a" * 64 if configuration.lora else None, versions={"ax": "0.1.0"},
                 commands=[f"ax evaluate --domain {domain} --run-dir {run_dir}"],
                 cells=[Cell(item=i, score=float(ok), correct=bool(ok), output={"answer": "x"})
@@ -209,7 +209,7 @@ def test_report_survives_uncalibratable_items_and_missing_cells(tmp_path):
     store.register_items("legal", [ItemRecord(id=f"i{j}", digest=f"d{j}") for j in range(8)])
     for name, gepa in (("baseline-s0", False), ("gepa-s0", True)):
         store.write(RespondentRecord(
-            configuration=Configuration(name=name, domain="legal", lora=False, gepa=gepa), identity="x", model="m",
+            configuration=Configuration(name=name, domain="legal", lora=False, gepa=gepa), identity=f"x-{name}", model="m",
             model_fingerprint="fp", cells=[Cell(item=f"i{j}", score=0.0, correct=False) for j in range(8)]))
     report = build_report(tmp_path, ReportSettings(**SETTINGS))
     calibration, comparison = report.calibrations[0], report.comparisons[0]

@@ -44,6 +44,7 @@ def test_quick_preset_fits_its_stated_budget():
     quick = get_preset("quick")
     plan = plan_budget(quick.gepa.budget, trainset_size=quick.train_size, valset_size=quick.val_size)
     assert plan.proposals_min >= 3 and not plan.warnings
+    assert quick.ace_train_size == 8 and quick.ace_epochs == 1  # each configuration's playbook: 8 ACE updates
     with pytest.raises(AxError, match="Unknown preset 'fast'; presets are quick, light, medium, heavy"):
         get_preset("fast")
 
@@ -79,6 +80,9 @@ def test_strategies_parse_and_bad_names_are_named():
         "baseline": (), "combined": ("gepa", "lora", "gepa"), "lora->gepa": ("lora", "gepa")}
     with pytest.raises(AxError, match="Configuration 'fancy': Unknown optimization step 'fancy'"):
         config_strategies(["gepa", "fancy"])
+    assert config_strategies(["baseline", "lora", "combined", "ace->gepa", "gepa->ace"], context=True) == {
+        "baseline": ("ace",), "lora": ("lora", "ace"), "combined": ("gepa", "lora", "ace"),
+        "ace->gepa": ("ace", "gepa", "ace"), "gepa->ace": ("gepa", "ace")}  # a playbook already adapted last is kept
 
 
 def test_a_preset_file_round_trips_and_a_bad_one_names_itself(tmp_path):

@@ -59,8 +59,10 @@ def tiny_lm(tiny_model_dir):
 
 
 def test_optimize_writes_four_configurations_from_shared_stages(tiny_lm, tmp_path):
+    """Without playbooks (context=False); tests/test_default_context.py covers the default ACE stage."""
     domain = tiny_domain()
-    manifests = optimize(domain, seeds=[0], preset=TINY, run_dir=tmp_path, lm=tiny_lm, show_progress=False)
+    manifests = optimize(domain, seeds=[0], preset=TINY, run_dir=tmp_path, lm=tiny_lm, context=False,
+                         show_progress=False)
     by_config = {m.config: m for m in manifests}
     assert list(by_config) == ["baseline", "lora", "gepa", "combined"]
     assert {c: m.strategy for c, m in by_config.items()} == {"baseline": "", "lora": "lora", "gepa": "gepa",
@@ -104,7 +106,7 @@ def test_optimize_writes_four_configurations_from_shared_stages(tiny_lm, tmp_pat
     assert build_program(respondents["combined-s0"], domain).dump_state() == program.dump_state()  # what the evaluator runs
 
     again = optimize(domain, configs=["combined", "lora->gepa"], seeds=[0], preset=TINY, run_dir=tmp_path, lm=tiny_lm,
-                     show_progress=False)
+                     context=False, show_progress=False)
     assert again[0].adapter == combined.adapter  # finished stages are reused, not retrained
     assert [s.step for s in again[1].steps] == ["lora", "gepa"] and again[1].steps[0] == lora.steps[0]
     assert again[1].adapter == lora.adapter

@@ -61,6 +61,25 @@ def test_compare_optimizes_evaluates_and_reports_a_users_domain(tiny_model_dir, 
     from ax.optimizers.presets import get_preset
     assert get_preset(str(preset_file)) == TINY
     assert files.html.is_file() and files.manifest.is_file()
+    from ax.evals.matrix_store import ResponseStore
+    from ax.optimizers.manifest import read_manifest
+
+    store = ResponseStore(tmp_path / "run")
+    for config in ("baseline", "lora", "gepa", "combined"):  # each answered the test items with its own playbook
+        playbook = read_manifest(tmp_path / "run" / "tickets" / "seed-0" / "configs" / config).playbook
+        record = store.read("tickets", f"{config}-s0")
+        assert record.configuration.playbook == playbook.path and playbook.bullets >= 1
+        assert len(record.cells) == len(tickets.splits().test[:TINY.test_items])
+    assert "--no-context" not in files.markdown.read_text()
+    # What each arm did, floors and flags, as a reader sees them
+    comparison = report["comparisons"][0]
+    assert comparison["floors"]["labels"] == ["network", "hardware", "accounts"]
+    steps = {r["name"]: r["steps"] for c in comparison["cells"] for r in c["runs"]}
+    assert steps["gepa-s0"][0].startswith("gepa: ") and "proposals" in steps["gepa-s0"][0]
+    assert steps["lora-s0"][0].startswith("lora: ") and "loss" in steps["lora-s0"][0]
+    assert all(s[-1].startswith("ace: playbook of") for s in steps.values())
+    markdown = files.markdown.read_text()
+    assert "What each arm did" in markdown and "Floors: always answering" in markdown and "macro-F1" in markdown
 
 
 def test_compare_names_an_unknown_domain_or_a_bad_setting_before_loading_a_model(tickets, tmp_path):

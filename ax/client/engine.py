@@ -13,7 +13,7 @@ from dspy.clients.engines.base import validate_request
 from dspy.lm15 import Message, Request, Response, TextPart, Usage, response_to_events
 
 from ax.client.decoding import Decoded, DecodingSettings, decode
-from ax.client.schema import output_fields
+from ax.client.schema import OutputSchema, output_schema
 from ax.client.usage import CallUsage
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class AxEngine:
         validate_request(request)
         started = time.perf_counter()
         messages = request_messages(request)
-        fields = output_fields(messages) if self.client.structured else []
+        schema = output_schema(messages) if self.client.structured else OutputSchema()
         config = request.config
         settings = DecodingSettings(
             max_text_tokens=self.client.max_field_tokens,
@@ -51,11 +51,11 @@ class AxEngine:
         backend = self.client.backend
         key = self.client.cache.key(
             base=backend.base_fingerprint, adapter=backend.adapter_fingerprint(self.adapter),
-            messages=messages, fields=[f.model_dump() for f in fields], settings=settings.__dict__,
+            messages=messages, schema=schema.model_dump(), settings=settings.__dict__,
         )
         cached = self.client.cache.get(key)
         if cached is None:
-            decoded = decode(backend, messages, fields, self.adapter, settings)
+            decoded = decode(backend, messages, schema.fields, self.adapter, settings, schema.layout)
             self.client.cache.put(key, decoded)
         else:
             decoded = cached

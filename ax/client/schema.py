@@ -1,10 +1,14 @@
-"""The output fields a DSPy call expects, read from the prompt DSPy's ChatAdapter wrote.
+"""The output fields a DSPy call expects, read from the prompt DSPy's adapter wrote.
 
 ChatAdapter closes every request with one line naming the output fields in order, with their
 Python types: "Respond with the corresponding output fields, starting with the field
 `[[ ## label ## ]]` (must be formatted as a valid Python Literal['a', 'b']), then ...". Reading
 that line lets the client decode each field under its own constraint with DSPy's default
 adapter, unchanged, so a user needs no special adapter for output to always parse.
+
+JSONAdapter (GEPA's default instruction proposer uses it, and ChatAdapter falls back to it) closes
+with "Respond with a JSON object in the following order of fields: `label` (must be formatted as
+a valid Python ...), then ...": the same fields, answered as one JSON object instead of markers.
 """
 
 from __future__ import annotations
@@ -15,8 +19,13 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-_INSTRUCTION = "Respond with the corresponding output fields"
-_FIELD = re.compile(r"`\[\[ ## (\w+) ## \]\]`(?: \(must be formatted as a valid Python (.+?)\))?(?=, then |, and then |$)")
+Layout = Literal["chat", "json"]  # ChatAdapter's `[[ ## field ## ]]` markers, or JSONAdapter's one JSON object
+_TYPE = r"(?: \(must be formatted as a valid Python (.+?)\))?(?=, then |, and then |$)"
+# Each layout's closing instruction and how it names one field, keyed by the layout decoding writes.
+_LAYOUTS = {
+    "chat": ("Respond with the corresponding output fields", re.compile(r"`\[\[ ## (\w+) ## \]\]`" + _TYPE)),
+    "json": ("Respond with a JSON object in the following order of fields", re.compile(r"`(\w+)`" + _TYPE)),
+}
 
 
 class FieldSpec(BaseModel):
@@ -51,11 +60,26 @@ def _spec_for(name: str, type_text: str | None) -> FieldSpec:
     return FieldSpec(name=name, kind="json", type_text=type_text)
 
 
-def output_fields(messages: list[dict[str, str]]) -> list[FieldSpec]:
-    """The output fields named by the last user message, or [] when it is not a ChatAdapter prompt."""
+class OutputSchema(BaseModel):
+    """The output fields of one call and the layout (ChatAdapter markers or a JSON object) to write them in."""
+
+    layout: Layout = "chat"
+    fields: list[FieldSpec] = []
+
+
+def output_schema(messages: list[dict[str, str]]) -> OutputSchema:
+    """The schema named by the last user message; no fields when no DSPy adapter wrote it."""
     user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-    start = user.rfind(_INSTRUCTION)
+    # The instruction written last is the one this request ends with.
+    start, layout = max((user.rfind(instruction), layout) for layout, (instruction, _) in _LAYOUTS.items())
     if start < 0:
-        return []
+        return OutputSchema()
     line = user[start:].split("\n", 1)[0].rstrip(".")
-    return [_spec_for(name, type_text or None) for name, type_text in _FIELD.findall(line) if name != "completed"]
+    fields = [_spec_for(name, type_text or None) for name, type_text in _LAYOUTS[layout][1].findall(line)
+              if name != "completed"]
+    return OutputSchema(layout=layout, fields=fields)
+
+
+def output_fields(messages: list[dict[str, str]]) -> list[FieldSpec]:
+    """The output fields named by the last user message, or [] when no DSPy adapter wrote it."""
+    return output_schema(messages).fields
