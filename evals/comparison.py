@@ -94,7 +94,7 @@ class CellResult(BaseModel):
     classes: ClassMetrics | None = None  # the runs' answers pooled
     top_answer: str | None = None  # the most common answer over the runs, and its share
     top_share: float | None = None
-    flags: list[str] = []  # "degenerate", "identical_to:<cell>", "gepa_accepted_nothing"
+    flags: list[str] = []  # "degenerate", "identical_to:<cell>", "gepa_unchanged"
     flag_reasons: list[str] = []
 
 
@@ -341,7 +341,7 @@ def cell_flags(cell: CellResult, floors: Floors | None, identical_to: str | None
                        "playbook)")
     unchanged = [why for c in configurations if (why := _unchanged_gepa(c))]
     if unchanged:
-        flags.append("gepa_accepted_nothing")
+        flags.append("gepa_unchanged")
         reasons.append(f"GEPA changed nothing in {len(unchanged)} of {len(configurations)} run(s): {unchanged[0]}")
     return cell.model_copy(update={"flags": flags, "flag_reasons": reasons})
 

@@ -38,7 +38,7 @@ from ax.optimizers.budget import AutoBudget, BudgetPlan, plan_budget, resolve_bu
 from ax.optimizers.cost import Cost, CostMeter
 from ax.optimizers.proposer import GroundedProposer
 from ax.optimizers.quiet import quiet_console
-from ax.optimizers.reflection import instruction_proposer, resolve_reflection_lm
+from ax.optimizers.reflection import instruction_proposer, is_local_reflection, resolve_reflection_lm
 from ax.optimizers.run_files import read_json, save_program, write_json
 from ax.optimizers.stall import StallReport, stall_report
 from ax.optimizers.tracking import RunTracker
@@ -59,9 +59,6 @@ class GepaSettings(BaseModel):
 
     budget: AutoBudget | int = "light"
     reflection_lm: str | None = None  # a litellm model string; None: the task's own local model
-    # "grounded": ax's proposer for small reflection models (optimizers/proposer.py); "gepa": DSPy's own;
-    # "auto": grounded when the reflection model is the task's own local model, else DSPy's.
-    proposer: Literal["auto", "grounded", "gepa"] = "auto"
     reflection_minibatch_size: int = Field(3, gt=0)
     num_threads: int = Field(4, gt=0)
     seed: int = 0
@@ -75,6 +72,8 @@ class GepaOutcome(BaseModel):
     """What a finished (or resumed and finished) GEPA run produced."""
 
     best_program: Path
+    # "grounded": ax's proposer (optimizers/proposer.py), for a local reflection model; "gepa": DSPy's
+    # own, for a named one (and the proposer of every run recorded before this field existed)
     proposer: Literal["grounded", "gepa"] = "gepa"
     best_index: int
     best_val_score: float
@@ -135,6 +134,8 @@ def run_gepa(program: dspy.Module, *, trainset: list[dspy.Example], valset: list
 
     `metric` is a GEPA feedback metric `(gold, pred, trace, pred_name, pred_trace)`; the best
     program (highest mean validation score) is returned and saved as `best_program.json`.
+    A local reflection model (`resolve_reflection_lm(None, ...)`) proposes through ax's grounded
+    proposer, a named one through DSPy's; `outcome.json` records which.
     """
     console = console or Console(stderr=True)
     run_dir = Path(run_dir)
@@ -150,8 +151,7 @@ def run_gepa(program: dspy.Module, *, trainset: list[dspy.Example], valset: list
         console.print(f"Resuming the GEPA run in {run_dir} after iteration {resumed}.", soft_wrap=True)
 
     reflection = reflection_lm.copy() if reflection_lm is not None else resolve_reflection_lm(settings.reflection_lm, lm)
-    local = reflection_lm is None and settings.reflection_lm is None
-    proposer = settings.proposer if settings.proposer != "auto" else ("grounded" if local else "gepa")
+    proposer = "grounded" if is_local_reflection(reflection) else "gepa"
     # Cost so far = earlier sessions' (cost.json as of their last checkpoint) + this session's. The
     # rollouts are GEPA's own count, saved with its state: summing sessions' counts double-counted
     # the iteration in flight when a kill fell between GEPA's checkpoint and cost.json.

@@ -3,33 +3,46 @@
 GEPA's own proposer asks the reflection model to rewrite the whole instruction from the
 failures; a model of a few hundred million parameters rarely writes a usable one, so every
 proposal is empty or worse and GEPA accepts nothing. This proposer grounds each proposal in
-what GEPA hands it, the reflective dataset (each failing input, the program's output and the
-metric's feedback, which names the gold answer and the cue that decides it):
+what GEPA hands it, the reflective dataset (each input, the program's output and the metric's
+feedback, which names the gold value of each field and the cue that decides it):
 
-- a worked example per failure: the input, shortened, and the gold answer;
+- a worked example per failure: its inputs, shortened, and the gold value of each output field;
 - the feedback's "Why:" clause as a rule, where the metric gives one;
-- one short lesson the reflection model writes into a one-sentence field (kept only when it
-  reads as a sentence and says something new).
+- one lesson the reflection model writes into a one-sentence field (kept only when it reads
+  as a sentence and says something new).
 
-New lines are appended to the current instruction, lines it already holds are skipped, and the
-added text stays within a word budget (the oldest added lines give way first), so a proposal
-always differs from its parent when there is a failure to learn from. GEPA then decides as
-usual: the child is kept only if it scores better on the minibatch.
+The new lines go under a header after the current instruction; lines the instruction already
+holds are skipped, failures it does not cover yet come first, and the added section stays
+within a word budget (its oldest lines give way first). A component with nothing new to add
+gets no proposal, which GEPA skips without spending metric calls; otherwise the child differs
+from its parent, and GEPA keeps it only if it scores better on the minibatch, as usual.
+Without sampling of its own, a proposal is a function of its inputs and the reflection LM's answer.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dspy
+from dspy.utils.exceptions import AdapterParseError
 
-ADDED_MARK = "- "  # every line this proposer adds starts so; those lines give way first to the budget
-MAX_ADDED_WORDS = 160
-EXAMPLE_WORDS = 24  # an input is shortened to this many words in a worked example
-_EXPECTED = re.compile(r"expected (.+?)(?:, got |; |\.\s|\.?$)")
+HEADER = "Worked examples and rules from earlier mistakes:"
+MAX_ADDED_WORDS = 160  # words stand in for tokens: the budget only has to bound the prompt's growth
+EXAMPLE_WORDS = 24  # each input and gold value of a worked example is shortened to this many words
+RULE_WORDS = 30
+LESSON_TOKENS = 64  # a one-sentence answer; a small model left unbounded rambles to the field's limit
+# A gold value in the domain metrics' feedback (programs/metrics.py): "Correct: `f` = V.",
+# "Wrong `f`: expected V, got G.", "The prediction has no `f`; expected V.", "`f` = G is not a
+# label; expected V." and, among the intermediate values, "f expected V, got G"; V is a repr.
+_VALUE = r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s,;]+?)"
+_END = r"(?=[,;]|\.?(?:\s|$))"
+_GOLD = re.compile(rf"(?:Correct: `(\w+)` = |`(\w+)`[^`]*?expected |(?<![`\w])(\w+) expected ){_VALUE}{_END}")
+_ANY_EXPECTED = re.compile(rf"expected {_VALUE}{_END}")  # feedback of other metrics names no field
 _WHY = re.compile(r"Why: (.+)$", re.S)
+_NOT_PROSE = ("[[", "##", "{", "}", "`", "=>", "def ", "import ")
 
 
 class WriteLesson(dspy.Signature):
@@ -39,11 +52,11 @@ class WriteLesson(dspy.Signature):
     lesson: str = dspy.OutputField(desc="one sentence, at most 25 words")
 
 
-def _words(text: str) -> list[str]:
+def _words(text: Any) -> list[str]:
     return str(text).split()
 
 
-def _shorten(text: str, limit: int = EXAMPLE_WORDS) -> str:
+def _shorten(text: Any, limit: int) -> str:
     words = _words(text)
     return " ".join(words[:limit]) + (" ..." if len(words) > limit else "")
 
@@ -52,24 +65,56 @@ def _normalized(line: str) -> str:
     return re.sub(r"\W+", " ", line.casefold()).strip()
 
 
+def _plain(value: str) -> str:
+    """A repr'd string value as the model should write it ('billing' -> billing)."""
+    if value[:1] in "'\"":
+        try:
+            return str(ast.literal_eval(value))
+        except (ValueError, SyntaxError):
+            return value.strip("'\"")
+    return value
+
+
+def _verdicts(example: Mapping[str, Any]) -> str:
+    """The feedback without its "Why:" clause, whose prose may say "expected" too."""
+    return str(example.get("Feedback", "")).split(" Why: ", 1)[0]
+
+
 def failures(examples: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The reflective examples the metric did not call correct."""
-    return [e for e in examples if not str(e.get("Feedback", "")).lstrip().startswith("Correct")]
+    """The reflective examples whose feedback finds a field wrong (GEPA hands over no scores)."""
+    def failed(example: Mapping[str, Any]) -> bool:
+        verdicts = list(_GOLD.finditer(_verdicts(example)))
+        if verdicts:  # the domain metrics' form: a field is wrong when its verdict is not "Correct"
+            return any(match.group(1) is None for match in verdicts)
+        return not _verdicts(example).lstrip().startswith("Correct")
+
+    return [example for example in examples if failed(example)]
+
+
+def gold_values(example: Mapping[str, Any]) -> dict[str, str]:
+    """Field -> gold value named in the example's feedback, limited to the fields this predictor outputs."""
+    feedback = _verdicts(example)
+    outputs = example.get("Generated Outputs")
+    own = [name for name in outputs if name != "reasoning"] if isinstance(outputs, Mapping) else []
+    gold = {next(g for g in m.groups()[:3] if g): _plain(m.group(4)) for m in _GOLD.finditer(feedback)}
+    if not gold and (match := _ANY_EXPECTED.search(feedback)):
+        gold = {own[0] if len(own) == 1 else "answer": _plain(match.group(1))}
+    mine = {field: value for field, value in gold.items() if field in own}
+    return mine or gold  # the feedback may name the program's final fields only, not this predictor's
 
 
 def grounded_lines(example: Mapping[str, Any]) -> list[str]:
-    """A worked example (input -> gold answer) and the feedback's rule, from one failing example."""
-    feedback = str(example.get("Feedback", ""))
-    inputs = example.get("Inputs", {})
-    shown = "; ".join(f"{name}: {_shorten(value)}" for name, value in inputs.items()
-                      if name != "context" and str(value).strip())
+    """A worked example (inputs -> gold values) and the feedback's rule, from one failing example."""
+    shown = "; ".join(f"{name}: {_shorten(value, EXAMPLE_WORDS)}" for name, value in example.get("Inputs", {}).items()
+                      if name != "context" and str(value).strip())  # the playbook is no part of the case
+    gold = gold_values(example)
     lines = []
-    expected = _EXPECTED.search(feedback)
-    if expected and shown:
-        lines.append(f"{ADDED_MARK}Example: {shown} -> answer {expected.group(1).strip()}")
-    why = _WHY.search(feedback)
+    if gold and shown:
+        lines.append(f"- Example: {shown} -> " + "; ".join(f"{field}: {_shorten(value, EXAMPLE_WORDS)}"
+                                                               for field, value in gold.items()))
+    why = _WHY.search(str(example.get("Feedback", "")))
     if why:
-        lines.append(f"{ADDED_MARK}Rule: {why.group(1).strip()}")
+        lines.append(f"- Rule: {_shorten(why.group(1).strip(), RULE_WORDS)}")
     return lines
 
 
@@ -77,57 +122,79 @@ def usable_lesson(text: Any) -> str | None:
     """The reflection model's lesson when it reads as one plain sentence, else None."""
     text = " ".join(str(text or "").split())
     words = _words(text)
-    if not 4 <= len(words) <= 40 or not re.search(r"[A-Za-z]{3}", text):
-        return None
-    if any(marker in text for marker in ("[[", "##", "{", "}", "```", "def ", "import ")):
+    if not 4 <= len(words) <= 40 or not re.search(r"[A-Za-z]{3}", text) or any(m in text for m in _NOT_PROSE):
         return None
     distinct = len({w.casefold() for w in words})
     return text if distinct >= len(words) / 2 else None  # loops such as "the the the ..." are not lessons
 
 
-def merge(instruction: str, new_lines: Sequence[str], *, max_added_words: int = MAX_ADDED_WORDS) -> str:
-    """`instruction` with `new_lines` appended (those it already holds skipped), the added lines in budget."""
+def _sections(instruction: str) -> tuple[list[str], list[str]]:
+    """The instruction's own lines and the lines this proposer added under its header."""
     lines = instruction.rstrip().splitlines()
-    known = {_normalized(line) for line in lines}
-    for line in new_lines:
+    if HEADER not in lines:
+        return lines, []
+    at = lines.index(HEADER)
+    return lines[:at], lines[at + 1:]
+
+
+def new_lines(instruction: str, lines: Sequence[str]) -> list[str]:
+    """`lines` the instruction does not hold yet (up to case and punctuation), each once."""
+    base, added = _sections(instruction)
+    known = {_normalized(line) for line in base + added}
+    fresh = []
+    for line in lines:
         if _normalized(line) not in known:
-            lines.append(line)
+            fresh.append(line)
             known.add(_normalized(line))
-    added = [i for i, line in enumerate(lines) if line.startswith(ADDED_MARK)]
-    while added and sum(len(_words(lines[i])) for i in added) > max_added_words:
-        del lines[added.pop(0)]  # the oldest added line gives way
-        added = [i for i, line in enumerate(lines) if line.startswith(ADDED_MARK)]
-    return "\n".join(lines)
+    return fresh
+
+
+def merge(instruction: str, lines: Sequence[str], *, max_added_words: int = MAX_ADDED_WORDS) -> str:
+    """`instruction` with the new ones of `lines` under the header, the added section within budget."""
+    base, added = _sections(instruction)
+    added = added + new_lines(instruction, lines)
+    while len(added) > 1 and sum(len(_words(line)) for line in added) > max_added_words:
+        added.pop(0)  # the oldest added line gives way
+    if not added:
+        return instruction
+    return "\n".join(base).rstrip() + f"\n\n{HEADER}\n" + "\n".join(added)
 
 
 class GroundedProposer:
     """A `dspy.GEPA(instruction_proposer=...)` that distils failures into lines a small model can't spoil.
 
-    Called by GEPA inside `dspy.context(lm=reflection_lm)`: the lesson comes from that LM.
-    `max_failures` bounds the failures one proposal reads (GEPA's minibatches are a few items).
+    GEPA calls it inside `dspy.context(lm=reflection_lm)`: the lesson comes from that LM.
+    `max_failures` bounds the failures one proposal learns from (GEPA's minibatches are a few items).
     """
 
     def __init__(self, *, max_failures: int = 3, max_added_words: int = MAX_ADDED_WORDS, ask_lesson: bool = True):
         self.max_failures, self.max_added_words, self.ask_lesson = max_failures, max_added_words, ask_lesson
 
     def lesson(self, failed: Sequence[Mapping[str, Any]]) -> str | None:
-        mistakes = "\n".join(f"{_shorten(' '.join(map(str, e.get('Inputs', {}).values())))} => "
-                             f"{_shorten(e.get('Feedback', ''), 30)}" for e in failed)
+        mistakes = "\n".join(f"{_shorten(' '.join(map(str, e.get('Inputs', {}).values())), EXAMPLE_WORDS)} => "
+                             f"{_shorten(e.get('Feedback', ''), RULE_WORDS)}" for e in failed)
         try:
-            return usable_lesson(dspy.Predict(WriteLesson)(mistakes=mistakes).lesson)
-        except Exception:  # a reflection model that cannot answer leaves the grounded lines to stand alone
+            answer = dspy.Predict(WriteLesson)(mistakes=mistakes, config={"max_tokens": LESSON_TOKENS})
+        except AdapterParseError:  # an unparseable answer leaves the grounded lines to stand alone
             return None
+        return usable_lesson(answer.lesson)
+
+    def propose(self, instruction: str, examples: Sequence[Mapping[str, Any]]) -> str | None:
+        """The new instruction for one component, or None when its failures teach nothing it lacks."""
+        failed = failures(examples)
+        if not failed:
+            return None
+        uncovered = [e for e in failed if new_lines(instruction, grounded_lines(e))]
+        chosen = (uncovered or failed)[: self.max_failures]
+        lines = [line for example in chosen for line in grounded_lines(example)]
+        lesson = self.lesson(chosen) if self.ask_lesson else None
+        if lesson:
+            lines.append(f"- Lesson: {lesson}")
+        proposal = merge(instruction, lines, max_added_words=self.max_added_words)
+        return proposal if proposal != instruction else None
 
     def __call__(self, candidate: dict[str, str], reflective_dataset: Mapping[str, Sequence[Mapping[str, Any]]],
                  components_to_update: list[str]) -> dict[str, str]:
-        proposals = {}
-        for component in components_to_update:
-            failed = failures(reflective_dataset.get(component, []))[: self.max_failures]
-            if not failed:
-                continue
-            lines = [line for example in failed for line in grounded_lines(example)]
-            lesson = self.lesson(failed) if self.ask_lesson else None
-            if lesson:
-                lines.append(f"{ADDED_MARK}{lesson}")
-            proposals[component] = merge(candidate[component], lines, max_added_words=self.max_added_words)
-        return proposals
+        proposals = {name: self.propose(candidate[name], reflective_dataset.get(name, []))
+                     for name in components_to_update}
+        return {name: text for name, text in proposals.items() if text is not None}

@@ -117,7 +117,7 @@ def test_a_gepa_step_that_changed_nothing_is_not_measured(tmp_path):
     report = build_report(tmp_path, SETTINGS)
     comparison = report.comparisons[0]
     cells = {c.cell: c for c in comparison.cells}
-    assert "gepa_accepted_nothing" in cells["gepa"].flags
+    assert "gepa_unchanged" in cells["gepa"].flags
     pairs = {(p.a, p.b): p for p in comparison.pairwise}
     assert "changed nothing (0 of 5 proposals accepted" in pairs["gepa", "baseline"].not_measured
     assert pairs["lora+gepa", "gepa"].difference is not None  # LoRA's own effect is still measured
