@@ -105,52 +105,147 @@ def make_tiny_adapter(model_dir: str | Path, path: str | Path, *, seed: int = 1,
 
 
 def serve_openai_stub(backend, host: str = "127.0.0.1"):
-    """Serve `backend` as a minimal OpenAI-compatible /v1/completions server on loopback.
+    """Serve `backend` as a minimal vLLM-like OpenAI-compatible server on loopback.
 
-    It speaks the subset of vLLM's API the remote client uses: the model name selects the
-    adapter (as vLLM's --lora-modules does), and `guided_choice` / `guided_regex` constrain the
-    value. Returns (base_url, server); call server.shutdown() when done.
+    It speaks the part of vLLM's current API (v0.12 and later) the remote client uses:
+    /v1/completions, where the model name selects the adapter and `structured_outputs` (vLLM's
+    StructuredOutputsParams) constrains the value, and /v1/load_lora_adapter and
+    /v1/unload_lora_adapter (runtime LoRA updating), which load into and unload from `backend`.
+    Request bodies are checked against vLLM's request models and refused with a 400 in vLLM's
+    error shape. vLLM itself only logs and ignores a field it does not know, such as the
+    `guided_*` fields removed in v0.12.0; here any such field is refused, so a request vLLM
+    would run unconstrained fails a test instead. Every request is recorded, in order, as
+    (path, body) in `server.requests`. Returns (base_url, server); call server.shutdown() when done.
     """
     import json
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
     from ax.client.generation import GenerationParams, GenerationRequest
     from ax.client.remote import NUMBER_REGEX
+    from ax.errors import AxError
 
     number_kinds = {regex: kind for kind, regex in NUMBER_REGEX.items()}
+    removed = ("guided_choice", "guided_regex", "guided_json", "guided_grammar", "guided_whitespace_pattern",
+               "guided_decoding_backend")
+
+    class Strict(BaseModel):
+        model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    class StructuredOutputs(Strict):  # vllm.sampling_params.StructuredOutputsParams
+        json_schema: str | dict | None = Field(None, alias="json")
+        regex: str | None = None
+        choice: list[str] | None = None
+        grammar: str | None = None
+        json_object: bool | None = None
+        disable_any_whitespace: bool = False
+        disable_additional_properties: bool = False
+        whitespace_pattern: str | None = None
+        structural_tag: str | None = None
+
+        @model_validator(mode="after")
+        def one_kind(self):
+            if sum(v is not None for v in (self.json_schema, self.regex, self.choice)) > 1:
+                raise ValueError("You can only use one kind of constraints for structured outputs "
+                                 "('json', 'regex' or 'choice').")
+            return self
+
+    class CompletionRequest(Strict):  # the OpenAI fields of vLLM's CompletionRequest, and structured_outputs
+        model: str | None = None
+        prompt: str | list[str]
+        echo: bool | None = False
+        frequency_penalty: float | None = None
+        logit_bias: dict[str, float] | None = None
+        logprobs: int | None = None
+        max_tokens: int | None = 16
+        n: int = 1
+        presence_penalty: float | None = None
+        seed: int | None = None
+        stop: str | list[str] | None = None
+        stream: bool | None = False
+        stream_options: dict | None = None
+        suffix: str | None = None
+        temperature: float | None = None
+        top_p: float | None = None
+        user: str | None = None
+        structured_outputs: StructuredOutputs | None = None
+
+    class LoadLoRAAdapterRequest(Strict):
+        lora_name: str
+        lora_path: str
+
+    class UnloadLoRAAdapterRequest(Strict):
+        lora_name: str
+        lora_int_id: int | None = None
+
+    def complete(body: CompletionRequest) -> dict:
+        structured = body.structured_outputs or StructuredOutputs()
+        if structured.regex is not None and structured.regex not in number_kinds:
+            raise ValueError(f"this stub only serves ax's number regexes, not {structured.regex!r}")
+        if structured.json_schema is not None or structured.grammar is not None:
+            raise ValueError("this stub serves only 'choice' and 'regex' structured outputs")
+        stop = body.stop or ()
+        params = GenerationParams(
+            max_new_tokens=body.max_tokens or 16, temperature=body.temperature or 0.0, top_p=body.top_p,
+            seed=body.seed, stop=tuple([stop] if isinstance(stop, str) else stop),
+            constraint="choice" if structured.choice else number_kinds.get(structured.regex),
+            choices=tuple(structured.choice or ()),
+        )
+        adapter = body.model if body.model in backend.adapters() else None
+        result = backend.generate(GenerationRequest(body.prompt, adapter, params))
+        return {
+            "id": "cmpl-stub", "object": "text_completion", "created": 0, "model": body.model,
+            "choices": [{"text": result.text, "index": 0, "finish_reason": "stop", "logprobs": None}],
+            "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+                      "total_tokens": result.prompt_tokens + result.completion_tokens},
+        }
+
+    def load(body: LoadLoRAAdapterRequest) -> str:
+        if body.lora_name in backend.adapters():
+            raise ValueError(f"The lora adapter '{body.lora_name}' has already been loaded.")
+        backend.load_adapter(body.lora_name, body.lora_path)
+        return f"Success: LoRA adapter '{body.lora_name}' added successfully."
+
+    def unload(body: UnloadLoRAAdapterRequest) -> str:
+        backend.unload_adapter(body.lora_name)
+        return f"Success: LoRA adapter '{body.lora_name}' removed successfully."
+
+    routes = {"/v1/completions": (CompletionRequest, complete), "/v1/load_lora_adapter": (LoadLoRAAdapterRequest, load),
+              "/v1/unload_lora_adapter": (UnloadLoRAAdapterRequest, unload)}
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):  # keep test output quiet
             pass
 
         def do_POST(self):  # noqa: N802 - http.server's naming
-            if not self.path.endswith("/completions"):
+            if self.path not in routes:
                 self.send_error(404)
                 return
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            model = body.get("model", "")
-            adapter = model if model in backend.adapters() else None
-            stop = body.get("stop") or ()
-            params = GenerationParams(
-                max_new_tokens=int(body.get("max_tokens") or 16), temperature=float(body.get("temperature") or 0.0),
-                top_p=body.get("top_p"), seed=body.get("seed"), stop=tuple([stop] if isinstance(stop, str) else stop),
-                constraint="choice" if body.get("guided_choice") else number_kinds.get(body.get("guided_regex")),
-                choices=tuple(body.get("guided_choice") or ()),
-            )
-            result = backend.generate(GenerationRequest(body["prompt"], adapter, params))
-            payload = json.dumps({
-                "id": "cmpl-stub", "object": "text_completion", "created": 0, "model": model,
-                "choices": [{"text": result.text, "index": 0, "finish_reason": "stop", "logprobs": None}],
-                "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-                          "total_tokens": result.prompt_tokens + result.completion_tokens},
-            }).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
+            server.requests.append((self.path, body))
+            model, handle = routes[self.path]
+            stale = [name for name in removed if name in body]
+            try:
+                if stale:
+                    raise ValueError(f"{', '.join(stale)} was removed in vLLM v0.12.0; use structured_outputs")
+                self.reply(200, handle(model.model_validate(body)))
+            except (ValueError, AxError) as exc:  # pydantic's ValidationError is a ValueError
+                message = str(exc) if not isinstance(exc, ValidationError) else "; ".join(
+                    f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                self.reply(400, {"error": {"message": message, "type": "BadRequestError", "param": None,
+                                           "code": 400}})
+
+        def reply(self, status: int, payload) -> None:
+            data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain" if isinstance(payload, str) else "application/json")
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(payload)
+            self.wfile.write(data)
 
     server = ThreadingHTTPServer((host, 0), Handler)
+    server.requests = []
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://{host}:{server.server_address[1]}/v1", server

@@ -5,7 +5,8 @@ the courses the student has completed. Easy entries say "Prerequisite: X" and th
 short; medium ones phrase the requirement in a sentence; hard ones add recommended courses,
 co-requisites, exclusions and old numbers as decoys that the record may hold instead of the
 prerequisite, or say there is no prerequisite while recommending one, or exclude a course the
-student holds (which makes the student not eligible even when the prerequisite is met).
+student holds (which makes the student not eligible even when the prerequisite is met) or one the
+student does not hold (which changes nothing).
 
 Each split has its own courses and wordings (`for_split`), so test entries are phrased in ways
 training never saw.
@@ -88,7 +89,10 @@ HEADERS = ["{course} [-|:] {title}. [Covers|An introduction to|Topics include] {
            "{course} {title}. This course studies {topic}.", "{title}, listed as {course}, on {topic}."]
 RECORDS = ["[Completed|Transcript|Courses passed]: {courses}.", "Passed so far: {courses}.", "Student record - {courses}.",
            "Credits earned in {courses}.", "Finished courses: {courses}."]
-HARD_CASES = ("decoys", "no prerequisite", "excluded, no prerequisite", "excluded despite prerequisite")
+# Hard cases and their weights. "exclusion not held" pairs the clause with a record that has the
+# prerequisite but not the excluded course, so the clause alone does not give the answer away.
+HARD_CASES = {"decoys": 2, "no prerequisite": 1, "excluded, no prerequisite": 2, "excluded despite prerequisite": 3,
+              "exclusion not held": 3}
 
 
 def _code(rng: random.Random, department: str, low: int, high: int) -> str:
@@ -102,8 +106,11 @@ def make_item(rng: random.Random, difficulty: str, split: str) -> dict:
     recommended = prerequisite
     while recommended == prerequisite:  # decoys at levels 3-4 or with an "L" suffix cannot collide
         recommended = _code(rng, rng.choice(list(DEPARTMENTS)), 1, 3)
+    excluded = course
+    while excluded == course:  # a course cannot exclude itself
+        excluded = _code(rng, department, 3, 4)
     slots = {"pre": prerequisite, "rec": recommended, "co": f"{_code(rng, department, 2, 3)}L",
-             "excl": _code(rng, department, 3, 4), "old": _code(rng, department, 3, 4)}
+             "excl": excluded, "old": _code(rng, department, 3, 4)}
     header_template = rng.choice(for_split(HEADERS, split))
     header = render(rng, header_template, course=course, title=title, topic=topic)
     fillers = [_code(rng, rng.choice(list(DEPARTMENTS)), 1, 2) for _ in range({"easy": 1, "medium": 2, "hard": 3}[difficulty])]
@@ -113,8 +120,11 @@ def make_item(rng: random.Random, difficulty: str, split: str) -> dict:
         template = rng.choice(for_split(pool, split))
         return template, pool.index(template)
 
-    # Hard items: the exclusion rule in half of them (decided here, not read back from the text).
-    case = rng.choice(HARD_CASES) if difficulty == "hard" else rng.choice(["prerequisite"] * 7 + ["no prerequisite"] * 3)
+    # Hard items: an exclusion clause in most of them (the case is decided here, not read back from the text).
+    if difficulty == "hard":
+        case = rng.choices(list(HARD_CASES), weights=list(HARD_CASES.values()))[0]
+    else:
+        case = rng.choice(["prerequisite"] * 4 + ["no prerequisite"])
     eligible = rng.random() < 0.5
     if case == "no prerequisite":
         template, index = pick(NO_PREREQUISITE[difficulty])
@@ -132,6 +142,12 @@ def make_item(rng: random.Random, difficulty: str, split: str) -> dict:
         eligible = False
         why = (f"the entry excludes students with credit for {slots['excl']}, which the student has"
                + (", even though the prerequisite is met." if prerequisite in held else "."))
+    elif case == "exclusion not held":
+        template, index = pick(EXCLUSIONS)
+        requirement = f"{render(rng, pick(PLAIN + SENTENCE)[0], **slots)} {render(rng, template, **slots)}"
+        held, eligible = [prerequisite], True
+        why = (f"the student has completed the prerequisite {prerequisite} and not the excluded course {slots['excl']}, "
+               "so the exclusion does not apply.")
     elif case == "decoys":
         template, index = pick(PLAIN + SENTENCE)
         parts = [template, *rng.sample(for_split(DECOYS, split), 2)]

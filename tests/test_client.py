@@ -202,31 +202,6 @@ def test_adapter_errors_are_actionable(tiny_client, tmp_path):
         tiny_client.load_adapter("x", tmp_path)
 
 
-def test_remote_backend_matches_local_through_an_openai_compatible_server(tiny_model_dir, tiny_adapters):
-    from ax.client.remote import RemoteBackend
-    from ax.testing import serve_openai_stub
-
-    local_backend = LocalBackend(load_model(str(tiny_model_dir)))
-    local_backend.load_adapter("alpha", tiny_adapters["alpha"])
-    url, server = serve_openai_stub(local_backend)
-    try:
-        remote_backend = RemoteBackend(url, model="tiny", tokenizer=local_backend.tokenizer, adapters=["alpha"])
-        local = Client(local_backend, model_name="tiny", cache=False).lm(max_tokens=60)
-        remote = Client(remote_backend, model_name="tiny", cache=False).lm(max_tokens=60)
-        predict = dspy.Predict(Triage)
-        for adapter in (None, "alpha"):
-            with dspy.context(lm=local.with_adapter(adapter)):
-                expected = predict(message="chest pain since noon")
-            with dspy.context(lm=remote.with_adapter(adapter)):
-                got = predict(message="chest pain since noon")
-            assert got.toDict() == expected.toDict()
-        with pytest.raises(AxError, match="Unknown adapter 'beta'"):
-            remote.with_adapter("beta")
-    finally:
-        server.shutdown()
-        local_backend.close()
-
-
 def test_adapter_for_another_base_model_is_refused_naming_both(tiny_model_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM

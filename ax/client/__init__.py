@@ -8,7 +8,7 @@ from typing import Any
 from ax.client.client import AxLM, Client
 
 
-def LM(model: str | None = None, *, adapters: dict[str, str | Path] | None = None, device: str | None = None,
+def LM(model: str | None = None, *, adapters: dict[str, str | Path | None] | None = None, device: str | None = None,
        dtype: str | None = None, remote: str | None = None, served_model: str | None = None,
        api_key: str = "EMPTY", cache: bool = True, cache_path: str | Path | None = None,
        max_batch_size: int = 16, max_field_tokens: int = 160, prefix_cache: bool = True, pack_weights: bool = True,
@@ -18,8 +18,9 @@ def LM(model: str | None = None, *, adapters: dict[str, str | Path] | None = Non
     `adapters` maps names to PEFT adapter directories, loaded onto the base model at once.
     With `remote` (an OpenAI-compatible base URL such as a vLLM server's http://host:8000/v1),
     generation happens there: `model` only supplies the chat template, `served_model` is the
-    base model's name on the server (default: the model's name), and each adapter name must be
-    one the server serves (vLLM: --lora-modules name=path). `prefix_cache=False` prefills every
+    base model's name on the server (default: the model's name), and each adapter path (as the
+    server sees it) is loaded into the running server; a name mapped to None must already be
+    served there (vLLM: --lora-modules name=path). `prefix_cache=False` prefills every
     local prompt whole instead of reusing the states of prefixes it shares with other prompts;
     `pack_weights=False` keeps a CPU model's linear layers on PyTorch's own fp32 kernels instead of
     oneDNN-packed copies of their weights (which take as much memory again as those weights);
@@ -32,7 +33,7 @@ def LM(model: str | None = None, *, adapters: dict[str, str | Path] | None = Non
         from ax.client.remote import RemoteBackend
 
         backend = RemoteBackend(remote, model=served_model or resolve(model).name, tokenizer=load_tokenizer(model),
-                                adapters=list(adapters or {}), api_key=api_key)
+                                api_key=api_key)
         name = backend.model
     else:
         from ax.client.local import LocalBackend
@@ -42,9 +43,8 @@ def LM(model: str | None = None, *, adapters: dict[str, str | Path] | None = Non
                                pack_weights=pack_weights, draft_tokens=draft_tokens)
         name = loaded.name
     client = Client(backend, model_name=name, cache=cache, cache_path=cache_path, max_field_tokens=max_field_tokens)
-    if not remote:
-        for adapter, path in (adapters or {}).items():
-            client.load_adapter(adapter, path)
+    for adapter, path in (adapters or {}).items():
+        client.load_adapter(adapter, path)
     return client.lm(**lm_kwargs)
 
 
