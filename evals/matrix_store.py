@@ -8,7 +8,9 @@ Layout under a run directory::
                                            cell per answered item (score, correct, raw output, feedback)
 
 Each file is written whole to a temporary file and renamed into place, so a run killed at any
-moment leaves the previous version or the new one. A respondent's ``identity`` hashes
+moment leaves the previous version or the new one. Writes merge into what is on disk under an
+exclusive lock per domain (``responses/<domain>/.lock``), so processes evaluating into one run
+directory at once lose no answer and no command. A respondent's ``identity`` hashes
 everything that determines its answers; answers stored under another identity are never
 mixed with new ones (a retrained adapter under the same name is refused, not silently merged).
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,10 +30,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ax.errors import AxError
 from ax.evals.configuration import Configuration
+from ax.locking import locked
 from ax.model import atomic_write_text
 
 RESPONSES_DIR = "responses"
 ITEMS_FILE = "items.json"
+LOCK_FILE = ".lock"
 CORRECT_AT = 1.0  # a metric score counts as correct from here up: partial credit is not a correct answer
 
 
@@ -143,6 +148,23 @@ def _write(path: Path, value: BaseModel) -> None:
     atomic_write_text(path, value.model_dump_json(indent=1) + "\n")
 
 
+def merge_records(stored: RespondentRecord, record: RespondentRecord, path: Path) -> RespondentRecord:
+    """``record`` with the cells and commands of ``stored`` (what ``path`` holds now) it lacks.
+
+    An item answered in both keeps the stored cell: a stored answer never changes, so whatever was
+    computed from it stays reproducible, and two answers under one identity are interchangeable.
+    """
+    if stored.identity != record.identity:
+        raise AxError(f"{path} holds answers of another configuration named {record.configuration.name!r} "
+                      f"(identity {stored.identity}, not {record.identity}); give this one a new name or delete "
+                      "that file to re-evaluate it")
+    answered = stored.answered()
+    return record.model_copy(update={
+        "commands": [*stored.commands, *(command for command in record.commands if command not in stored.commands)],
+        "cells": [*stored.cells, *(cell for cell in record.cells if cell.item not in answered)],
+    })
+
+
 class ResponseStore:
     """The ``responses/`` tree of one run directory."""
 
@@ -163,6 +185,10 @@ class ResponseStore:
     def _domain_dir(self, domain: str) -> Path:
         return self.root / domain
 
+    def _locked(self, domain: str) -> AbstractContextManager[None]:
+        """The domain's files to oneself: for a read-merge-write that no other writer interleaves."""
+        return locked(self._domain_dir(domain) / LOCK_FILE)
+
     # -- items --------------------------------------------------------------------------------
 
     def _item_set(self, domain: str) -> ItemSet:
@@ -180,17 +206,18 @@ class ResponseStore:
 
         Split and gold missing from items stored by an older ax are filled in from the same items.
         """
-        stored = self._item_set(domain)
-        known = {item.id: item for item in stored.items}
-        changed = [item.id for item in items if item.id in known and known[item.id].digest != item.digest]
-        if changed:
-            raise AxError(f"domain {domain!r}: item(s) {', '.join(changed[:5])} changed content since they were "
-                          f"answered in {self.root / domain}; evaluate into a new run directory")
-        updated = {**known, **{item.id: item for item in items if item.id not in known or known[item.id] != item
-                               and known[item.id].gold is None}}
-        task = task or stored.task
-        if updated != known or task != stored.task or not known:
-            _write(self._domain_dir(domain) / ITEMS_FILE, ItemSet(items=list(updated.values()), task=task))
+        with self._locked(domain):
+            stored = self._item_set(domain)
+            known = {item.id: item for item in stored.items}
+            changed = [item.id for item in items if item.id in known and known[item.id].digest != item.digest]
+            if changed:
+                raise AxError(f"domain {domain!r}: item(s) {', '.join(changed[:5])} changed content since they were "
+                              f"answered in {self.root / domain}; evaluate into a new run directory")
+            updated = {**known, **{item.id: item for item in items if item.id not in known or known[item.id] != item
+                                   and known[item.id].gold is None}}
+            task = task or stored.task
+            if updated != known or task != stored.task or not known:
+                _write(self._domain_dir(domain) / ITEMS_FILE, ItemSet(items=list(updated.values()), task=task))
 
     def data_digest(self, domain: str) -> str:
         """One hash over the domain's items (ids and contents), for the manifest."""
@@ -207,8 +234,12 @@ class ResponseStore:
         return _read(path, RespondentRecord) if path.is_file() else None
 
     def write(self, record: RespondentRecord) -> None:
+        """Store ``record`` merged with what its file holds now (see ``merge_records``)."""
         configuration = record.configuration
-        _write(self.path(configuration.domain, configuration.name), record)
+        path = self.path(configuration.domain, configuration.name)
+        with self._locked(configuration.domain):
+            stored = self.read(configuration.domain, configuration.name)
+            _write(path, record if stored is None else merge_records(stored, record, path))
 
     def respondents(self, domain: str) -> list[RespondentRecord]:
         files = sorted(p for p in self._domain_dir(domain).glob("*.json") if p.name != ITEMS_FILE)

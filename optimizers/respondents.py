@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ax.locking import locked
 from ax.evals.configuration import CONFIGURATIONS_FILE, Configuration, ConfigurationSet, StepInfo, load_configurations
 from ax.optimizers.gepa_run import OUTCOME_FILE, GepaOutcome
 from ax.optimizers.manifest import Artifacts, ConfigManifest, StepRecord, load_relative
@@ -96,21 +97,26 @@ def write_configurations(run_dir: Path, manifests: list[ConfigManifest]) -> Path
     """Add the manifests' configurations and their GEPA candidates to `run_dir/configurations.json`.
 
     Entries already there for other domains or seeds are kept; ones with the same name are replaced.
+    The file is read, merged and written under an exclusive lock, so concurrent `ax compare` or
+    `ax optimize` runs on one run directory each keep the others' entries.
     """
     run_dir = Path(run_dir)
     path = run_dir / CONFIGURATIONS_FILE
-    entries = {(c.domain, c.name): c for c in (load_configurations(path).configurations if path.is_file() else [])}
+    new: dict[tuple[str, str], Configuration] = {}
     for manifest in manifests:
-        entries[manifest.domain, comparison(manifest).name] = comparison(manifest)
+        new[manifest.domain, comparison(manifest).name] = comparison(manifest)
         gepa_stages = {step.stage_dir for step in manifest.steps if step.step == "gepa"}
         for stage_dir in sorted(gepa_stages):
             for candidate in gepa_candidates(stage_dir, manifest.domain, manifest.seed):
-                entries[candidate.domain, candidate.name] = candidate
+                new[candidate.domain, candidate.name] = candidate
 
     def relative(configuration: Configuration) -> Configuration:
         paths = {key: relative_path(value, run_dir)
                  for key in ("program", "adapter", "playbook") if (value := getattr(configuration, key)) is not None}
         return configuration.model_copy(update=paths)
 
-    write_json(path, ConfigurationSet(configurations=[relative(c) for c in entries.values()]))
+    with locked(run_dir / f".{CONFIGURATIONS_FILE}.lock"):
+        stored = load_configurations(path).configurations if path.is_file() else []
+        entries = {**{(c.domain, c.name): c for c in stored}, **new}
+        write_json(path, ConfigurationSet(configurations=[relative(c) for c in entries.values()]))
     return path
