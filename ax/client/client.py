@@ -4,6 +4,8 @@
     lm.client.load_adapter("legal", "path/to/adapter")
     dspy.configure(lm=lm)
     with lm.using_adapter("legal"): ...            # or: dspy.context(lm=lm.with_adapter("legal"))
+
+    with ax.LM() as lm: ...                        # closes the client on leaving (else it closes at exit)
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ class Client:
     def lm(self, adapter: str | None = None, **kwargs: Any) -> AxLM:
         return AxLM(self, adapter, **kwargs)
 
+    def close(self) -> None:
+        """Stop the backend (a local model's worker thread); calls still running fail, later ones are refused."""
+        self.backend.close()
+
 
 def _model_string(client: Client, adapter: str | None) -> str:
     return f"ax/{client.model_name}" + (f"@{adapter}" if adapter else "")
@@ -77,6 +83,17 @@ class AxLM(dspy.LM):
         lm = self.with_adapter(adapter)
         with dspy.context(lm=lm):
             yield lm
+
+    def close(self) -> None:
+        """Close the client, and with it every view of it (with_adapter copies); closing again is harmless."""
+        super().close()
+        self.client.close()
+
+    def __enter__(self) -> AxLM:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def usage_summary(self) -> dict:
         return self.client.usage.totals().as_dict()
