@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ax.adapters.domain_ablation import KINDS
@@ -24,7 +25,8 @@ _ROOT_HELP = "Adapter store folder (default: <ax cache>/adapters)."
 
 
 def _fail(exc: AxError) -> None:
-    console.print(f"[red]error:[/red] {exc}")
+    # One line whatever the terminal width, and brackets in paths or values are not taken for markup.
+    console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -68,6 +70,10 @@ def train_cmd(
     except AxError as exc:
         _fail(exc)
     m = result.metrics
+    if m.resumed_from_step is not None:
+        console.print(f"Resumed from the checkpoint at step {m.resumed_from_step} of the interrupted run.")
+    elif resume:
+        console.print("--resume: no checkpoint of an interrupted run was found; trained from the start.")
     eval_text = f"{m.eval_loss:.4f}" if m.eval_loss is not None else "n/a"
     console.print(f"steps={m.steps} train_loss={m.train_loss:.4f} eval_loss={eval_text} "
                   f"tokens/s={m.tokens_per_second:,.0f} wall={m.wall_time_s:.1f}s")
@@ -132,10 +138,12 @@ def merge_cmd(
     """Combine domain adapters into one, or fold an adapter into the base model for deployment."""
     try:
         from ax.adapters.merge import merge_adapters, merge_into_base
-        from ax.adapters.store import adapter_path
+        from ax.adapters.store import adapter_path, check_weights
         from ax.model import load_model
 
         paths = {Path(a).name: Path(a) if Path(a).is_dir() else adapter_path(root, a) for a in adapters}
+        for path in paths.values():  # a cut-off copy fails here, named, rather than inside safetensors
+            check_weights(path)
         if into_base and len(paths) != 1:
             raise AxError("--into-base folds exactly one adapter; merge several into one adapter first.")
         try:

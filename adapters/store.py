@@ -9,6 +9,8 @@ directories are never listed or loaded, so readers see the old adapter or the ne
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
 import shutil
@@ -27,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ax.errors import AxError
 from ax.model import _file_sha256, atomic_write_text, cache_dir
 
+log = logging.getLogger(__name__)
 MANIFEST_FILE = "ax_manifest.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 CONFIG_FILE = "adapter_config.json"
@@ -120,6 +123,61 @@ def check_base(path: str | Path, base_fingerprint: str, base_name: str) -> Adapt
             f"{base_fingerprint}). Load it on {manifest.base_model_name!r} or retrain it on {base_name!r}."
         )
     return manifest
+
+
+def check_weights(path: str | Path) -> Path:
+    """The adapter's weights file, refused when missing, empty, truncated or not safetensors.
+
+    Only the header is read; it records where every tensor ends, so a cut-off copy shows here.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    weights = Path(path) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise AxError(f"Adapter weights not found: {weights}")
+    try:
+        with safe_open(str(weights), framework="pt"):
+            pass
+    except (SafetensorError, OSError) as exc:
+        raise AxError(f"Adapter weights {weights} cannot be read ({exc}): the file is truncated or not "
+                      "safetensors; copy the adapter again or retrain it.") from None
+    return weights
+
+
+def read_peft_config(path: str | Path) -> dict[str, Any]:
+    """The adapter's `adapter_config.json` (PEFT's settings), refused when absent or not a JSON object."""
+    file = Path(path) / CONFIG_FILE
+    if not file.is_file():
+        raise AxError(f"Adapter directory {Path(path)} has no {CONFIG_FILE} (not a PEFT adapter).")
+    try:
+        config = json.loads(file.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise AxError(f"Adapter config {file} cannot be read: {exc}") from None
+    if not isinstance(config, dict):
+        raise AxError(f"Adapter config {file} is not a JSON object")
+    return config
+
+
+def check_unverified(path: str | Path, peft_config: dict[str, Any], base_name: str, base_directory: str | Path, *,
+                     allow_unverified: bool = False) -> str:
+    """How far an adapter without an ax manifest can be tied to the loaded base model; refused unless it can be.
+
+    Without the manifest's fingerprint, the base PEFT recorded in `adapter_config.json` is the only
+    claim left: when it names the loaded model (its name or directory) the adapter loads. Otherwise
+    it is refused unless `allow_unverified`, and the load is logged as unverified. Returns which
+    check vouched for it: "adapter_config" or "unverified".
+    """
+    recorded = peft_config.get("base_model_name_or_path")
+    if recorded and (recorded in (base_name, str(base_directory))
+                     or Path(recorded).expanduser().resolve() == Path(base_directory).resolve()):
+        return "adapter_config"
+    if not allow_unverified:
+        raise AxError(f"Adapter {path} has no {MANIFEST_FILE} and its {CONFIG_FILE} names base model {recorded!r}, "
+                      f"not the loaded {base_name!r} ({base_directory}), so its base cannot be checked; pass "
+                      "allow_unverified=True (--allow-unverified-adapter) to load it anyway.")
+    log.warning("Loading adapter %s without %s on %s: its base model is unverified (%s names %r).",
+                path, MANIFEST_FILE, base_name, CONFIG_FILE, recorded)
+    return "unverified"
 
 
 @contextmanager
@@ -229,7 +287,9 @@ def list_adapters(root: str | Path | None = None) -> list[StoredAdapter]:
         if not (path / CONFIG_FILE).is_file():
             continue
         try:
-            found.append(StoredAdapter(path.name, path, read_manifest(path)))
+            manifest = read_manifest(path)
+            check_weights(path)
+            found.append(StoredAdapter(path.name, path, manifest))
         except AxError as exc:
             found.append(StoredAdapter(path.name, path, None, str(exc)))
     return found

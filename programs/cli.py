@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ax.errors import AxError
@@ -31,7 +32,8 @@ def _domains_group() -> None:
 
 
 def _fail(error: AxError) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False)
+    # One line whatever the terminal width, and brackets in users' values are not taken for markup.
+    Console(stderr=True).print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -45,10 +47,12 @@ def import_command(
     out: Path = typer.Option(DEFAULT_DOMAINS_DIR, "--out", help="Directory that holds saved domains."),
     id_col: Optional[str] = typer.Option(None, "--id", help="Column with stable example ids (default: row order)."),
     force: bool = typer.Option(False, "--force", help="Replace a domain of the same name in --out."),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of FILE, e.g. latin-1 or cp1252 (a UTF-8 BOM is fine)."),
 ) -> None:
     """Validate FILE, split it 60/20/20 and save it as a domain that `--domain NAME` finds later."""
     try:
-        result = import_domain(file, domain, input_col, label_col, task=task, out=out, id_col=id_col, overwrite=force)  # type: ignore[arg-type]
+        result = import_domain(file, domain, input_col, label_col, task=task, out=out, id_col=id_col,  # type: ignore[arg-type]
+                               overwrite=force, encoding=encoding)
     except AxError as error:
         raise _fail(error) from None
     summary = result.summary
@@ -62,6 +66,8 @@ def import_command(
     table.add_row("labels" if task == "classification" else "answers", ", ".join(f"{k}: {v}" for k, v in shown) + more)
     table.add_row("saved to", str(result.directory))
     Console().print(table)  # created per call so the terminal width is read when printing
+    for warning in summary.warnings:
+        Console(stderr=True).print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 @domains_app.command("list")
@@ -72,14 +78,18 @@ def list_command(
     table = Table(title="Domains")
     for column in ("name", "task", "items", "train", "dev", "test"):
         table.add_column(column, justify="left" if column in ("name", "task") else "right", no_wrap=True)
-    try:
-        for name in list_domains(root=root):
+    broken = []  # a domain that fails to load is left out with a warning, so it cannot hide the others
+    for name in list_domains(root=root):
+        try:
             domain = get_domain(name, root=root)
             sizes = domain.splits().sizes()
-            table.add_row(name, domain.task, str(sum(sizes.values())), *(str(sizes[split]) for split in ("train", "dev", "test")))
-    except AxError as error:
-        raise _fail(error) from None
+        except AxError as error:
+            broken.append(f"domain {name!r} not listed: {error}")
+            continue
+        table.add_row(name, domain.task, str(sum(sizes.values())), *(str(sizes[split]) for split in ("train", "dev", "test")))
     Console().print(table)  # created per call so the terminal width is read when printing
+    for warning in broken:
+        Console(stderr=True).print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 @domains_app.command("stats")

@@ -101,7 +101,7 @@ def _domain(spec: DomainSpec, splits: Splits) -> Domain:
 def import_domain(path: str | Path | Any, name: str, input_col: str, label_col: str,
                   task: ImportTask = "classification", *, out: str | Path | None = None,
                   id_col: str | None = None, format: Literal["jsonl", "csv"] | None = None,
-                  overwrite: bool = False) -> ImportResult:
+                  overwrite: bool = False, encoding: str = "utf-8") -> ImportResult:
     """Validate `path` (JSONL, CSV or a datasets.Dataset), split it 60/20/20 deterministically,
     save it under `out/name`, and return the Domain.
 
@@ -117,11 +117,12 @@ def import_domain(path: str | Path | Any, name: str, input_col: str, label_col: 
     if task not in ("classification", "extraction"):
         raise AxError(f"task must be 'classification' or 'extraction', not {task!r}")
     directory = Path(out or DEFAULT_DOMAINS_DIR) / name
+    _check_out_directory(directory)
     if (directory / SPEC_FILE).exists() and not overwrite:
         raise AxError(f"{directory} already holds domain {name!r}; pass overwrite=True (--force) to replace it")
 
     loaded = load_examples(path, input_fields=[input_col], label_fields=[label_col], id_field=id_col,
-                           format=format, id_prefix=name)
+                           format=format, id_prefix=name, encoding=encoding)
     input_field, label_field = field_name(input_col), field_name(label_col)
     if input_field == label_field:
         raise AxError(f"columns {input_col!r} and {label_col!r} map to the same field name {input_field!r}")
@@ -138,12 +139,22 @@ def import_domain(path: str | Path | Any, name: str, input_col: str, label_col: 
                       source_columns={input_field: input_col, label_field: label_col}, labels=labels,
                       source=loaded.summary.source, rows=len(examples), splits=splits.sizes(),
                       description=f"Imported from {loaded.summary.source}: {input_col} -> {label_col} ({task}).")
-    for split in SPLIT_NAMES:
-        lines = (json.dumps(example.toDict(), ensure_ascii=False) for example in getattr(splits, split))
-        atomic_write_text(directory / f"{split}.jsonl", "".join(f"{line}\n" for line in lines))
-    atomic_write_text(directory / SPEC_FILE, spec.model_dump_json(indent=2) + "\n")  # written last: marks completion
+    try:
+        for split in SPLIT_NAMES:
+            lines = (json.dumps(example.toDict(), ensure_ascii=False) for example in getattr(splits, split))
+            atomic_write_text(directory / f"{split}.jsonl", "".join(f"{line}\n" for line in lines))
+        atomic_write_text(directory / SPEC_FILE, spec.model_dump_json(indent=2) + "\n")  # written last: marks completion
+    except OSError as error:
+        raise AxError(f"{error.filename or directory}: cannot save domain {name!r} ({error.strerror})") from None
     return ImportResult(domain=_domain(spec, splits), directory=directory, summary=loaded.summary,
                         split_sizes=splits.sizes())
+
+
+def _check_out_directory(directory: Path) -> None:
+    """Refuse, before anything is read or written, a target whose nearest existing ancestor is a file."""
+    existing = next(path for path in (directory, *directory.parents) if path.exists())
+    if not existing.is_dir():
+        raise AxError(f"{existing}: is a file, not a directory; --out (out=) must name a directory for saved domains")
 
 
 def _label_set(examples: list[dspy.Example], label_field: str, source: str) -> list[str]:
@@ -165,11 +176,16 @@ def load_domain(directory: str | Path) -> Domain:
     directory = Path(directory)
     spec_path = directory / SPEC_FILE
     try:
-        spec = DomainSpec.model_validate_json(spec_path.read_text(encoding="utf-8"))
+        spec = DomainSpec.model_validate_json(spec_path.read_bytes())
     except FileNotFoundError:
         raise AxError(f"{directory}: no {SPEC_FILE}; import the domain first (ax data import)") from None
+    except OSError as error:
+        raise AxError(f"{spec_path}: cannot read the domain spec ({error.strerror})") from None
     except ValidationError as error:
-        raise AxError(f"{spec_path}: not a valid domain spec: {error}") from None
+        problem = error.errors()[0]
+        where = ".".join(map(str, problem["loc"])) or "top level"
+        raise AxError(f"{spec_path}: not a valid domain spec ({problem['msg']} at {where}); "
+                      "import the domain again (ax data import --force)") from None
     parts = {split: load_examples(directory / f"{split}.jsonl", input_fields=[spec.input_field],
                                   label_fields=[spec.label_field], id_field="id").examples
              for split in SPLIT_NAMES}

@@ -6,7 +6,9 @@ dropping rows would change what an evaluation measures without anyone noticing.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import os
 import re
@@ -26,6 +28,8 @@ from ax.programs.modules import CONTEXT
 
 SourceFormat = Literal["jsonl", "csv"]
 _SUFFIXES: dict[str, SourceFormat] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+# Longer values are loaded but flagged: usually a whole document pasted into one cell, or a broken quote.
+LONG_VALUE_CHARS = 20_000
 
 
 class FieldMapping(BaseModel):
@@ -60,6 +64,7 @@ class LoadSummary:
     input_fields: tuple[str, ...]
     label_fields: tuple[str, ...]
     label_counts: dict[str, int]  # of the first label field, most common first
+    warnings: tuple[str, ...] = ()  # rows loaded but worth a look, each naming its row and field
 
     def __str__(self) -> str:
         return (f"loaded {self.rows} rows from {self.source} ({self.format}); inputs: "
@@ -86,22 +91,22 @@ def _scalar(value: Any) -> Any:
     raise ValueError(f"expected text or a number, got {kind}")
 
 
-def _non_empty(value: Any) -> Any:
+def _filled(value: Any) -> Any:
     if isinstance(value, str) and not value.strip():
         raise ValueError("is empty")
+    if isinstance(value, str) and "\0" in value:
+        raise ValueError("contains a NUL character (a binary file, or a broken export?)")
     return value
 
 
-Scalar = Annotated[Any, BeforeValidator(_scalar)]
-Answer = Annotated[Any, BeforeValidator(_non_empty), BeforeValidator(_scalar)]
+Value = Annotated[Any, BeforeValidator(_filled), BeforeValidator(_scalar)]
 
 
 def _row_model(mapping: FieldMapping, label_fields: Sequence[str]) -> type[BaseModel]:
     # Columns become positional pydantic fields with the column name as alias, so any column
     # name works ("Ticket Text", "_id") and errors can be mapped back to it.
     columns = [*mapping.input_fields, *label_fields, *([mapping.id_field] if mapping.id_field else [])]
-    kinds = [Scalar] * len(mapping.input_fields) + [Answer] * (len(columns) - len(mapping.input_fields))
-    fields = {f"f{index}": (kind, Field(alias=column)) for index, (column, kind) in enumerate(zip(columns, kinds))}
+    fields = {f"f{index}": (Value, Field(alias=column)) for index, column in enumerate(columns)}
     return create_model("Row", __config__=ConfigDict(extra="ignore"), **fields)
 
 
@@ -114,28 +119,56 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise AxError(f"{where}: not valid JSON ({error.msg} at column {error.colno})") from None
-            if not isinstance(row, dict):
-                raise AxError(f"{where}: expected a JSON object per line, got {type(row).__name__}")
-            yield where, row
+def _read_text(path: Path, encoding: str) -> str:
+    """The whole file decoded; a byte the encoding cannot read is an AxError naming its line and offset.
+
+    A UTF-8 byte-order mark is dropped, as spreadsheet exports often start with one.
+    """
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise AxError(f"{path}: unknown encoding {encoding!r}; try utf-8, latin-1 or cp1252") from None
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise AxError(f"{path}: cannot read the file ({error.strerror})") from None
+    try:
+        return data.decode("utf-8-sig" if codec == "utf-8" else codec)
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        likely = "utf-16" if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "latin-1 or cp1252"
+        raise AxError(f"{path}:{line}: byte 0x{data[error.start]:02x} at byte offset {error.start} (column {column}) "
+                      f"is not valid {encoding}; if the file uses another encoding, name it with --encoding "
+                      f"(Python: encoding=), e.g. {likely}") from None
 
 
-def _csv_rows(path: Path, required: Sequence[str]) -> Iterator[tuple[str, dict]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
+def _jsonl_rows(path: Path, encoding: str) -> Iterator[tuple[str, dict]]:
+    # Split on "\n" only: str.splitlines would also break JSON strings holding U+2028 or U+0085.
+    for number, line in enumerate(_read_text(path, encoding).split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise AxError(f"{where}: not valid JSON: {error.msg} (column {error.colno})") from None
+        if not isinstance(row, dict):
+            raise AxError(f"{where}: expected a JSON object per line, got {type(row).__name__}")
+        yield where, row
+
+
+def _csv_rows(path: Path, required: Sequence[str], encoding: str) -> Iterator[tuple[str, dict]]:
+    reader = csv.DictReader(io.StringIO(_read_text(path, encoding), newline=""))
+    start = 1  # the line the record being read begins on
+    try:
         header = reader.fieldnames or []
         absent = [name for name in required if name not in header]
         if absent:
             raise AxError(f"{path}:1: header has no column(s) {absent}; columns are {header}")
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise AxError(f"{path}:1: header repeats column(s) {repeated}; each column needs its own name")
         start = reader.line_num + 1
         for row in reader:
             where = f"{path}:{start}"
@@ -144,6 +177,9 @@ def _csv_rows(path: Path, required: Sequence[str]) -> Iterator[tuple[str, dict]]
             # A short row leaves None for its missing cells: drop them so validation says "missing".
             yield where, {key: value for key, value in row.items() if value is not None}
             start = reader.line_num + 1
+    except csv.Error as error:
+        # In practice: a field over the csv module's size limit, most often an unclosed quote swallowing the rest.
+        raise AxError(f"{path}:{start}: not valid CSV ({error}); check this row for an unclosed quote") from None
 
 
 def _dataset_rows(dataset: Any) -> Iterator[tuple[str, dict]]:
@@ -159,8 +195,9 @@ def _detect_format(path: Path, format: str | None) -> SourceFormat:
     try:
         return _SUFFIXES[path.suffix.lower()]
     except KeyError:
-        raise AxError(f"{path}: cannot tell the format from the suffix {path.suffix!r}; "
-                      "use .jsonl or .csv, or pass format='jsonl'|'csv'") from None
+        # Worded for the CLI too, which has no format option: the suffix is what both can change.
+        raise AxError(f"{path}: cannot tell the format from the suffix {path.suffix!r}; save it as .jsonl (one "
+                      "JSON object per line) or .csv with a header row") from None
 
 
 def _names(names: str | Sequence[str]) -> tuple[str, ...]:
@@ -173,13 +210,16 @@ def _id_prefix(text: str) -> str:
 
 def load_examples(source: str | os.PathLike | Any, input_fields: str | Sequence[str],
                   label_fields: str | Sequence[str] | None = None, id_field: str | None = None,
-                  format: SourceFormat | None = None, id_prefix: str | None = None) -> LoadedExamples:
+                  format: SourceFormat | None = None, id_prefix: str | None = None,
+                  encoding: str = "utf-8") -> LoadedExamples:
     """Read every row of `source` into an Example with `id`, `difficulty` and inputs set.
 
     `label_fields=None` takes every column that is not an input, the id, `difficulty` or
     `explanation` as a gold field; those two optional columns, when filled, are kept on the
     example (metric feedback quotes the explanation). Without `id_field`, ids are
-    `PREFIX-000000` by row order (PREFIX: the file name).
+    `PREFIX-000000` by row order (PREFIX: the file name). Files are read as `encoding` (a UTF-8
+    byte-order mark is accepted); values longer than LONG_VALUE_CHARS load with a line in
+    `summary.warnings`.
     """
     try:
         mapping = FieldMapping(input_fields=_names(input_fields), id_field=id_field,
@@ -189,18 +229,20 @@ def load_examples(source: str | os.PathLike | Any, input_fields: str | Sequence[
 
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
+        if path.is_dir():
+            raise AxError(f"{path}: is a directory; pass the .jsonl or .csv file inside it")
         if not path.is_file():
             raise AxError(f"{path}: no such file")
         kind = _detect_format(path, format)
         required = [*mapping.input_fields, *(mapping.label_fields or ()), *([id_field] if id_field else [])]
-        rows = _jsonl_rows(path) if kind == "jsonl" else _csv_rows(path, required)
+        rows = _jsonl_rows(path, encoding) if kind == "jsonl" else _csv_rows(path, required, encoding)
         name, prefix = str(path), id_prefix or _id_prefix(path.stem)
     elif hasattr(source, "column_names") and hasattr(source, "__iter__"):  # datasets.Dataset, duck-typed
         kind, rows, name, prefix = "datasets", _dataset_rows(source), type(source).__name__, id_prefix or "row"
     else:
         raise AxError(f"cannot load examples from {type(source).__name__}; pass a .jsonl/.csv path or a datasets.Dataset")
 
-    examples, seen_ids = [], {}
+    examples, seen_ids, warnings = [], {}, []
     labels, model = mapping.label_fields, None
     for where, row in rows:
         if labels is None:  # first row decides which columns are gold answers
@@ -218,6 +260,9 @@ def load_examples(source: str | os.PathLike | Any, input_fields: str | Sequence[
             raise AxError(f"{where}: field '{id_field}' repeats id {example_id!r} first seen at {seen_ids[example_id]}")
         seen_ids[example_id] = where
         fields = {key: row[key] for key in (*mapping.input_fields, *labels)}
+        warnings += [f"{where}: field '{key}' is {len(value):,} characters long (over {LONG_VALUE_CHARS:,}); "
+                     "check it is one example, not a whole document or a broken quote"
+                     for key, value in fields.items() if isinstance(value, str) and len(value) > LONG_VALUE_CHARS]
         # Optional columns ax understands: a difficulty rating and the reason for the gold answer,
         # which metric feedback quotes to GEPA.
         meta = {key: row[key] for key in ("difficulty", "explanation") if isinstance(row.get(key), str) and row[key].strip()}
@@ -228,5 +273,5 @@ def load_examples(source: str | os.PathLike | Any, input_fields: str | Sequence[
         raise AxError(f"{name}: no rows to load")
     counts = Counter(str(example[labels[0]]) for example in examples)
     summary = LoadSummary(source=name, format=kind, rows=len(examples), input_fields=mapping.input_fields,
-                          label_fields=labels, label_counts=dict(counts.most_common()))
+                          label_fields=labels, label_counts=dict(counts.most_common()), warnings=tuple(warnings))
     return LoadedExamples(examples=examples, summary=summary)

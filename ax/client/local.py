@@ -19,7 +19,6 @@ step (prompt-lookup drafts, ax/client/speculation.py).
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from concurrent.futures import Future
 from dataclasses import replace
@@ -89,24 +88,29 @@ class LocalBackend:
         except KeyError:
             raise AxError(f"Unknown adapter {adapter!r}; loaded adapters: {self.adapters() or 'none'}") from None
 
-    def load_adapter(self, name: str, path: str | Path) -> None:
-        """Load a PEFT adapter directory under `name`, refusing one trained on another base model."""
-        from ax.adapters.store import CONFIG_FILE, MANIFEST_FILE, WEIGHTS_FILE, adapter_fingerprint, check_base
+    def load_adapter(self, name: str, path: str | Path, *, allow_unverified: bool = False) -> None:
+        """Load a PEFT adapter directory under `name`, refusing one trained on another base model,
+        and one whose base cannot be checked (no ax manifest) unless `allow_unverified`."""
+        from ax.adapters.store import (
+            CONFIG_FILE, MANIFEST_FILE, adapter_fingerprint, check_base, check_unverified, check_weights,
+            read_peft_config,
+        )
 
         path = Path(path)
-        if not (path / CONFIG_FILE).is_file():
-            raise AxError(f"Adapter directory {path} has no {CONFIG_FILE} (not a PEFT adapter).")
-        # An adapter trained elsewhere has no ax manifest: its base can only be checked by PEFT's shapes.
+        peft_config = read_peft_config(path)
+        weights = check_weights(path)
         if (path / MANIFEST_FILE).is_file():
             check_base(path, self.base_fingerprint, self.loaded.name)
         fingerprint = adapter_fingerprint(path)
-        peft_config = json.loads((path / CONFIG_FILE).read_text())
-        mismatch = self._shape_mismatch(path / WEIGHTS_FILE)
+        mismatch = self._shape_mismatch(weights)
         if mismatch:
             raise AxError(f"Adapter {path} (trained for {peft_config.get('base_model_name_or_path')!r}) does not fit "
                           f"base model {self.loaded.name} ({self.loaded.directory}): {mismatch}")
+        # Which check vouched for the base model; "unverified" records an explicit opt-in.
+        base_check = "ax_manifest" if (path / MANIFEST_FILE).is_file() else check_unverified(
+            path, peft_config, self.loaded.name, self.loaded.directory, allow_unverified=allow_unverified)
         info = {"path": str(path), "fingerprint": fingerprint, "dora": bool(peft_config.get("use_dora")),
-                "states_key": _states_key(fingerprint, path / CONFIG_FILE)}
+                "states_key": _states_key(fingerprint, path / CONFIG_FILE), "base_check": base_check}
         self.batcher.call_in_worker(lambda: self._attach(name, path, info))
 
     def unload_adapter(self, name: str) -> None:
