@@ -78,6 +78,10 @@ def compare(
     reflection_lm: Optional[str] = typer.Option(None, help="litellm model for GEPA reflection (default: the local model)."),
     context: bool = typer.Option(True, "--context/--no-context",
                                  help="Feed every configuration an ACE playbook adapted on the train examples."),
+    ablate_context: bool = typer.Option(False, "--ablate-context",
+                                        help="Also answer with each configuration without its playbook "
+                                             "(<config>-no-playbook, no extra optimization); the report "
+                                             "measures playbook on vs off."),
 ):
     """The main job: optimize baseline / LoRA / GEPA / LoRA+GEPA per domain, evaluate them, write the IRT report."""
     from ax.pipeline import compare as run_compare
@@ -86,7 +90,7 @@ def compare(
 
     try:
         run_compare(domain, preset=preset, seeds=parse_seeds(seeds), model=model, run_dir=run_dir,
-                    reflection_lm=reflection_lm, context=context)
+                    reflection_lm=reflection_lm, context=context, ablate_context=ablate_context)
     except AxError as error:
         Console(stderr=True).print(f"[red]error:[/red] {error}", soft_wrap=True)
         raise typer.Exit(1)

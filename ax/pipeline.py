@@ -24,22 +24,25 @@ from ax.errors import AxError
 
 
 def compare_command(domains: Sequence[str], preset: str, seeds: Sequence[int], model: str | None, run_dir: Path,
-                    reflection_lm: str | None, context: bool = True) -> str:
+                    reflection_lm: str | None, context: bool = True, ablate_context: bool = False) -> str:
     words = ["ax", "compare", "--preset", preset, "--seeds", ",".join(map(str, seeds)), "--run-dir", str(run_dir)]
     words += [w for d in domains for w in ("--domain", d)]
     words += ["--model", model] if model else []
     words += ["--reflection-lm", reflection_lm] if reflection_lm else []
     words += [] if context else ["--no-context"]
+    words += ["--ablate-context"] if ablate_context else []
     return shlex.join(words)
 
 
 def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[int] = (0,), model: str | None = None,
             run_dir: str | Path = "ax_runs", reflection_lm: str | None = None, lm: Any = None, context: bool = True,
-            console: Console | None = None, bootstrap: int = 2000, power_simulations: int = 200) -> Any:
+            ablate_context: bool = False, console: Console | None = None, bootstrap: int = 2000,
+            power_simulations: int = 200) -> Any:
     """Optimize, evaluate and report `domains`; returns the written report's files.
 
     `context`: every configuration answers with an ACE playbook adapted on the train examples by
-    its own program and adapter (False: none, the optimized programs alone).
+    its own program and adapter (False: none, the optimized programs alone). `ablate_context`: also
+    answer with each configuration without its playbook, so the report measures playbook on vs off.
     """
     import ax
     from ax.evals.configuration import CONFIGURATIONS_FILE, load_configurations
@@ -60,7 +63,8 @@ def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[in
                                   domains=[t.name for t in tasks])
     except ValidationError as error:
         raise AxError(f"compare: {error}") from None
-    command = compare_command(domains, preset_argument(chosen, run_dir), seeds, model, run_dir, reflection_lm, context)
+    command = compare_command(domains, preset_argument(chosen, run_dir), seeds, model, run_dir, reflection_lm, context,
+                              ablate_context)
     started = time.perf_counter()
     if lm is None:
         console.print(f"Loading {model or 'the embedded model'} ...")
@@ -69,7 +73,7 @@ def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[in
         domain_started = time.perf_counter()
         console.rule(f"[bold]{task.name}[/bold]: optimize")
         optimize(task, seeds=seeds, preset=chosen, run_dir=run_dir, lm=lm, reflection_lm=reflection_lm,
-                 context=context, console=console)
+                 context=context, ablate_context=ablate_context, console=console)
         console.rule(f"[bold]{task.name}[/bold]: evaluate on the test split")
         respondents = load_configurations(run_dir / CONFIGURATIONS_FILE).select(task.name)
         summary = evaluate_run_dir(run_dir, respondents, task, lm=lm, split="test", limit=chosen.test_items,

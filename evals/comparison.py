@@ -125,6 +125,17 @@ class ClassContrast(BaseModel):
     not_measured: str | None = None
 
 
+class PlaybookContrast(BaseModel):
+    """What the playbook adds to one cell: its runs answering with their playbook minus the same runs without it."""
+
+    cell: str
+    runs: int
+    with_playbook: float  # accuracy, runs pooled
+    without_playbook: float
+    difference: Estimate | None  # paired per run and item; items and runs resampled
+    not_measured: str | None = None
+
+
 class MixedModelResult(BaseModel):
     estimate: float
     posterior_sd: float
@@ -177,6 +188,7 @@ class Comparison(BaseModel):
     floors: Floors | None = None  # None when the store holds no gold answers (written by an older ax)
     split: str | None = None  # the split whose items these are; None: a store that recorded no splits
     class_contrasts: list[ClassContrast] = []
+    playbook: list[PlaybookContrast] = []  # runs with `<config>-no-playbook` twins (ablate_context)
 
 
 # --------------------------------------------------------------------------- cells
@@ -383,6 +395,31 @@ def class_contrasts(truth: Truth, by_cell: dict[str, list[int]], pairwise: list[
         out.append(ClassContrast(contrast="synergy", not_measured=synergy_reason, macro_f1=None if synergy_reason else
                                  _percentile(sum(sign[c] * point[c] for c in CELLS),
                                              sum(sign[c] * replicates[c] for c in CELLS))))
+    return out
+
+
+def playbook_contrasts(matrix: ResponseMatrix, by_cell: dict[str, list[int]], *, n_bootstrap: int,
+                       seed: int) -> list[PlaybookContrast]:
+    """Each cell's runs with their playbook minus their twins without it (respondents naming them in
+    `without_playbook_of`); a cell whose every pair is the same arm (empty playbooks) is not measured."""
+    complete = matrix.complete()
+    twins = {c.without_playbook_of: r for r, c in enumerate(matrix.respondents) if c.without_playbook_of and complete[r]}
+    out = []
+    for cell in CELLS:
+        pairs = [(r, twins[matrix.respondents[r].name]) for r in by_cell.get(cell, [])
+                 if matrix.respondents[r].name in twins]
+        if not pairs:
+            continue
+        on = matrix.correct[[r for r, _ in pairs]]
+        off = matrix.correct[[w for _, w in pairs]]
+        reasons = [not_measured(matrix, r, w) for r, w in pairs]
+        reason = None if not all(reasons) else f"{reasons[0]}: every playbook of this cell left the answers as they were"
+        difference = None if reason else _percentile(
+            _pooled_accuracy(on) - _pooled_accuracy(off),
+            cell_bootstrap({"difference": on - off}, n_bootstrap=n_bootstrap, seed=seed)["difference"])
+        out.append(PlaybookContrast(cell=cell, runs=len(pairs), with_playbook=_pooled_accuracy(on),
+                                    without_playbook=_pooled_accuracy(off), difference=difference,
+                                    not_measured=reason))
     return out
 
 
@@ -657,7 +694,8 @@ def compare_domain(matrix: ResponseMatrix, calibration: PoolCalibration | None, 
     return Comparison(domain=matrix.domain, items=len(matrix.item_ids), cells=cell_results, pairwise=pairwise,
                       synergy=result, verdict=verdict(cell_results, replicates, result, pairwise, floors),
                       missing_cells=[c for c in CELLS if c not in by_cell], excluded=excluded, floors=floors,
-                      class_contrasts=contrasts)
+                      class_contrasts=contrasts,
+                      playbook=playbook_contrasts(matrix, by_cell, n_bootstrap=n_bootstrap, seed=seed))
 
 
 def compare_pooled(matrices: list[ResponseMatrix], *, n_bootstrap: int = 2000, seed: int = 0,

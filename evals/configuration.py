@@ -66,6 +66,7 @@ class Configuration(BaseModel):
     playbook: Path | None = None
     source: str = ""  # free text for people: "GEPA candidate 7 of runs/legal/lora+gepa/seed1"
     steps: tuple[StepInfo, ...] = ()  # what each optimization step did, in order
+    without_playbook_of: str | None = None  # an ablation: the respondent whose playbook this one leaves out
 
     @model_validator(mode="after")
     def _lora_means_adapter(self) -> Configuration:

@@ -160,6 +160,12 @@ def _comparison_blocks(comparison: Comparison) -> list[Block]:
             [f"{LABELS[p.a]} − {LABELS[p.b]}", f"{p.run_a} vs {p.run_b}", _points(p.difference, p.not_measured),
              *((str(p.only_a_correct), str(p.only_b_correct), _p(p.p_value), _p(p.p_holm)) if p.not_measured is None
                else ("—",) * 4)] for p in comparison.pairwise]))
+    if comparison.playbook:
+        out.append(Paragraph("Playbook on vs off: each run answering with its ACE playbook minus the same program and "
+                             "adapter without it (runs pooled; items and runs resampled):"))
+        out.append(Table(["configuration", "runs", "with playbook", "without", "difference [95% CI]"], [
+            [LABELS[x.cell], str(x.runs), _share(x.with_playbook), _share(x.without_playbook),
+             _points(x.difference, x.not_measured)] for x in comparison.playbook]))
     notes = []
     if comparison.missing_cells:
         notes.append(f"Cells without complete runs: {', '.join(comparison.missing_cells)}.")

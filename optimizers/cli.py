@@ -37,6 +37,10 @@ def optimize_cmd(
     playbook: Optional[Path] = typer.Option(None, "--playbook", help="A playbook.json every configuration starts from."),
     context: bool = typer.Option(True, "--context/--no-context",
                                  help="End each configuration with an ACE playbook adapted on the train examples."),
+    ablate_context: bool = typer.Option(False, "--ablate-context",
+                                        help="Also answer with each configuration without its playbook "
+                                             "(<config>-no-playbook, no extra optimization); the report "
+                                             "measures playbook on vs off."),
 ) -> None:
     """Optimize a domain into baseline / LoRA / GEPA / LoRA+GEPA configurations, each with a manifest."""
     from ax.optimizers.configurations import optimize
@@ -44,7 +48,8 @@ def optimize_cmd(
     try:
         manifests = optimize(domain, configs=[c.strip() for c in configs.split(",") if c.strip()], seeds=parse_seeds(seeds),
                              preset=preset, run_dir=run_dir, model=model, combined=combined,
-                             reflection_lm=reflection_lm, playbook=playbook, context=context, console=console)
+                             reflection_lm=reflection_lm, playbook=playbook, context=context,
+                             ablate_context=ablate_context, console=console)
     except AxError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1)

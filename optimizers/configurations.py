@@ -10,7 +10,10 @@ strategy given as `combined` (default `gepa->lora`, BetterTogether's prompt-then
 any other strategy string ('lora->gepa', 'gepa->lora->gepa', 'ace->gepa') is a configuration too.
 Unless `context=False`, every configuration ends with an `ace` step (baseline -> `ace`, lora ->
 `lora->ace`, combined -> `gepa->lora->ace`): the ACE playbook it answers with is adapted on the
-train examples by its own program and adapter. The configuration keeps its name.
+train examples by its own program and adapter. The configuration keeps its name. With
+`ablate_context=True` each also gets a twin `<config>-no-playbook`: the same optimized program and
+adapter (the same stages, nothing is optimized twice) answering without the playbook, which is how
+the report measures what the playbook adds.
 
 Output, under `<run_dir>/<domain>/seed-<n>/`: `stages/` (one folder per optimization stage,
 shared between configurations with a common prefix) and `configs/<config>/manifest.json`; and
@@ -46,10 +49,16 @@ DEFAULT_CONFIGS = ("baseline", "lora", "gepa", "combined")
 NAMED_CONFIGS = {"baseline": "", "lora": "lora", "gepa": "gepa"}
 
 
-def config_strategies(configs: Sequence[str], combined: str = "gepa->lora",
-                      context: bool = False) -> dict[str, tuple[str, ...]]:
+NO_PLAYBOOK = "-no-playbook"
+
+
+def config_strategies(configs: Sequence[str], combined: str = "gepa->lora", context: bool = False,
+                      ablate_context: bool = False) -> dict[str, tuple[str, ...]]:
     """Each configuration's steps: the named ones, 'combined', or a strategy string given as the name;
-    with `context`, each ends with the `ace` step that adapts its playbook."""
+    with `context`, each ends with the `ace` step that adapts its playbook, and with `ablate_context`
+    each also has a `<name>-no-playbook` twin without that step."""
+    if ablate_context and not context:
+        raise AxError("ablate_context compares each configuration with and without its playbook; it needs context=True")
     strategies = {}
     for name in configs:
         text = combined if name == "combined" else NAMED_CONFIGS.get(name, name)
@@ -59,6 +68,8 @@ def config_strategies(configs: Sequence[str], combined: str = "gepa->lora",
             raise AxError(f"Configuration {name!r}: {error} (named configurations: "
                           f"{', '.join([*NAMED_CONFIGS, 'combined'])})") from None
         strategies[name] = with_playbook(steps) if context else steps
+        if ablate_context:
+            strategies[name + NO_PLAYBOOK] = steps
     return strategies
 
 
@@ -114,13 +125,14 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Sequence[int] = (0,),
              preset: str | Preset = "quick", run_dir: str | Path = "ax_runs", *, lm: Any = None,
              model: str | None = None, combined: str = "gepa->lora", playbook: str | Path | None = None,
-             context: bool = True, reflection_lm: Any = None, console: Console | None = None,
-             show_progress: bool = True) -> list[ConfigManifest]:
+             context: bool = True, ablate_context: bool = False, reflection_lm: Any = None,
+             console: Console | None = None, show_progress: bool = True) -> list[ConfigManifest]:
     """Optimize `domain` (a name or an ax.programs Domain) into `configs` for each seed; returns their manifests.
 
     `lm`: an ax LM on an in-process model (default: `ax.LM(model)`, the embedded SmolLM2).
     `playbook`: a playbook.json every configuration starts from. `context`: end every configuration
-    with an ACE playbook adapted on the preset's train examples (False: no playbook but `playbook`).
+    with an ACE playbook adapted on the preset's train examples (False: no playbook but `playbook`);
+    `ablate_context`: also answer with each configuration's program and adapter without it.
     `reflection_lm`: a litellm model string or LM for GEPA and ACE reflection (default: the
     preset's, else the local model).
     Finished stages are reused and an interrupted one resumes when run again with the same `run_dir`.
@@ -130,7 +142,8 @@ def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Seque
     console = console or Console(stderr=True)
     domain = get_domain(domain) if isinstance(domain, str) else domain
     preset = get_preset(preset) if isinstance(preset, str) else preset
-    strategies = config_strategies(configs, combined, context)
+    strategies = config_strategies(configs, combined, context, ablate_context)
+    ablation_of = {name + NO_PLAYBOOK: name for name in configs} if ablate_context else {}
     if lm is None:
         import ax
 
@@ -170,6 +183,7 @@ def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Seque
                 **state.model_dump(), domain=domain.name, config=config, strategy=strategy_name(steps),
                 preset=preset.name, seed=seed, base_model=base_model, data=data, total_cost=state.cost,
                 package_versions=package_versions(), created=datetime.now(timezone.utc),
+                without_playbook_of=ablation_of.get(config),
             )
             save_relative(manifest, _config_dir(seed_dir, config) / MANIFEST_FILE)
             manifests.append(manifest)

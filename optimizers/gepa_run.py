@@ -182,7 +182,7 @@ def run_gepa(program: dspy.Module, *, trainset: list[dspy.Example], valset: list
     cost = read_json(run_dir / COST_FILE, Cost)  # written by the tracker at the end of the run
 
     best = results.best_idx
-    stall = stall_report(tracker.records)
+    stall = stall_report(tracker.records, proposer)
     outcome = GepaOutcome(
         best_program=save_program(optimized, run_dir / BEST_PROGRAM_FILE), proposer=proposer, best_index=best,
         best_val_score=results.val_aggregate_scores[best], seed_val_score=results.val_aggregate_scores[0],

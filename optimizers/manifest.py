@@ -113,6 +113,7 @@ class ConfigManifest(Artifacts):
     total_cost: Cost
     package_versions: dict[str, str]
     created: datetime
+    without_playbook_of: str | None = None  # an ablation: the configuration whose playbook this one leaves out
 
 
 A = TypeVar("A", bound=Artifacts)

@@ -71,6 +71,8 @@ def comparison(manifest: ConfigManifest) -> Configuration:
         playbook=manifest.playbook.path if manifest.playbook else None,
         source=f"configuration {manifest.config!r} ({manifest.strategy or 'no optimization'}), seed {manifest.seed}",
         steps=tuple(step_info(step, manifest) for step in manifest.steps),
+        without_playbook_of=(f"{_name(manifest.without_playbook_of)}-s{manifest.seed}"
+                             if manifest.without_playbook_of else None),
     )
 
 

@@ -39,8 +39,11 @@ class StallReport(BaseModel):
     reasons: list[str]
 
 
-def stall_report(records: list[IterationRecord]) -> StallReport:
-    """Counts over the whole run, and why it stalled if no proposal was accepted."""
+def stall_report(records: list[IterationRecord], proposer: str = "gepa") -> StallReport:
+    """Counts over the whole run, and why it stalled if no proposal was accepted.
+
+    `proposer`: "grounded" (ax's, whose empty iterations mean it had no new rule or example to add)
+    or "gepa" (DSPy's, whose empty iterations mean the reflection model's answer was unusable)."""
     count = {outcome: sum(r.outcome == outcome for r in records) for outcome in Outcome.__args__}
     proposals = count["accepted"] + count["rejected"]
     reasons = []
@@ -54,8 +57,9 @@ def stall_report(records: list[IterationRecord]) -> StallReport:
             reasons.append(f"none of the {proposals} proposals scored better than its parent on the minibatch: "
                            "the reflection model may be too weak for this task; try a stronger reflection_lm")
         if count["no_proposal"] + count["error"]:
-            reasons.append(f"the reflection model returned no usable instruction in "
-                           f"{count['no_proposal'] + count['error']} of {len(records)} iterations")
+            empty = ("the grounded proposer found no new rule or worked example to add" if proposer == "grounded"
+                     else "the reflection model returned no usable instruction")
+            reasons.append(f"{empty} in {count['no_proposal'] + count['error']} of {len(records)} iterations")
     stalled = count["accepted"] == 0
     return StallReport(iterations=len(records), proposals=proposals, accepted=count["accepted"],
                        perfect_minibatches=count["perfect"], empty_reflections=count["no_proposal"] + count["error"],

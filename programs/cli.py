@@ -41,7 +41,8 @@ def _fail(error: AxError) -> typer.Exit:
 def import_command(
     file: Path = typer.Argument(..., help="JSONL or CSV file, one labelled example per row."),
     domain: str = typer.Option(..., "--domain", help="Name for the new domain."),
-    input_col: str = typer.Option(..., "--input", help="Column holding the program's input text."),
+    input_col: list[str] = typer.Option(..., "--input", help="Column holding an input of the program (repeatable: "
+                                                             "--input question --input passage)."),
     label_col: str = typer.Option(..., "--label", help="Column holding the gold answer."),
     task: str = typer.Option("classification", "--task", help="classification (label set from the data) or extraction (exact text)."),
     out: Path = typer.Option(DEFAULT_DOMAINS_DIR, "--out", help="Directory that holds saved domains."),
@@ -59,7 +60,8 @@ def import_command(
     table = Table(title=f"Imported domain '{domain}' ({task})", show_header=False)
     table.add_row("source", f"{summary.source} ({summary.format})")
     table.add_row("rows loaded", str(summary.rows))
-    table.add_row("fields", f"{result.domain.inputs()[0]} <- '{input_col}', {result.domain.labels()[0]} <- '{label_col}'")
+    table.add_row("fields", ", ".join(f"{field} <- '{column}'" for field, column in
+                                      zip([*result.domain.inputs(), result.domain.labels()[0]], [*input_col, label_col])))
     table.add_row("splits", "  ".join(f"{name} {size}" for name, size in result.split_sizes.items()))
     shown = list(summary.label_counts.items())[:10]
     more = f"  (+{len(summary.label_counts) - 10} more)" if len(summary.label_counts) > 10 else ""

@@ -2,7 +2,7 @@
 
 Layout of a saved domain (default root `./ax_domains`):
 
-    NAME/domain.json                  spec: task, fields, label set, source, split sizes
+    NAME/domain.json                  spec: task, input fields, label set, source, split sizes
     NAME/{train,dev,test}.jsonl       the examples, split once at import and never reshuffled
 
 Splits are stored rather than recomputed so that an imported domain means the same items
@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import keyword
 import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import dspy
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ax.errors import AxError
 from ax.model import atomic_write_text
@@ -33,8 +35,9 @@ DEFAULT_DOMAINS_DIR = Path("ax_domains")
 SPEC_FILE = "domain.json"
 SPLIT_NAMES = ("train", "dev", "test")
 ImportTask = Literal["classification", "extraction"]
-# More distinct labels than this is almost always free text, better served by extraction.
-MAX_CLASSES = 50
+# A label column where most labels occur once is free text, better served by extraction; intent sets
+# of 77-150 labels with dozens of rows each are classification.
+SINGLETON_SHARE = 0.5
 # Field names that would shadow dspy.Example methods (pred.values is a method) or ax's own fields.
 _RESERVED = {name for name in dir(dspy.Prediction) if not name.startswith("_")} | set(META_FIELDS) | {CONTEXT}
 
@@ -42,10 +45,10 @@ _RESERVED = {name for name in dir(dspy.Prediction) if not name.startswith("_")} 
 class DomainSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    format_version: Literal[1] = 1
+    format_version: Literal[1, 2] = 2
     name: str = Field(pattern=NAME_PATTERN)
     task: ImportTask
-    input_field: str
+    input_fields: list[str] = Field(min_length=1)  # in the order the program's signature lists them
     label_field: str
     source_columns: dict[str, str]  # field name in the program -> column name in the user's file
     labels: list[str] | None = None  # classification only
@@ -53,6 +56,14 @@ class DomainSpec(BaseModel):
     rows: int
     splits: dict[str, int]
     description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_input_of_version_1(cls, data: Any) -> Any:
+        """Version 1 specs (one input column) name it `input_field`."""
+        if isinstance(data, dict) and "input_field" in data:
+            data = {**{k: v for k, v in data.items() if k != "input_field"}, "input_fields": [data["input_field"]]}
+        return data
 
 
 @dataclass(frozen=True)
@@ -72,15 +83,16 @@ def field_name(column: str) -> str:
 
 
 def _signature(spec: DomainSpec) -> type[dspy.Signature]:
+    inputs = " and ".join(spec.input_fields)
     if spec.task == "classification":
         output_type, instructions = Literal[tuple(spec.labels)], (
-            f"Classify the {spec.input_field} into exactly one {spec.label_field} label.")
+            f"Classify the {inputs} into exactly one {spec.label_field} label.")
     else:
         output_type, instructions = str, (
-            f"Extract the {spec.label_field} from the {spec.input_field}, copied exactly as written.")
+            f"Extract the {spec.label_field} from the {inputs}, copied exactly as written.")
     fields = {
         CONTEXT: (str, context_field()),
-        spec.input_field: (str, dspy.InputField()),
+        **{name: (str, dspy.InputField()) for name in spec.input_fields},
         spec.label_field: (output_type, dspy.OutputField()),
     }
     return dspy.make_signature(fields, instructions, signature_name=_camel(spec.name))
@@ -94,18 +106,19 @@ def _domain(spec: DomainSpec, splits: Splits) -> Domain:
     program = type(f"{_camel(spec.name)}Program", (PredictProgram,), {"signature": _signature(spec)})
     metric = (label_metric if spec.task == "classification" else text_metric)(spec.label_field)
     return Domain(name=spec.name, program=program, metric=metric, data=splits, task=spec.task,
-                  description=spec.description, input_fields=(spec.input_field,),
+                  description=spec.description, input_fields=tuple(spec.input_fields),
                   label_fields=(spec.label_field,))
 
 
-def import_domain(path: str | Path | Any, name: str, input_col: str, label_col: str,
+def import_domain(path: str | Path | Any, name: str, input_col: str | Sequence[str], label_col: str,
                   task: ImportTask = "classification", *, out: str | Path | None = None,
                   id_col: str | None = None, format: Literal["jsonl", "csv"] | None = None,
                   overwrite: bool = False, encoding: str = "utf-8") -> ImportResult:
     """Validate `path` (JSONL, CSV or a datasets.Dataset), split it 60/20/20 deterministically,
     save it under `out/name`, and return the Domain.
 
-    Classification takes the label set from the data and scores exact labels; extraction
+    `input_col`: the column the program reads, or several (a question and its passage), each
+    an input field of the program's signature in the order given. Classification takes the label set from the data and scores exact labels; extraction
     scores normalized exact match of the text. Identical input texts share a split.
     """
     from ax.programs.registry import BUILTIN_DOMAINS  # the registry imports this module
@@ -121,24 +134,32 @@ def import_domain(path: str | Path | Any, name: str, input_col: str, label_col: 
     if (directory / SPEC_FILE).exists() and not overwrite:
         raise AxError(f"{directory} already holds domain {name!r}; pass overwrite=True (--force) to replace it")
 
-    loaded = load_examples(path, input_fields=[input_col], label_fields=[label_col], id_field=id_col,
+    input_cols = [input_col] if isinstance(input_col, str) else list(input_col)
+    if not input_cols:
+        raise AxError("import needs at least one input column (--input)")
+    loaded = load_examples(path, input_fields=input_cols, label_fields=[label_col], id_field=id_col,
                            format=format, id_prefix=name, encoding=encoding)
-    input_field, label_field = field_name(input_col), field_name(label_col)
-    if input_field == label_field:
-        raise AxError(f"columns {input_col!r} and {label_col!r} map to the same field name {input_field!r}")
+    columns = [*input_cols, label_col]
+    fields = [field_name(column) for column in columns]
+    clashing = [(a, b) for i, a in enumerate(columns) for b in columns[i + 1:] if field_name(a) == field_name(b)]
+    if clashing:
+        a, b = clashing[0]
+        raise AxError(f"columns {a!r} and {b!r} map to the same field name {field_name(a)!r}")
+    input_fields, label_field = fields[:-1], fields[-1]
     examples = [dspy.Example(**{key: row[key] for key in META_FIELDS if key in row},
-                             **{input_field: str(row[input_col]), label_field: str(row[label_col]).strip()})
-                .with_inputs(input_field) for row in loaded]
-    labels = _label_set(examples, label_field, loaded.summary.source) if task == "classification" else None
-
-    splits = split_examples(examples, stratify_by=label_field if labels else None)
+                             **{field: str(row[column]) for field, column in zip(input_fields, input_cols)},
+                             **{label_field: str(row[label_col]).strip()})
+                .with_inputs(*input_fields) for row in loaded]
+    splits = split_examples(examples, stratify_by=label_field if task == "classification" else None)
     if not all(splits.sizes().values()):
         raise AxError(f"{loaded.summary.source}: {len(examples)} rows are too few for train, dev and test "
                       f"splits (got {splits.sizes()}); add rows")
-    spec = DomainSpec(name=name, task=task, input_field=input_field, label_field=label_field,
-                      source_columns={input_field: input_col, label_field: label_col}, labels=labels,
+    labels = _label_set(examples, label_field, loaded.summary.source) if task == "classification" else None
+    spec = DomainSpec(name=name, task=task, input_fields=input_fields, label_field=label_field,
+                      source_columns=dict(zip(fields, columns)), labels=labels,
                       source=loaded.summary.source, rows=len(examples), splits=splits.sizes(),
-                      description=f"Imported from {loaded.summary.source}: {input_col} -> {label_col} ({task}).")
+                      description=f"Imported from {loaded.summary.source}: {' + '.join(input_cols)} -> {label_col} "
+                                  f"({task}).")
     try:
         for split in SPLIT_NAMES:
             lines = (json.dumps(example.toDict(), ensure_ascii=False) for example in getattr(splits, split))
@@ -158,11 +179,14 @@ def _check_out_directory(directory: Path) -> None:
 
 
 def _label_set(examples: list[dspy.Example], label_field: str, source: str) -> list[str]:
-    labels = sorted({example[label_field] for example in examples})
+    counts = Counter(example[label_field] for example in examples)
+    labels = sorted(counts)
     if len(labels) < 2:
         raise AxError(f"{source}: classification needs at least two distinct labels, found {labels}")
-    if len(labels) > MAX_CLASSES:
-        raise AxError(f"{source}: {len(labels)} distinct labels look like free text; use task='extraction'")
+    singletons = sum(count == 1 for count in counts.values())
+    if singletons > SINGLETON_SHARE * len(labels):
+        raise AxError(f"{source}: {singletons} of the {len(labels)} distinct labels occur only once, which looks "
+                      "like free text; use task='extraction' (--task extraction)")
     folded: dict[str, str] = {}
     for label in labels:
         twin = folded.setdefault(" ".join(label.split()).casefold(), label)
@@ -186,7 +210,7 @@ def load_domain(directory: str | Path) -> Domain:
         where = ".".join(map(str, problem["loc"])) or "top level"
         raise AxError(f"{spec_path}: not a valid domain spec ({problem['msg']} at {where}); "
                       "import the domain again (ax data import --force)") from None
-    parts = {split: load_examples(directory / f"{split}.jsonl", input_fields=[spec.input_field],
+    parts = {split: load_examples(directory / f"{split}.jsonl", input_fields=spec.input_fields,
                                   label_fields=[spec.label_field], id_field="id").examples
              for split in SPLIT_NAMES}
     return _domain(spec, Splits(**parts))

@@ -172,7 +172,7 @@ def test_import_classification_saves_a_domain_that_loads_by_name(tmp_path):
     assert result.directory == directory
     assert sorted(p.name for p in directory.iterdir()) == ["dev.jsonl", "domain.json", "test.jsonl", "train.jsonl"]
     spec = json.loads((directory / "domain.json").read_text())
-    assert spec["labels"] == sorted(INTENTS) and spec["input_field"] == "ticket_text" and spec["rows"] == 40
+    assert spec["labels"] == sorted(INTENTS) and spec["input_fields"] == ["ticket_text"] and spec["rows"] == 40
     assert result.summary.rows == 40 and sum(result.split_sizes.values()) == 40
 
     domain = result.domain

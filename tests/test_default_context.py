@@ -113,3 +113,38 @@ def test_compare_no_context_evaluates_the_configurations_without_a_playbook(regi
         record = store.read("tinysent", f"{config}-s0")
         assert record.configuration.playbook is None and len(record.cells) == 4
         assert record.commands[0].endswith("--no-context")  # the reproducing command keeps the flag
+
+
+def test_compare_ablate_context_measures_each_playbook_against_the_same_arm_without_it(registered, tmp_path):
+    from ax.cli import app
+
+    _, preset = registered
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["compare", "--domain", "tinysent", "--preset", preset, "--run-dir", str(run),
+                                      "--ablate-context"])
+    assert result.exit_code == 0, result.output
+    seed_dir = run / "tinysent" / "seed-0"
+    manifests = {p.parent.name: json.loads(p.read_text()) for p in (seed_dir / "configs").glob("*/manifest.json")}
+    for config, strategy in {"baseline": "", "lora": "lora", "gepa": "gepa", "combined": "gepa->lora"}.items():
+        twin, full = manifests[f"{config}-no-playbook"], manifests[config]
+        assert twin["strategy"] == strategy and twin["playbook"] is None and twin["without_playbook_of"] == config
+        assert full["without_playbook_of"] is None and full["playbook"] is not None
+        assert twin["adapter"] == full["adapter"]  # the same adapter: nothing was trained twice
+    assert sorted(p.name for p in (seed_dir / "stages").iterdir()) == sorted(
+        ["baseline", "ace", "lora", "lora-ace", "gepa", "gepa-ace", "gepa-lora", "gepa-lora-ace"])
+    twins = {c.name: c for c in load_configurations(run / "configurations.json").configurations if c.without_playbook_of}
+    assert {n: (c.role, c.without_playbook_of) for n, c in twins.items()} == {
+        f"{c}-no-playbook-s0": ("calibration", f"{c}-s0") for c in ("baseline", "lora", "gepa", "combined")}
+    report = json.loads((run / "report" / "report.json").read_text())
+    rows = report["comparisons"][0]["playbook"]
+    assert [r["cell"] for r in rows] == ["baseline", "lora", "gepa", "lora+gepa"]
+    assert all((r["difference"] is None) != (r["not_measured"] is None) for r in rows)
+    assert "Playbook on vs off" in (run / "report" / "report.md").read_text()
+
+
+def test_ablate_context_needs_context():
+    from ax.errors import AxError
+    from ax.optimizers.configurations import config_strategies
+
+    with pytest.raises(AxError, match="needs context=True"):
+        config_strategies(["baseline"], context=False, ablate_context=True)

@@ -61,6 +61,8 @@ def test_stall_report_names_the_reason():
     perfect = stall_report(records("perfect", "perfect"))
     assert perfect.reasons == [perfect.reasons[0]] and perfect.reasons[0].startswith("every minibatch was already")
     assert stall_report([]).reasons[0].startswith("no iteration ran")
+    grounded = stall_report(records("rejected", "no_proposal"), "grounded")
+    assert "grounded proposer found no new rule or worked example to add in 1 of 2" in grounded.reasons[1]
 
 
 def test_streak_warning_fires_once_per_streak():
