@@ -32,6 +32,33 @@ def test_packed_layers_compute_what_nn_linear_does_and_follow_weight_changes():
     assert model[0].weight.grad is not None and model[0].weight.grad.abs().sum() > 0
 
 
+@needs_packing
+def test_packed_products_run_on_a_bounded_set_of_row_counts(monkeypatch):
+    from ax.client import cpu_kernels
+
+    seen = []
+    real = torch.ops.mkldnn._linear_pointwise
+
+    class Recorder:  # torch.ops namespaces are read-only; stand in for the one the layer calls
+        _reorder_linear_weight = torch.ops.mkldnn._reorder_linear_weight
+
+        @staticmethod
+        def _linear_pointwise(x, *args):
+            seen.append(x.shape[0])
+            return real(x, *args)
+
+    monkeypatch.setattr(cpu_kernels.torch.ops, "mkldnn", Recorder, raising=False)
+    torch.manual_seed(0)
+    layer = nn.Linear(24, 40)
+    pack_linear_layers(layer)
+    with torch.inference_mode():
+        for rows in range(1, 200):
+            x = torch.randn(rows, 24)
+            assert torch.allclose(layer(x), nn.functional.linear(x, layer.weight, layer.bias), atol=1e-5)
+    assert len(set(seen)) == 22 and max(seen) == cpu_kernels.PACKED_MAX_ROWS  # prefill-sized products unpacked
+    assert [cpu_kernels.padded_rows(n) for n in (1, 16, 17, 24, 25, 64)] == [1, 16, 24, 24, 32, 64]
+
+
 def test_only_fp32_cpu_linears_are_packed():
     model = nn.Sequential(nn.Linear(4, 4).to(torch.float64), nn.Linear(4, 4))
     packed = pack_linear_layers(model)

@@ -9,6 +9,11 @@ same reorder when it freezes a model for CPU inference; here it is done without 
 The packed copy only serves inference: with gradients enabled, on another device or dtype, a
 layer computes with its own weight as nn.Linear does. A weight changed in place (another
 pointer, or a bumped version counter) is packed again before its next use.
+
+oneDNN keeps a primitive, and its JIT-compiled code, for every row count it has multiplied; mixed
+batches bring hundreds of row counts, and resident memory grew by a third over `bench/soak.py`.
+So only decode-sized products (up to 64 rows, padded to one of 22 sizes) run on the packed weight;
+longer ones (prefill) run on PyTorch's own kernel, which keeps nothing per shape.
 """
 
 from __future__ import annotations
@@ -18,6 +23,12 @@ from torch import nn
 
 # oneDNN picks its blocking for a typical batch; any batch size still runs on the packed weight.
 _BATCH_HINT = 8
+PACKED_MAX_ROWS = 64
+
+
+def padded_rows(rows: int) -> int:
+    """The row count a packed product of `rows` rows runs with: 1-16 as they are, then multiples of 8."""
+    return rows if rows <= 16 else -(-rows // 8) * 8
 
 
 def cpu_packing_available() -> bool:
@@ -33,9 +44,15 @@ class PackedLinear(nn.Linear):
     """An nn.Linear (PEFT wraps it like any other) that runs inference on a oneDNN-packed weight."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() < 2:
+        if (torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() < 2
+                or x.numel() > PACKED_MAX_ROWS * x.shape[-1]):
             return super().forward(x)
-        return torch.ops.mkldnn._linear_pointwise(x, self._packed_weight(), self.bias, "none", [], "")
+        rows = x.reshape(-1, x.shape[-1])
+        padded = padded_rows(rows.shape[0])
+        if padded != rows.shape[0]:
+            rows = torch.nn.functional.pad(rows, (0, 0, 0, padded - rows.shape[0]))
+        out = torch.ops.mkldnn._linear_pointwise(rows, self._packed_weight(), self.bias, "none", [], "")
+        return out[:x.numel() // x.shape[-1]].reshape(*x.shape[:-1], out.shape[-1])
 
     def _packed_weight(self) -> torch.Tensor:
         weight = self.weight
