@@ -78,7 +78,7 @@ def load_training_base(spec: str | None, config: LoraTrainingConfig, *, device: 
     from peft import prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
-    from ax.model import _hub_fingerprint, _weights_fingerprint, local_directory, resolve
+    from ax.model import _hub_fingerprint, weights_fingerprint, local_directory, resolve
 
     source = resolve(spec)
     directory = local_directory(source)
@@ -91,7 +91,7 @@ def load_training_base(spec: str | None, config: LoraTrainingConfig, *, device: 
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     # The same fingerprint rule as ax.model.load_model, so adapters trained here load on the full base.
-    fingerprint = _weights_fingerprint(directory) if not isinstance(directory, str) else _hub_fingerprint(model)
+    fingerprint = weights_fingerprint(directory) if not isinstance(directory, str) else _hub_fingerprint(model)
     return LoadedModel(model, tokenizer, source.name, directory, fingerprint, "cuda", torch.bfloat16)
 
 

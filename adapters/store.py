@@ -160,23 +160,24 @@ def read_peft_config(path: str | Path) -> dict[str, Any]:
 
 def check_unverified(path: str | Path, peft_config: dict[str, Any], base_name: str, base_directory: str | Path, *,
                      allow_unverified: bool = False) -> str:
-    """How far an adapter without an ax manifest can be tied to the loaded base model; refused unless it can be.
+    """Refuse an adapter without an ax manifest unless `allow_unverified`; returns "unverified" when allowed.
 
-    Without the manifest's fingerprint, the base PEFT recorded in `adapter_config.json` is the only
-    claim left: when it names the loaded model (its name or directory) the adapter loads. Otherwise
-    it is refused unless `allow_unverified`, and the load is logged as unverified. Returns which
-    check vouched for it: "adapter_config" or "unverified".
+    Without the manifest's weight fingerprint nothing ties the adapter to these base weights: the
+    base PEFT recorded in `adapter_config.json` is a name, which a fine-tuned or requantized copy
+    shares. So loading one is an explicit choice, which the caller records (an evaluation keeps it
+    in its configuration, `unverified_adapter`); the error says what the config names.
     """
     recorded = peft_config.get("base_model_name_or_path")
-    if recorded and (recorded in (base_name, str(base_directory))
-                     or Path(recorded).expanduser().resolve() == Path(base_directory).resolve()):
-        return "adapter_config"
+    names_it = bool(recorded) and (recorded in (base_name, str(base_directory))
+                                   or Path(recorded).expanduser().resolve() == Path(base_directory).resolve())
+    claim = f"its {CONFIG_FILE} names base model {recorded!r}" + (" (the loaded model's name)" if names_it else
+                                                                   f", not the loaded {base_name!r}")
     if not allow_unverified:
-        raise AxError(f"Adapter {path} has no {MANIFEST_FILE} and its {CONFIG_FILE} names base model {recorded!r}, "
-                      f"not the loaded {base_name!r} ({base_directory}), so its base cannot be checked; pass "
-                      "allow_unverified=True (--allow-unverified-adapter) to load it anyway.")
-    log.warning("Loading adapter %s without %s on %s: its base model is unverified (%s names %r).",
-                path, MANIFEST_FILE, base_name, CONFIG_FILE, recorded)
+        raise AxError(f"Adapter {path} has no {MANIFEST_FILE}, so nothing ties it to the loaded base weights "
+                      f"({claim}); load it with allow_unverified=True (ax.LM(allow_unverified_adapters=True), or "
+                      "\"unverified_adapter\": true in an evaluation's configuration), which runs record.")
+    log.warning("Loading adapter %s without %s on %s: its base model is unverified (%s).", path, MANIFEST_FILE,
+                base_name, claim)
     return "unverified"
 
 

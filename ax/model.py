@@ -97,7 +97,7 @@ def _config_digest(path: Path) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
-def _weights_fingerprint(directory: Path) -> str:
+def weights_fingerprint(directory: Path) -> str:
     """Hash of config + weight files, memoized next to them (keyed by size, mtime and scheme)."""
     files = sorted(p for p in directory.iterdir() if p.suffix in {".safetensors", ".bin"} or p.name == "config.json")
     if not any(p.suffix in {".safetensors", ".bin"} for p in files):
@@ -254,7 +254,7 @@ def load_model(spec: str | os.PathLike | None = None, *, device: str | None = No
     model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    fingerprint = _weights_fingerprint(Path(directory)) if isinstance(directory, Path) else _hub_fingerprint(model)
+    fingerprint = weights_fingerprint(Path(directory)) if isinstance(directory, Path) else _hub_fingerprint(model)
     return LoadedModel(model, tokenizer, source.name, directory, fingerprint, device, torch_dtype)
 
 
@@ -262,5 +262,5 @@ def _hub_fingerprint(model: Any) -> str:
     path = getattr(model.config, "_name_or_path", "")
     directory = Path(path)
     if directory.is_dir():
-        return _weights_fingerprint(directory)
+        return weights_fingerprint(directory)
     return hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]

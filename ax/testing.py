@@ -85,22 +85,31 @@ def randomize_lora_b(model, std: float = 0.1) -> None:
 
 
 def make_tiny_adapter(model_dir: str | Path, path: str | Path, *, seed: int = 1, scale: float = 16.0,
-                      dora: bool = False) -> Path:
-    """Write a random (non-zero) LoRA adapter for `model_dir` in PEFT's format and return its path.
+                      dora: bool = False, rank: int = 4, manifest: bool = True) -> Path:
+    """Write a random (non-zero) LoRA adapter for `model_dir` and return its path.
 
     A fresh LoRA is an exact no-op (B = 0); this one starts from random A and B with a large
-    scale, so different seeds answer clearly differently, as tests of adapter routing need.
+    scale, so different seeds answer clearly differently, as tests of adapter routing need. With
+    `manifest` it is saved as ax saves a trained adapter (PEFT's files and an ax manifest naming
+    the base weights' fingerprint); without, in PEFT's format alone, as adapters from elsewhere come.
     """
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    from ax.adapters.store import save_adapter
+    from ax.model import weights_fingerprint
+
     torch.manual_seed(seed)
     base = AutoModelForCausalLM.from_pretrained(model_dir)
-    config = LoraConfig(r=4, lora_alpha=4 * scale, target_modules=["q_proj", "v_proj", "o_proj", "down_proj"],
+    config = LoraConfig(r=rank, lora_alpha=4 * scale, target_modules=["q_proj", "v_proj", "o_proj", "down_proj"],
                         init_lora_weights=False, use_dora=dora)
     model = get_peft_model(base, config)
-    model.save_pretrained(path)
+    if manifest:
+        save_adapter(model, path, domain="test", base_name=Path(model_dir).name,
+                     base_fingerprint=weights_fingerprint(Path(model_dir)))
+    else:
+        model.save_pretrained(path)
     return Path(path)
 
 

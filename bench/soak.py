@@ -6,7 +6,7 @@ run from `--threads` caller threads; a share of them (`--abandon`) is given up b
 a random short wait (the call itself runs on, as a timed-out DSPy call does). Every answer a
 caller does receive must equal the sequential answer of its pair, and the process's resident
 memory may grow less than `--max-growth` percent from the end of the warm-up (the first tenth
-of the calls) to the end. The adapters are random-init rank-8 LoRAs made on the fly in PEFT's
+of the calls) to the end. The adapters are random-init rank-8 LoRAs made on the fly in ax's
 format (greedy answers then differ per adapter); the response cache is off, so each call decodes.
 
 Printed: calls, completed, abandoned, mismatches, RSS at warm-up and end, growth %, wall time.
@@ -35,24 +35,10 @@ import psutil
 
 import ax
 from ax.model import local_directory, resolve
-from ax.testing import make_tiny_model
+from ax.testing import make_tiny_adapter, make_tiny_model
 
 TOPICS = ["a lease's early termination clause", "quarterly revenue growth", "chest pain triage",
           "a refund request", "a course prerequisite", "a factory's defect rate"]
-
-
-def random_adapter(model_dir: Path | str, path: Path, seed: int, rank: int = 8) -> Path:
-    """A rank-`rank` LoRA for `model_dir` with random A and B (a fresh LoRA's B is zero: a no-op)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    base = AutoModelForCausalLM.from_pretrained(model_dir)
-    config = LoraConfig(r=rank, lora_alpha=4 * rank, target_modules=["q_proj", "v_proj", "o_proj", "down_proj"],
-                        init_lora_weights=False)
-    get_peft_model(base, config).save_pretrained(path)
-    return path
 
 
 def resident_mb() -> float:
@@ -123,7 +109,8 @@ def soak(args: argparse.Namespace, scratch: Path) -> int:
     rng = random.Random(args.seed)
     model = args.model or make_tiny_model(scratch / "tiny")
     model_dir = local_directory(resolve(model))
-    adapters = {f"lora{i}": random_adapter(model_dir, scratch / f"lora{i}", seed=i + 1) for i in range(args.adapters)}
+    adapters = {f"lora{i}": make_tiny_adapter(model_dir, scratch / f"lora{i}", seed=i + 1, rank=8, scale=8)
+                for i in range(args.adapters)}
     questions = [f"What should an analyst check first about {TOPICS[i % len(TOPICS)]} (case {i})?"
                  for i in range(args.prompts)]
     pairs = [(q, a) for q in questions for a in adapters]

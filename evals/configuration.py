@@ -67,6 +67,7 @@ class Configuration(BaseModel):
     source: str = ""  # free text for people: "GEPA candidate 7 of runs/legal/lora+gepa/seed1"
     steps: tuple[StepInfo, ...] = ()  # what each optimization step did, in order
     without_playbook_of: str | None = None  # an ablation: the respondent whose playbook this one leaves out
+    unverified_adapter: bool = False  # the adapter has no ax manifest and is loaded anyway (base weights unchecked)
 
     @model_validator(mode="after")
     def _lora_means_adapter(self) -> Configuration:

@@ -95,7 +95,7 @@ def _adapter_lm(lm: dspy.BaseLM, configuration: Configuration) -> tuple[dspy.Bas
     fingerprint = adapter_fingerprint(configuration.adapter)
     name = f"eval-{fingerprint[:12]}"  # named by weights: the same adapter under two paths loads once
     if name not in lm.client.backend.adapters():
-        lm.client.load_adapter(name, configuration.adapter)
+        lm.client.load_adapter(name, configuration.adapter, allow_unverified=configuration.unverified_adapter)
     return lm.with_adapter(name), fingerprint
 
 

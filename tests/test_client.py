@@ -216,7 +216,7 @@ def test_adapter_for_another_base_model_is_refused_naming_both(tiny_model_dir, t
                  base_fingerprint="0123456789abcdef")
     with pytest.raises(AxError, match="other-model.*tiny-model|tiny-model.*other-model"):
         backend.load_adapter("legal", tmp_path / "with-manifest")
-    plain = make_tiny_adapter(other_dir, tmp_path / "plain-peft")  # no ax manifest: PEFT's shapes decide
+    plain = make_tiny_adapter(other_dir, tmp_path / "plain-peft", manifest=False)  # PEFT's shapes decide
     with pytest.raises(AxError, match="does not fit base model"):
         backend.load_adapter("plain", plain)
     assert backend.adapters() == []

@@ -271,18 +271,10 @@ def backend(tiny_model_dir):
 
 
 @pytest.fixture
-def adapter_with_manifest(tiny_model_dir, backend, tmp_path):
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    from ax.adapters.store import save_adapter
+def adapter_with_manifest(tiny_model_dir, tmp_path):
     from ax.testing import make_tiny_adapter
 
-    plain = make_tiny_adapter(tiny_model_dir, tmp_path / "plain")
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(plain))
-    save_adapter(model, tmp_path / "store" / "legal", domain="legal", base_name=backend.loaded.name,
-                 base_fingerprint=backend.base_fingerprint)
-    return tmp_path / "store" / "legal"
+    return make_tiny_adapter(tiny_model_dir, tmp_path / "store" / "legal")
 
 
 @pytest.mark.parametrize("cut", [0, 7, 0.5], ids=["empty", "header-cut", "half"])
@@ -311,24 +303,41 @@ def test_merging_a_truncated_adapter_is_one_error_line(app, tiny_model_dir, adap
     assert not (tmp_path / "merged").exists()
 
 
-def test_an_adapter_without_manifest_needs_its_base_named_or_an_explicit_opt_in(backend, tiny_model_dir, tmp_path):
+def test_an_adapter_without_manifest_loads_only_with_an_explicit_opt_in(backend, tiny_model_dir, tmp_path):
     from ax.adapters.store import CONFIG_FILE, MANIFEST_FILE
     from ax.testing import make_tiny_adapter
 
-    named = make_tiny_adapter(tiny_model_dir, tmp_path / "named")  # PEFT recorded the tiny model's directory
-    backend.load_adapter("named", named)
-    assert backend._adapter_info("named")["base_check"] == "adapter_config"
-
-    elsewhere = make_tiny_adapter(tiny_model_dir, tmp_path / "elsewhere")
+    named = make_tiny_adapter(tiny_model_dir, tmp_path / "named", manifest=False)  # PEFT names the tiny model
+    with pytest.raises(AxError, match=f"{named} has no {MANIFEST_FILE}.*the loaded model's name.*allow_unverified"):
+        backend.load_adapter("named", named)
+    elsewhere = make_tiny_adapter(tiny_model_dir, tmp_path / "elsewhere", manifest=False)
     config = json.loads((elsewhere / CONFIG_FILE).read_text())
     (elsewhere / CONFIG_FILE).write_text(json.dumps({**config, "base_model_name_or_path": "someone/other-model"}))
-    with pytest.raises(AxError, match=f"{elsewhere} has no {MANIFEST_FILE}.*'someone/other-model'.*allow_unverified"):
+    with pytest.raises(AxError, match=f"{elsewhere} has no {MANIFEST_FILE}.*'someone/other-model', not the loaded"):
         backend.load_adapter("elsewhere", elsewhere)
-    assert "elsewhere" not in backend.adapters()
+    assert backend.adapters() == []
     backend.load_adapter("elsewhere", elsewhere, allow_unverified=True)
     assert backend._adapter_info("elsewhere")["base_check"] == "unverified"
-    for name in ("named", "elsewhere"):
-        backend.unload_adapter(name)
+    backend.unload_adapter("elsewhere")
+
+
+def test_an_evaluation_records_the_opt_in_for_an_adapter_without_manifest(backend, tiny_model_dir, tmp_path):
+    from ax.client import Client
+    from ax.evals.configuration import Configuration
+    from ax.evals.matrix_store import ResponseStore
+    from ax.evals.runner import evaluate_run_dir
+    from ax.programs import get_domain
+    from ax.testing import make_tiny_adapter
+
+    tiny_lm = Client(backend, model_name="tiny", cache=False).lm()
+    plain = make_tiny_adapter(tiny_model_dir, tmp_path / "plain", manifest=False)
+    refused = Configuration(name="peft", domain="financial", lora=True, gepa=False, adapter=plain)
+    with pytest.raises(AxError, match="has no ax_manifest.json"):
+        evaluate_run_dir(tmp_path / "run", [refused], get_domain("financial"), lm=tiny_lm, split="test", limit=2)
+    allowed = refused.model_copy(update={"unverified_adapter": True})
+    evaluate_run_dir(tmp_path / "run", [allowed], get_domain("financial"), lm=tiny_lm, split="test", limit=2)
+    record = ResponseStore(tmp_path / "run").read("financial", "peft")
+    assert record.configuration.unverified_adapter and len(record.cells) == 2
 
 
 def test_an_unreadable_adapter_config_is_an_ax_error(backend, adapter_with_manifest):

@@ -12,10 +12,11 @@ def LM(model: str | None = None, *, adapters: dict[str, str | Path | None] | Non
        dtype: str | None = None, remote: str | None = None, served_model: str | None = None,
        api_key: str = "EMPTY", cache: bool = True, cache_path: str | Path | None = None,
        max_batch_size: int = 16, max_field_tokens: int = 160, prefix_cache: bool = True, pack_weights: bool = True,
-       draft_tokens: int | None = None, **lm_kwargs: Any) -> AxLM:
+       draft_tokens: int | None = None, allow_unverified_adapters: bool = False, **lm_kwargs: Any) -> AxLM:
     """A DSPy LM on `model`: 'smollm2' (the embedded default), an HF directory, a .gguf file or a hub id.
 
-    `adapters` maps names to PEFT adapter directories, loaded onto the base model at once.
+    `adapters` maps names to PEFT adapter directories, loaded onto the base model at once; one
+    without an ax manifest (not trained by ax) is refused unless `allow_unverified_adapters`.
     With `remote` (an OpenAI-compatible base URL such as a vLLM server's http://host:8000/v1),
     generation happens there: `model` only supplies the chat template, `served_model` is the
     base model's name on the server (default: the model's name), and each adapter path (as the
@@ -44,7 +45,7 @@ def LM(model: str | None = None, *, adapters: dict[str, str | Path | None] | Non
         name = loaded.name
     client = Client(backend, model_name=name, cache=cache, cache_path=cache_path, max_field_tokens=max_field_tokens)
     for adapter, path in (adapters or {}).items():
-        client.load_adapter(adapter, path)
+        client.load_adapter(adapter, path, allow_unverified=allow_unverified_adapters)
     return client.lm(**lm_kwargs)
 
 

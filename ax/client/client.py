@@ -39,8 +39,9 @@ class Client:
         self.cache = ResponseCache(cache_path or cache_dir() / "responses", enabled=enabled)
         self.usage = UsageLog()
 
-    def load_adapter(self, name: str, path: str | Path) -> None:
-        self.backend.load_adapter(name, path)
+    def load_adapter(self, name: str, path: str | Path, *, allow_unverified: bool = False) -> None:
+        """`allow_unverified`: load an adapter without an ax manifest (its base weights unchecked)."""
+        self.backend.load_adapter(name, path, allow_unverified=allow_unverified)
 
     def unload_adapter(self, name: str) -> None:
         self.backend.unload_adapter(name)

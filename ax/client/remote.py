@@ -51,9 +51,10 @@ class RemoteBackend:
         path = self._adapters[adapter]
         return f"served:{adapter}" + (f"@{path}" if path else "")
 
-    def load_adapter(self, name: str, path: str | Path | None = None) -> None:
+    def load_adapter(self, name: str, path: str | Path | None = None, *, allow_unverified: bool = False) -> None:
         """Serve `name`: with a path (as the server sees it), load it into the running server once;
-        without one, the server already serves it (vLLM: --lora-modules name=path)."""
+        without one, the server already serves it (vLLM: --lora-modules name=path). The files are the
+        server's, which ax cannot read, so `allow_unverified` changes nothing here."""
         path = None if path is None else str(path)
         if name in self._adapters:
             if path is not None and self._adapters[name] != path:
