@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -12,7 +13,7 @@ from rich.table import Table
 
 from ax.errors import AxError
 from ax.programs.floors import NEAR_COPY, domain_stats
-from ax.programs.imported import DEFAULT_DOMAINS_DIR, import_domain
+from ax.programs.imported import DEFAULT_DOMAINS_DIR, DEFAULT_MAX_INPUT_TOKENS, import_domain
 from ax.programs.registry import get_domain, list_domains
 
 data_app = typer.Typer(help="Bring your own data into ax.", no_args_is_help=True)
@@ -37,38 +38,58 @@ def _fail(error: AxError) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+def _size(text: str) -> float:
+    """A split size as given: a share (0.1) or a row count (500)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is neither a share like 0.1 nor a row count like 500") from None
+
+
 @data_app.command("import")
 def import_command(
     file: Path = typer.Argument(..., help="JSONL or CSV file, one labelled example per row."),
     domain: str = typer.Option(..., "--domain", help="Name for the new domain."),
     input_col: list[str] = typer.Option(..., "--input", help="Column holding an input of the program (repeatable: "
-                                                             "--input question --input passage)."),
+                                        "--input question --input passage; a nested JSONL key as a.b)."),
     label_col: str = typer.Option(..., "--label", help="Column holding the gold answer."),
-    task: str = typer.Option("classification", "--task", help="classification (label set from the data) or extraction (exact text)."),
+    task: Optional[str] = typer.Option(None, "--task", help="classification (label set from the data) or extraction "
+                                       "(exact text); default: classification unless most labels occur once."),
     out: Path = typer.Option(DEFAULT_DOMAINS_DIR, "--out", help="Directory that holds saved domains."),
     id_col: Optional[str] = typer.Option(None, "--id", help="Column with stable example ids (default: row order)."),
     force: bool = typer.Option(False, "--force", help="Replace a domain of the same name in --out."),
     encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of FILE, e.g. latin-1 or cp1252 (a UTF-8 BOM is fine)."),
+    dev_size: str = typer.Option("0.2", "--dev-size", help="Dev split: a share (0.2) or a row count (500)."),
+    test_size: str = typer.Option("0.2", "--test-size", help="Test split: a share (0.2) or a row count (500)."),
+    sample: Optional[int] = typer.Option(None, "--sample", help="Keep this many rows, each label's share kept."),
+    max_input_tokens: int = typer.Option(DEFAULT_MAX_INPUT_TOKENS, "--max-input-tokens",
+                                         help="Cut longer inputs to this many tokens (counted and reported)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Whose tokenizer counts tokens (default: the embedded model)."),
 ) -> None:
-    """Validate FILE, split it 60/20/20 and save it as a domain that `--domain NAME` finds later."""
+    """Validate FILE, split it (60/20/20 by default) and save it as a domain that `--domain NAME` finds later."""
     try:
         result = import_domain(file, domain, input_col, label_col, task=task, out=out, id_col=id_col,  # type: ignore[arg-type]
-                               overwrite=force, encoding=encoding)
+                               overwrite=force, encoding=encoding, dev_size=_size(dev_size), test_size=_size(test_size),
+                               sample=sample, max_input_tokens=max_input_tokens, model=model)
     except AxError as error:
         raise _fail(error) from None
-    summary = result.summary
+    summary, task = result.summary, result.domain.task
     table = Table(title=f"Imported domain '{domain}' ({task})", show_header=False)
     table.add_row("source", f"{summary.source} ({summary.format})")
-    table.add_row("rows loaded", str(summary.rows))
+    kept = sum(result.split_sizes.values())
+    table.add_row("rows loaded", str(summary.rows) + (f" ({kept} sampled)" if kept != summary.rows else ""))
     table.add_row("fields", ", ".join(f"{field} <- '{column}'" for field, column in
                                       zip([*result.domain.inputs(), result.domain.labels()[0]], [*input_col, label_col])))
     table.add_row("splits", "  ".join(f"{name} {size}" for name, size in result.split_sizes.items()))
-    shown = list(summary.label_counts.items())[:10]
-    more = f"  (+{len(summary.label_counts) - 10} more)" if len(summary.label_counts) > 10 else ""
-    table.add_row("labels" if task == "classification" else "answers", ", ".join(f"{k}: {v}" for k, v in shown) + more)
+    splits = result.domain.splits()
+    counts = Counter(str(e[result.domain.labels()[0]]) for part in (splits.train, splits.dev, splits.test) for e in part)
+    shown = counts.most_common(10)
+    more = f"  (+{len(counts) - 10} more)" if len(counts) > 10 else ""
+    table.add_row(f"labels ({len(counts)})" if task == "classification" else "answers",
+                  ", ".join(f"{k}: {v}" for k, v in shown) + more)
     table.add_row("saved to", str(result.directory))
     Console().print(table)  # created per call so the terminal width is read when printing
-    for warning in summary.warnings:
+    for warning in result.warnings:
         Console(stderr=True).print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
 
 

@@ -85,9 +85,21 @@ _FINDINGS = {
 _INTENT_VERBS = ["activate", "cancel", "change", "check", "dispute", "order", "reset", "top up", "transfer", "verify"]
 _INTENT_OBJECTS = ["card", "PIN", "payment", "refund", "transfer", "exchange rate", "account", "fee", "cash withdrawal",
                    "direct debit", "virtual card", "identity", "balance", "limit", "statement"]
+_GREETINGS = ["", "Hi, ", "Hello! ", "Hey, ", "Excuse me, "]
+_ENDINGS = ["", " thanks", " asap", " right now", " please help", " today"]
 _INTENT_FRAMES = ["How do I {verb} my {object}?", "I need to {verb} the {object} please",
                   "Can you help me {verb} my {object} today?", "Why can't I {verb} my {object}?",
                   "what's the way to {verb} a {object}", "Is it possible to {verb} my {object} from the app?"]
+
+
+def _distinct(make, seen: set[str]) -> str:
+    """A text `make()` has not produced before (inputs repeat rarely in the public sets)."""
+    for _ in range(1000):
+        text = make()
+        if text not in seen:
+            seen.add(text)
+            return text
+    raise RuntimeError("the fixture's templates ran out of distinct texts; ask for fewer rows")
 
 
 def _draw_labels(shares: dict[str, float], n: int, rng: random.Random) -> list[str]:
@@ -111,8 +123,9 @@ def sentences(n: int = 600, seed: int = 0) -> list[dict[str, str]]:
     for i, label in enumerate(_draw_labels(SENTENCE_SHARES, n, rng)):
         template = rng.choice(_SENTENCE_TEMPLATES[label])
         template = template[:-1] + rng.choice(_SOURCES) + "."  # a source clause, as news sentences often have
-        text = template.format(ceo=rng.choice(_CEOS),
-            company=rng.choice(_COMPANIES), city=rng.choice(_CITIES), item=rng.choice(_ITEMS),
+        # A few sentences repeat (7 of 600 at seed 0), as in the public set; the import keeps repeats in one split.
+        text = template.format(
+            ceo=rng.choice(_CEOS), company=rng.choice(_COMPANIES), city=rng.choice(_CITIES), item=rng.choice(_ITEMS),
             period=rng.choice(_PERIODS), pct=rng.randint(2, 60), amount=f"{rng.uniform(1, 900):.1f}",
             count=rng.randint(20, 900), count2=rng.randint(100, 9000), day=rng.choice(_DAYS))
         rows.append({"id": f"s{i}", "text": text, "label": label})
@@ -148,10 +161,12 @@ def intents(n: int = 3080, labels: int = 77, seed: int = 0) -> list[dict[str, st
     shares = {names[c]: w / total for c, w in zip(chosen, weights)}
     by_name = {names[c]: pairs[c] for c in chosen}
     rows = []
+    seen: set[str] = set()
     for i, label in enumerate(_draw_labels(shares, n, rng)):
         verb, obj = by_name[label]
-        rows.append({"id": f"i{i}", "text": rng.choice(_INTENT_FRAMES).format(verb=verb, object=obj),
-                     "category": label})
+        text = _distinct(lambda: rng.choice(_GREETINGS) + rng.choice(_INTENT_FRAMES).format(verb=verb, object=obj)
+                         + rng.choice(_ENDINGS), seen)
+        rows.append({"id": f"i{i}", "text": text, "category": label})
     return rows
 
 

@@ -16,17 +16,20 @@ import random
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import TypeVar
 
 import dspy
+
+from ax.errors import AxError
 
 DIFFICULTIES = ("easy", "medium", "hard")
 DEFAULT_ITEMS = 360  # per built-in domain: 216 train / 72 dev / 72 test
 # Fields examples carry besides their inputs and gold labels; metrics never score them.
 META_FIELDS = ("id", "difficulty", "explanation", "family")
 SPLIT_NAMES = ("train", "dev", "test")
-# 60/20/20 as a repeating pattern: walking items in a fixed order and cycling through it gives
-# exact proportions overall and proportional shares inside every stratum.
+# 60/20/20 as a repeating pattern (the order in which split_examples deals those shares): cycling
+# through it gives exact proportions overall and proportional shares inside every stratum.
 _SPLIT_PATTERN = ("train", "dev", "train", "test", "train")
 
 _ALTERNATIVES = re.compile(r"\[([^\[\]]*\|[^\[\]]*)\]")
@@ -142,14 +145,18 @@ def input_key(item, inputs: Iterable[str]) -> tuple:
     return tuple(" ".join(str(item[name]).split()).casefold() for name in sorted(inputs))
 
 
-def split_examples(examples: Sequence[dspy.Example], *, stratify_by: str | None = None) -> Splits:
-    """Deterministic 60/20/20 split in which identical inputs always land in the same split.
+def split_examples(examples: Sequence[dspy.Example], *, stratify_by: str | None = None,
+                   dev: float = 0.2, test: float = 0.2) -> Splits:
+    """Deterministic split (60/20/20 by default) in which identical inputs always land in the same split.
 
     Items are grouped by input text, grouped into strata (difficulty, then the `stratify_by`
     value, usually the gold label), ordered by a hash of the text inside each stratum, and
-    dealt out by `_SPLIT_PATTERN`. Which split an item lands in depends on neither file order
-    nor Python's hash seed.
+    dealt out in turn to the split furthest below its share (`dev` and `test` are shares of the
+    input groups; train takes the rest). Which split an item lands in depends on neither file
+    order nor Python's hash seed.
     """
+    if not (0 < dev and 0 < test and dev + test < 1):
+        raise AxError(f"dev and test shares must be above 0 and sum below 1, got dev={dev:g}, test={test:g}")
     groups: dict[tuple, list[dspy.Example]] = {}
     for example in examples:
         groups.setdefault(input_key(example, example.inputs().keys()), []).append(example)
@@ -159,8 +166,15 @@ def split_examples(examples: Sequence[dspy.Example], *, stratify_by: str | None 
         stratum = (str(first.get("difficulty", "")), str(first.get(stratify_by, "")) if stratify_by else "")
         return stratum, hashlib.sha256(repr(key).encode()).hexdigest()
 
-    home: dict[tuple, str] = {key: _SPLIT_PATTERN[position % len(_SPLIT_PATTERN)]
-                              for position, key in enumerate(sorted(groups, key=order))}
+    # Exact fractions: float shares drift by one item at ties over hundreds of groups.
+    shares = {"train": 1 - Fraction(str(dev)) - Fraction(str(test)), "dev": Fraction(str(dev)), "test": Fraction(str(test))}
+    dealt = dict.fromkeys(shares, 0)
+    home: dict[tuple, str] = {}
+    for position, key in enumerate(sorted(groups, key=order)):
+        # The split furthest below its share of the groups dealt so far; ties go train, dev, test.
+        split = max(shares, key=lambda s: shares[s] * (position + 1) - dealt[s])
+        dealt[split] += 1
+        home[key] = split
     # Each split keeps the original order, so any prefix (dev[:50]) mixes labels and difficulties.
     parts: dict[str, list[dspy.Example]] = {"train": [], "dev": [], "test": []}
     for example in examples:

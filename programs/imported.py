@@ -11,6 +11,7 @@ for every later run, whatever changes in ax's splitting code.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import keyword
 import re
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ax.errors import AxError
 from ax.model import atomic_write_text
 from ax.programs.domain import NAME_PATTERN, Domain
-from ax.programs.generation import META_FIELDS, Splits, split_examples
+from ax.programs.generation import META_FIELDS, Splits, input_key, split_examples
 from ax.programs.loading import LoadSummary, load_examples
 from ax.programs.metrics import label_metric, text_metric
 from ax.programs.modules import CONTEXT, PredictProgram, context_field
@@ -38,6 +39,10 @@ ImportTask = Literal["classification", "extraction"]
 # A label column where most labels occur once is free text, better served by extraction; intent sets
 # of 77-150 labels with dozens of rows each are classification.
 SINGLETON_SHARE = 0.5
+# Inputs longer than this many tokens are cut at import, so a prompt with the playbook still fits
+# the model's context (SmolLM2: 8,192 tokens).
+DEFAULT_MAX_INPUT_TOKENS = 1024
+TRUNCATION_MARK = " [...]"
 # Field names that would shadow dspy.Example methods (pred.values is a method) or ax's own fields.
 _RESERVED = {name for name in dir(dspy.Prediction) if not name.startswith("_")} | set(META_FIELDS) | {CONTEXT}
 
@@ -72,6 +77,7 @@ class ImportResult:
     directory: Path
     summary: LoadSummary
     split_sizes: dict[str, int]
+    warnings: tuple[str, ...] = ()  # what the import changed: folded labels, cut inputs, long values
 
 
 def field_name(column: str) -> str:
@@ -111,15 +117,23 @@ def _domain(spec: DomainSpec, splits: Splits) -> Domain:
 
 
 def import_domain(path: str | Path | Any, name: str, input_col: str | Sequence[str], label_col: str,
-                  task: ImportTask = "classification", *, out: str | Path | None = None,
+                  task: ImportTask | None = None, *, out: str | Path | None = None,
                   id_col: str | None = None, format: Literal["jsonl", "csv"] | None = None,
-                  overwrite: bool = False, encoding: str = "utf-8") -> ImportResult:
-    """Validate `path` (JSONL, CSV or a datasets.Dataset), split it 60/20/20 deterministically,
-    save it under `out/name`, and return the Domain.
+                  overwrite: bool = False, encoding: str = "utf-8", dev_size: float = 0.2,
+                  test_size: float = 0.2, sample: int | None = None,
+                  max_input_tokens: int | None = DEFAULT_MAX_INPUT_TOKENS, model: str | None = None) -> ImportResult:
+    """Validate `path` (JSONL, CSV or a datasets.Dataset), split it deterministically (60/20/20 unless
+    `dev_size`/`test_size` say otherwise: shares below 1 or row counts), save it under `out/name`,
+    and return the Domain.
 
-    `input_col`: the column the program reads, or several (a question and its passage), each
-    an input field of the program's signature in the order given. Classification takes the label set from the data and scores exact labels; extraction
-    scores normalized exact match of the text. Identical input texts share a split.
+    `input_col`: the column the program reads, or several (a question and its passage), each an
+    input field of the program's signature in the order given; a JSONL nested key is named with
+    dots (`meta.title`). `task`: classification takes the label set from the data and scores exact
+    labels, extraction scores normalized exact match of the text; None picks classification unless
+    most labels occur once (free text). Labels differing only in case or spacing are made one, and
+    said so. `sample`: keep that many rows, label shares kept. `max_input_tokens`: an input longer
+    than that many tokens of `model`'s tokenizer (default: the embedded model's) is cut, and counted
+    in the result's warnings. Identical input texts share a split.
     """
     from ax.programs.registry import BUILTIN_DOMAINS  # the registry imports this module
 
@@ -127,7 +141,7 @@ def import_domain(path: str | Path | Any, name: str, input_col: str | Sequence[s
         raise AxError(f"domain name {name!r} must be lowercase letters, digits, '_' or '-', starting with a letter")
     if name in BUILTIN_DOMAINS:
         raise AxError(f"{name!r} is a built-in domain; choose another name")
-    if task not in ("classification", "extraction"):
+    if task not in ("classification", "extraction", None):
         raise AxError(f"task must be 'classification' or 'extraction', not {task!r}")
     directory = Path(out or DEFAULT_DOMAINS_DIR) / name
     _check_out_directory(directory)
@@ -139,6 +153,7 @@ def import_domain(path: str | Path | Any, name: str, input_col: str | Sequence[s
         raise AxError("import needs at least one input column (--input)")
     loaded = load_examples(path, input_fields=input_cols, label_fields=[label_col], id_field=id_col,
                            format=format, id_prefix=name, encoding=encoding)
+    source, warnings = loaded.summary.source, list(loaded.summary.warnings)
     columns = [*input_cols, label_col]
     fields = [field_name(column) for column in columns]
     clashing = [(a, b) for i, a in enumerate(columns) for b in columns[i + 1:] if field_name(a) == field_name(b)]
@@ -150,16 +165,30 @@ def import_domain(path: str | Path | Any, name: str, input_col: str | Sequence[s
                              **{field: str(row[column]) for field, column in zip(input_fields, input_cols)},
                              **{label_field: str(row[label_col]).strip()})
                 .with_inputs(*input_fields) for row in loaded]
-    splits = split_examples(examples, stratify_by=label_field if task == "classification" else None)
+    if task is None:
+        task = "extraction" if _looks_like_free_text(examples, label_field) else "classification"
+        if task == "extraction":
+            warnings.append(f"most {label_col!r} values occur once, so it is imported as free text (extraction); "
+                            "--task classification makes them labels")
+    if task == "classification":
+        examples, folded = _fold_labels(examples, label_field)
+        warnings += folded
+    if sample is not None:
+        examples = _stratified_sample(examples, sample, label_field if task == "classification" else None, source)
+    if max_input_tokens is not None:
+        examples, cut = _truncate_inputs(examples, input_fields, max_input_tokens, model)
+        warnings += cut
+
+    shares = {split: _share(size, len(examples), split, source) for split, size in (("dev", dev_size), ("test", test_size))}
+    splits = split_examples(examples, stratify_by=label_field if task == "classification" else None, **shares)
     if not all(splits.sizes().values()):
-        raise AxError(f"{loaded.summary.source}: {len(examples)} rows are too few for train, dev and test "
+        raise AxError(f"{source}: {len(examples)} rows are too few for train, dev and test "
                       f"splits (got {splits.sizes()}); add rows")
-    labels = _label_set(examples, label_field, loaded.summary.source) if task == "classification" else None
+    labels = _label_set(examples, label_field, source) if task == "classification" else None
     spec = DomainSpec(name=name, task=task, input_fields=input_fields, label_field=label_field,
                       source_columns=dict(zip(fields, columns)), labels=labels,
-                      source=loaded.summary.source, rows=len(examples), splits=splits.sizes(),
-                      description=f"Imported from {loaded.summary.source}: {' + '.join(input_cols)} -> {label_col} "
-                                  f"({task}).")
+                      source=source, rows=len(examples), splits=splits.sizes(),
+                      description=f"Imported from {source}: {' + '.join(input_cols)} -> {label_col} ({task}).")
     try:
         for split in SPLIT_NAMES:
             lines = (json.dumps(example.toDict(), ensure_ascii=False) for example in getattr(splits, split))
@@ -168,7 +197,78 @@ def import_domain(path: str | Path | Any, name: str, input_col: str | Sequence[s
     except OSError as error:
         raise AxError(f"{error.filename or directory}: cannot save domain {name!r} ({error.strerror})") from None
     return ImportResult(domain=_domain(spec, splits), directory=directory, summary=loaded.summary,
-                        split_sizes=splits.sizes())
+                        split_sizes=splits.sizes(), warnings=tuple(warnings))
+
+
+def _share(size: float, rows: int, split: str, source: str) -> float:
+    """A split's share of the rows: `size` below 1 is one already, a whole number of 1 or more counts rows."""
+    if 0 < size < 1:
+        return size
+    if size >= 1 and float(size).is_integer() and size < rows:
+        return size / rows
+    raise AxError(f"{source}: --{split}-size {size:g}: give a share between 0 and 1 or a whole number of rows below {rows}")
+
+
+def _looks_like_free_text(examples: list[dspy.Example], label_field: str) -> bool:
+    counts = Counter(example[label_field] for example in examples)
+    return sum(count == 1 for count in counts.values()) > SINGLETON_SHARE * len(counts)
+
+
+def _fold_labels(examples: list[dspy.Example], label_field: str) -> tuple[list[dspy.Example], list[str]]:
+    """Labels that differ only in case or spacing become their most common spelling; each merge is reported."""
+    counts = Counter(example[label_field] for example in examples)
+    spellings: dict[str, list[str]] = {}
+    for label, _ in counts.most_common():
+        spellings.setdefault(" ".join(label.split()).casefold(), []).append(label)
+    canonical = {label: forms[0] for forms in spellings.values() for label in forms}
+    notes = [f"labels {', '.join(f'{form!r} ({counts[form]} rows)' for form in forms)} differ only in case or "
+             f"spacing: all are now {forms[0]!r}" for forms in spellings.values() if len(forms) > 1]
+    if not notes:
+        return examples, []
+    return [example.copy(**{label_field: canonical[example[label_field]]}) for example in examples], notes
+
+
+def _stratified_sample(examples: list[dspy.Example], n: int, label_field: str | None,
+                       source: str) -> list[dspy.Example]:
+    """`n` rows, each label's share kept (largest remainders), chosen by a hash of their inputs: the same rows
+    whatever the file order, domain name or ids."""
+    if not 0 < n < len(examples):
+        raise AxError(f"{source}: --sample {n} must be between 1 and the {len(examples)} rows loaded")
+    groups: dict[str, list[dspy.Example]] = {}
+    for example in examples:
+        groups.setdefault(str(example[label_field]) if label_field else "", []).append(example)
+    quotas = {key: n * len(group) / len(examples) for key, group in groups.items()}
+    take = {key: int(quota) for key, quota in quotas.items()}
+    for key in sorted(quotas, key=lambda k: take[k] - quotas[k])[:n - sum(take.values())]:
+        take[key] += 1
+    kept = {id(e) for key, group in groups.items()
+            for e in sorted(group, key=lambda e: hashlib.sha256(repr(input_key(e, e.inputs().keys())).encode())
+                            .hexdigest())[:take[key]]}
+    return [example for example in examples if id(example) in kept]
+
+
+def _truncate_inputs(examples: list[dspy.Example], input_fields: list[str], budget: int,
+                     model: str | None) -> tuple[list[dspy.Example], list[str]]:
+    """Inputs cut to `budget` tokens (a byte-level tokenizer gives at most one token per byte, so only
+    longer texts are tokenized), ending in a visible mark; one warning per field with its count."""
+    tokenizer, cut, out = None, Counter(), []
+    for example in examples:
+        changes = {}
+        for field in input_fields:
+            text = example[field]
+            if len(text.encode()) <= budget:
+                continue
+            if tokenizer is None:
+                from ax.model import load_tokenizer
+
+                tokenizer = load_tokenizer(model)
+            ids = tokenizer.encode(text, add_special_tokens=False)
+            if len(ids) > budget:
+                changes[field] = tokenizer.decode(ids[:budget]) + TRUNCATION_MARK
+                cut[field] += 1
+        out.append(example.copy(**changes) if changes else example)
+    return out, [f"{count} of {len(examples)} rows had field {field!r} cut to {budget} tokens (--max-input-tokens)"
+                 for field, count in cut.items()]
 
 
 def _check_out_directory(directory: Path) -> None:
@@ -179,19 +279,9 @@ def _check_out_directory(directory: Path) -> None:
 
 
 def _label_set(examples: list[dspy.Example], label_field: str, source: str) -> list[str]:
-    counts = Counter(example[label_field] for example in examples)
-    labels = sorted(counts)
+    labels = sorted({example[label_field] for example in examples})
     if len(labels) < 2:
         raise AxError(f"{source}: classification needs at least two distinct labels, found {labels}")
-    singletons = sum(count == 1 for count in counts.values())
-    if singletons > SINGLETON_SHARE * len(labels):
-        raise AxError(f"{source}: {singletons} of the {len(labels)} distinct labels occur only once, which looks "
-                      "like free text; use task='extraction' (--task extraction)")
-    folded: dict[str, str] = {}
-    for label in labels:
-        twin = folded.setdefault(" ".join(label.split()).casefold(), label)
-        if twin != label:
-            raise AxError(f"{source}: labels {twin!r} and {label!r} differ only in case or spacing; make them one")
     return labels
 
 

@@ -155,7 +155,18 @@ def _jsonl_rows(path: Path, encoding: str) -> Iterator[tuple[str, dict]]:
             raise AxError(f"{where}: not valid JSON: {error.msg} (column {error.colno})") from None
         if not isinstance(row, dict):
             raise AxError(f"{where}: expected a JSON object per line, got {type(row).__name__}")
-        yield where, row
+        yield where, _flatten(row)
+
+
+def _flatten(row: dict, prefix: str = "") -> dict:
+    """Nested objects become dotted keys ({"meta": {"title": t}} -> {"meta.title": t}), so any value can be named."""
+    flat = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _csv_rows(path: Path, required: Sequence[str], encoding: str) -> Iterator[tuple[str, dict]]:

@@ -39,10 +39,65 @@ def test_a_77_intent_set_imports_as_classification(tmp_path):
     assert len(test_labels) == 77  # stratified: every intent is in the test split
 
 
-def test_free_text_labels_are_still_refused_with_the_way_out(tmp_path):
+def test_the_task_defaults_by_the_labels_and_an_explicit_one_is_honoured(tmp_path):
     rows = [{"text": f"question {i}", "answer": f"answer number {i}"} for i in range(40)]
-    with pytest.raises(AxError, match=r"40 of the 40 distinct labels occur only once.*--task extraction"):
-        import_domain(write_jsonl(rows, tmp_path / "free.jsonl"), "free", "text", "answer", out=tmp_path)
+    source = write_jsonl(rows, tmp_path / "free.jsonl")
+    free = import_domain(source, "free", "text", "answer", out=tmp_path)
+    assert free.domain.task == "extraction" and "imported as free text" in free.warnings[0]
+    forced = import_domain(source, "forced", "text", "answer", "classification", out=tmp_path)
+    assert forced.domain.task == "classification" and not forced.warnings
+    banking = write_jsonl(intents(1500, labels=150), tmp_path / "b150.jsonl")
+    assert len(json.loads((import_domain(banking, "b150", "text", "category", out=tmp_path).directory
+                           / "domain.json").read_text())["labels"]) == 150
+
+
+def test_labels_differing_in_case_or_spacing_are_made_one_and_said_so(tmp_path):
+    rows = [{"text": f"t{i}", "label": ["positive", "Positive ", "negative"][i % 3]} for i in range(30)]
+    result = import_domain(write_jsonl(rows, tmp_path / "l.jsonl"), "l", "text", "label", out=tmp_path)
+    assert json.loads((result.directory / "domain.json").read_text())["labels"] == ["negative", "positive"]
+    assert result.warnings == ("labels 'positive' (10 rows), 'Positive' (10 rows) differ only in case or spacing: "
+                               "all are now 'positive'",)
+
+
+def test_split_sizes_and_a_stratified_sample(tmp_path):
+    source = write_jsonl(intents(600, labels=4), tmp_path / "s.jsonl")  # every text distinct
+    counts = import_domain(source, "counts", "text", "category", out=tmp_path, dev_size=50, test_size=100)
+    assert counts.split_sizes == {"train": 450, "dev": 50, "test": 100}
+    shares = import_domain(source, "shares", "text", "category", out=tmp_path, dev_size=0.1, test_size=0.3)
+    assert shares.split_sizes == {"train": 360, "dev": 60, "test": 180}
+    everything = Counter(row["category"] for row in intents(600, labels=4))
+    test_labels = Counter(e.category for e in shares.domain.splits().test)
+    assert all(abs(test_labels[label] - 0.3 * count) <= 1 for label, count in everything.items())  # stratified
+    sampled = import_domain(source, "sampled", "text", "category", out=tmp_path, sample=100)
+    labels = Counter(e.category for split in ("train", "dev", "test") for e in getattr(sampled.domain.splits(), split))
+    assert sum(labels.values()) == 100 and all(abs(labels[k] - c / 6) < 1 for k, c in everything.items())
+    again = import_domain(source, "again", "text", "category", out=tmp_path, sample=100)
+    assert [e.text for e in again.domain.splits().test] == [e.text for e in sampled.domain.splits().test]
+    with pytest.raises(AxError, match="--test-size 600: give a share between 0 and 1 or a whole number of rows"):
+        import_domain(source, "bad", "text", "category", out=tmp_path, test_size=600)
+
+
+def test_over_long_inputs_are_cut_and_counted(tmp_path, tiny_model_dir):
+    from ax.model import load_tokenizer
+
+    rows = passage_qa(40)
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    budget = max(len(tokenizer.encode(row["passage"], add_special_tokens=False)) for row in rows)
+    for row in rows[:7]:
+        row["passage"] = " ".join([row["passage"]] * 3)  # three times as long
+    source = write_jsonl(rows, tmp_path / "long.jsonl")
+    result = import_domain(source, "long", ["question", "passage"], "answer", out=tmp_path, max_input_tokens=budget,
+                           model=str(tiny_model_dir))
+    assert result.warnings == (f"7 of 40 rows had field 'passage' cut to {budget} tokens (--max-input-tokens)",)
+    splits = result.domain.splits()
+    cut = [e for part in (splits.train, splits.dev, splits.test) for e in part if e.passage.endswith(" [...]")]
+    assert len(cut) == 7
+
+
+def test_a_nested_jsonl_key_is_named_with_dots(tmp_path):
+    rows = [{"query": {"text": f"q{i}", "lang": "en"}, "label": "ab"[i % 2]} for i in range(30)]
+    result = import_domain(write_jsonl(rows, tmp_path / "n.jsonl"), "nested", "query.text", "label", out=tmp_path)
+    assert result.domain.inputs() == ("query_text",) and result.domain.splits().train[0].query_text.startswith("q")
 
 
 def test_two_input_columns_become_two_input_fields(tmp_path):

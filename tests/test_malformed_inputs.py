@@ -87,7 +87,8 @@ def _cases() -> list[Case]:
              ["--id", "ref"]),
         # wrong types and junk
         Case("list-label", "t.jsonl", jsonl([*good[:2], {"text": "hi", "intent": ["a", "b"]}]), "got list"),
-        Case("nested-junk", "t.jsonl", jsonl([{"text": {"a": {"b": [1, None]}}, "intent": "refund"}]), "got dict"),
+        Case("nested-junk", "t.jsonl", jsonl([{"text": {"a": {"b": [1, None]}}, "intent": "refund"}]),
+             ":1: field 'text' missing"),  # nested keys are named with dots (text.a.b), so 'text' is absent
         Case("null-input", "t.jsonl", jsonl([{"text": None, "intent": "refund"}]), "got nothing (null)"),
         Case("array-line", "t.jsonl", jsonl([*good[:2], "[1, 2, 3]"]), ":3: expected a JSON object per line"),
         Case("truncated-json", "t.jsonl", jsonl([*good[:5], '{"text": "cut off'])[:-1], ":6: not valid JSON"),
@@ -105,7 +106,8 @@ def _cases() -> list[Case]:
              ":3: field 'text' is empty"),
         # labels and size
         Case("one-label", "t.jsonl", jsonl([{**row, "intent": "refund"} for row in good]), "at least two distinct"),
-        Case("case-twins", "t.jsonl", jsonl([*good, {"text": "z", "intent": "Refund"}]), "differ only in case"),
+        Case("test-size-over-rows", "t.jsonl", jsonl(good), "--test-size 500: give a share", ["--test-size", "500"]),
+        Case("sample-over-rows", "t.jsonl", jsonl(good), "--sample 5000 must be between 1", ["--sample", "5000"]),
         Case("too-few-rows", "t.jsonl", jsonl(good[:3]), "too few"),
         # files and options
         Case("txt-suffix", "t.txt", jsonl(good), "save it as .jsonl"),
@@ -221,7 +223,7 @@ def test_crlf_files_load_every_row(tmp_path):
     assert len(load_examples(path, input_fields="text", label_fields="intent")) == 4
 
 
-def test_a_very_long_value_loads_with_a_warning_naming_row_and_field(app, tmp_path):
+def test_a_very_long_value_loads_with_a_warning_naming_row_and_field(app, tmp_path, tiny_model_dir):
     from ax.programs.loading import LONG_VALUE_CHARS
 
     long_rows = rows()
@@ -229,10 +231,11 @@ def test_a_very_long_value_loads_with_a_warning_naming_row_and_field(app, tmp_pa
     source = tmp_path / "long.jsonl"
     source.write_bytes(jsonl(long_rows))
     result = runner.invoke(app, ["data", "import", str(source), "--domain", "long", "--input", "text", "--label",
-                                 "intent", "--out", str(tmp_path / "out")])
+                                 "intent", "--out", str(tmp_path / "out"), "--model", str(tiny_model_dir)])
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 1 and f"{source}:7: field 'text' is 20,050 characters long" in warnings[0]
+    assert len(warnings) == 2 and f"{source}:7: field 'text' is 20,050 characters long" in warnings[0]
+    assert "1 of 30 rows had field 'text' cut to 1024 tokens" in warnings[1]
 
 
 def test_domains_list_shows_the_good_domains_and_warns_once_per_broken_one(app, tmp_path):
