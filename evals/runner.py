@@ -179,7 +179,9 @@ def evaluate_configurations(configurations: list[Configuration], domain: Any, *,
     respondents = [prepare(c, domain, lm, store, command) for c in configurations]
     stored = {r.configuration.name: len(r.record.cells) for r in respondents}
     answered = [respondent.record.answered() for respondent in respondents]
-    tasks = [(index, example) for index in range(len(respondents)) for example in items
+    # Item-major: the configurations' calls on one item are in flight together, so one mixed-adapter
+    # batch answers several configurations, and the last checkpoint's items are complete for all of them.
+    tasks = [(index, example) for example in items for index in range(len(respondents))
              if str(example.id) not in answered[index]]
 
     def run(task: tuple[int, dspy.Example]) -> Cell | BaseException:
