@@ -157,6 +157,9 @@ def training_arguments(config: LoraTrainingConfig, run_dir: Path, *, has_dev: bo
         num_train_epochs=config.num_epochs,
         train_sampling_strategy="group_by_length" if config.batching == "group_by_length" else "random",
         bf16=config.use_bf16(cuda),
+        # Without a GPU, accelerate treats torchrun's processes as one distributed (gloo) job only when told
+        # it is on the CPU; otherwise every process trains alone on the whole data.
+        use_cpu=not cuda,
         **_checkpointing_arguments(config.gradient_checkpointing),
         dataloader_pin_memory=cuda,
         # Batches are copied to the GPU while it runs the step before; a blocking copy waits for
@@ -272,7 +275,8 @@ def train_adapter(base: LoadedModel, train_pairs: list[TrainingPair], config: Lo
     run_dir = Path(run_dir)
     fingerprint = data_hash(train_pairs + dev_pairs)
     identity = {"data_hash": fingerprint, "base": base.fingerprint, "config": config.model_dump(mode="json")}
-    with PartialState().main_process_first():  # under torchrun, rank 0 cleans the run directory first
+    # Under torchrun, rank 0 cleans the run directory first (cpu=True: see use_cpu in training_arguments).
+    with PartialState(cpu=not torch.cuda.is_available()).main_process_first():
         checkpoint = _prepare_run_dir(run_dir, identity, resume)
 
     torch.manual_seed(config.seed)
