@@ -82,6 +82,8 @@ def compare(
                                         help="Also answer with each configuration without its playbook "
                                              "(<config>-no-playbook, no extra optimization); the report "
                                              "measures playbook on vs off."),
+    workers: int = typer.Option(1, "--workers", min=1,
+                                help="Optimize (domain, seed) pairs in this many processes at once (one GPU each)."),
 ):
     """The main job: optimize baseline / LoRA / GEPA / LoRA+GEPA per domain, evaluate them, write the IRT report."""
     from ax.pipeline import compare as run_compare
@@ -90,7 +92,8 @@ def compare(
 
     try:
         run_compare(domain, preset=preset, seeds=parse_seeds(seeds), model=model, run_dir=run_dir,
-                    reflection_lm=reflection_lm, context=context, ablate_context=ablate_context)
+                    reflection_lm=reflection_lm, context=context, ablate_context=ablate_context,
+                    workers=workers)
     except AxError as error:
         Console(stderr=True).print(f"[red]error:[/red] {error}", soft_wrap=True)
         raise typer.Exit(1)

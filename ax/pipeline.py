@@ -37,12 +37,14 @@ def compare_command(domains: Sequence[str], preset: str, seeds: Sequence[int], m
 def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[int] = (0,), model: str | None = None,
             run_dir: str | Path = "ax_runs", reflection_lm: str | None = None, lm: Any = None, context: bool = True,
             ablate_context: bool = False, console: Console | None = None, bootstrap: int = 2000,
-            power_simulations: int = 200) -> Any:
+            power_simulations: int = 200, workers: int = 1) -> Any:
     """Optimize, evaluate and report `domains`; returns the written report's files.
 
     `context`: every configuration answers with an ACE playbook adapted on the train examples by
     its own program and adapter (False: none, the optimized programs alone). `ablate_context`: also
     answer with each configuration without its playbook, so the report measures playbook on vs off.
+    `workers`: optimize the (domain, seed) pairs in that many processes at once (one GPU each where
+    there are GPUs); the answering and the report then run here as usual.
     """
     import ax
     from ax.evals.configuration import CONFIGURATIONS_FILE, load_configurations
@@ -66,14 +68,22 @@ def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[in
     command = compare_command(domains, preset_argument(chosen, run_dir), seeds, model, run_dir, reflection_lm, context,
                               ablate_context)
     started = time.perf_counter()
+    if workers > 1:
+        from ax.optimizers.fanout import optimize_in_workers
+
+        console.rule(f"[bold]optimize[/bold]: {len(tasks) * len(seeds)} (domain, seed) jobs in {workers} workers")
+        optimize_in_workers([(task.name, seed) for task in tasks for seed in seeds], workers=workers, console=console,
+                            preset=chosen, run_dir=run_dir, model=model, reflection_lm=reflection_lm, context=context,
+                            ablate_context=ablate_context)
     if lm is None:
         console.print(f"Loading {model or 'the embedded model'} ...")
         lm = ax.LM(model)
     for task in tasks:
         domain_started = time.perf_counter()
-        console.rule(f"[bold]{task.name}[/bold]: optimize")
-        optimize(task, seeds=seeds, preset=chosen, run_dir=run_dir, lm=lm, reflection_lm=reflection_lm,
-                 context=context, ablate_context=ablate_context, console=console)
+        if workers == 1:
+            console.rule(f"[bold]{task.name}[/bold]: optimize")
+            optimize(task, seeds=seeds, preset=chosen, run_dir=run_dir, lm=lm, reflection_lm=reflection_lm,
+                     context=context, ablate_context=ablate_context, console=console)
         console.rule(f"[bold]{task.name}[/bold]: evaluate on the test split")
         respondents = load_configurations(run_dir / CONFIGURATIONS_FILE).select(task.name)
         summary = evaluate_run_dir(run_dir, respondents, task, lm=lm, split="test", limit=chosen.test_items,

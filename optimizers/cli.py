@@ -41,6 +41,8 @@ def optimize_cmd(
                                         help="Also answer with each configuration without its playbook "
                                              "(<config>-no-playbook, no extra optimization); the report "
                                              "measures playbook on vs off."),
+    workers: int = typer.Option(1, "--workers", min=1,
+                                help="Optimize (domain, seed) pairs in this many processes at once (one GPU each)."),
 ) -> None:
     """Optimize a domain into baseline / LoRA / GEPA / LoRA+GEPA configurations, each with a manifest."""
     from ax.optimizers.configurations import optimize
@@ -49,7 +51,7 @@ def optimize_cmd(
         manifests = optimize(domain, configs=[c.strip() for c in configs.split(",") if c.strip()], seeds=parse_seeds(seeds),
                              preset=preset, run_dir=run_dir, model=model, combined=combined,
                              reflection_lm=reflection_lm, playbook=playbook, context=context,
-                             ablate_context=ablate_context, console=console)
+                             ablate_context=ablate_context, console=console, workers=workers)
     except AxError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1)

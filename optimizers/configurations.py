@@ -126,13 +126,14 @@ def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Seque
              preset: str | Preset = "quick", run_dir: str | Path = "ax_runs", *, lm: Any = None,
              model: str | None = None, combined: str = "gepa->lora", playbook: str | Path | None = None,
              context: bool = True, ablate_context: bool = False, reflection_lm: Any = None,
-             console: Console | None = None, show_progress: bool = True) -> list[ConfigManifest]:
+             console: Console | None = None, show_progress: bool = True, workers: int = 1) -> list[ConfigManifest]:
     """Optimize `domain` (a name or an ax.programs Domain) into `configs` for each seed; returns their manifests.
 
     `lm`: an ax LM on an in-process model (default: `ax.LM(model)`, the embedded SmolLM2).
     `playbook`: a playbook.json every configuration starts from. `context`: end every configuration
     with an ACE playbook adapted on the preset's train examples (False: no playbook but `playbook`);
     `ablate_context`: also answer with each configuration's program and adapter without it.
+    `workers`: optimize the seeds in that many processes at once, each loading `model` (see fanout.py).
     `reflection_lm`: a litellm model string or LM for GEPA and ACE reflection (default: the
     preset's, else the local model).
     Finished stages are reused and an interrupted one resumes when run again with the same `run_dir`.
@@ -143,6 +144,15 @@ def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Seque
     domain = get_domain(domain) if isinstance(domain, str) else domain
     preset = get_preset(preset) if isinstance(preset, str) else preset
     strategies = config_strategies(configs, combined, context, ablate_context)
+    if workers > 1:
+        from ax.optimizers.fanout import optimize_in_workers
+
+        manifests = optimize_in_workers(
+            [(domain.name, seed) for seed in seeds], workers=workers, console=console, configs=configs, preset=preset,
+            run_dir=run_dir, lm=lm, model=model, combined=combined, playbook=playbook, context=context,
+            ablate_context=ablate_context, reflection_lm=reflection_lm)
+        console.print(_summary(manifests))
+        return manifests
     ablation_of = {name + NO_PLAYBOOK: name for name in configs} if ablate_context else {}
     if lm is None:
         import ax

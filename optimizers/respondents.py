@@ -120,5 +120,7 @@ def write_configurations(run_dir: Path, manifests: list[ConfigManifest]) -> Path
     with locked(run_dir / f".{CONFIGURATIONS_FILE}.lock"):
         stored = load_configurations(path).configurations if path.is_file() else []
         entries = {**{(c.domain, c.name): c for c in stored}, **new}
-        write_json(path, ConfigurationSet(configurations=[relative(c) for c in entries.values()]))
+        # Grouped by domain and seed (in the order each seed's run wrote them), whichever seed finished first.
+        ordered = sorted(entries.values(), key=lambda c: (c.domain, c.seed))
+        write_json(path, ConfigurationSet(configurations=[relative(c) for c in ordered]))
     return path
