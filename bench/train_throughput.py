@@ -20,6 +20,12 @@ small example counts (e.g. the 32 of --model smollm2) group weakly; packing does
     python bench/train_throughput.py 2>/dev/null         # tiny random model (stderr: Trainer progress bars)
     python bench/train_throughput.py --model smollm2     # SmolLM2-135M (converted from GGUF on first use)
     python bench/train_throughput.py --cuda              # ~1.1B random-init Llama in bf16, with MFU
+    python bench/train_throughput.py --cuda --nproc 2    # the same under torchrun, one process per GPU (DDP)
+
+With --nproc N the bench starts itself under `torchrun --nproc_per_node N`: every path trains with N
+processes through the Trainer (DDP), on N times the examples, so each GPU trains as many steps of
+the same per-device batch as one GPU alone (weak scaling); tokens/s are all GPUs' together, MFU
+and "steady" are per GPU.
 
 MFU counts 4 N FLOPs per trained token (LoRA: forward 2N, backward through activations 2N, no
 gradients for frozen weights), N = the weights used in matmuls per token (all but the input
@@ -34,7 +40,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -209,15 +217,24 @@ def main() -> None:
     parser.add_argument("--optimizer", default="adamw_torch", help="ax's paths: the config's optimizer")
     parser.add_argument("--profile", action="store_true",
                         help="--cuda: torch.profiler table of steps 11-13 of each of ax's runs")
+    parser.add_argument("--nproc", type=int, default=1, help="train under torchrun with this many processes (GPUs)")
     parser.add_argument("--gradient-checkpointing", action="store_true",
                         help="ax's paths recompute activations (larger batches fit; MFU does not count the recompute)")
     args = parser.parse_args()
+    if args.nproc > 1 and "LOCAL_RANK" not in os.environ:  # start again under torchrun, one process per GPU
+        words = [a for i, a in enumerate(sys.argv[1:]) if a != "--nproc" and sys.argv[i] != "--nproc"]
+        torchrun = str(Path(sys.executable).with_name("torchrun"))
+        os.execv(torchrun, [torchrun, "--standalone", f"--nproc_per_node={args.nproc}", sys.argv[0], *words])
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    if args.cuda and "LOCAL_RANK" in os.environ:
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))  # models load onto "cuda": this process's GPU
     if args.cuda and not torch.cuda.is_available():
         parser.error("--cuda needs a CUDA GPU")
     if args.profile and not args.cuda:
         parser.error("--profile times GPU kernels: give --cuda")
     small = not args.cuda and args.model == "smollm2"
-    examples = args.examples or (32 if small else 512 if args.cuda else 256)
+    examples = (args.examples or (32 if small else 512 if args.cuda else 256)) * world
     median = args.median_tokens or (150 if args.cuda else 60)
 
     load = loader(args)
@@ -235,9 +252,11 @@ def main() -> None:
     pairs_per_token = sum(n * (n + 1) / 2 for n in lengths) / sum(lengths)
     attention_flops = 12 * shape.hidden_size * shape.num_hidden_layers * pairs_per_token
     del sample
-    print(f"model: {'llama-1.1b random, bf16, cuda' if args.cuda else args.model} "
+    say = print if main_process else (lambda *_, **__: None)  # the other processes train alongside rank 0
+    say(f"model: {'llama-1.1b random, bf16, cuda' if args.cuda else args.model} "
           f"({n_matmul / 1e6:.1f}M matmul params); {examples} examples, tokens min/median/max "
-          f"{min(lengths)}/{sorted(lengths)[len(lengths) // 2]}/{max_length}, batch {args.batch_size}, 1 epoch")
+          f"{min(lengths)}/{sorted(lengths)[len(lengths) // 2]}/{max_length}, batch {args.batch_size}, 1 epoch"
+          + (f", {world} processes (DDP): tokens/s of all, MFU and steady per GPU" if world > 1 else ""))
 
     with tempfile.TemporaryDirectory() as work:
         # One step first: kernels and caches warm up.
@@ -257,7 +276,7 @@ def main() -> None:
         if baseline:
             line += f"  x{rate / (baseline['tokens'] / baseline['seconds']):.2f}"
         if args.cuda:
-            line += f"  MFU {rate * 4 * n_matmul / H100_BF16_PEAK:.1%}"
+            line += f"  MFU {rate / world * 4 * n_matmul / H100_BF16_PEAK:.1%}"
             if r.get("steady") and not args.profile:  # the profiled steps' processing falls in its window
                 mfu = [r["steady"] * flops / H100_BF16_PEAK for flops in
                        (4 * n_matmul, ax_flops, 4 * n_matmul + attention_flops, ax_flops + attention_flops)]
@@ -268,9 +287,9 @@ def main() -> None:
             line += f"  | {r['cpu_seconds']:>8.2f} CPU-s {cpu_rate:>8,.0f} tokens/CPU-s"
             if baseline:
                 line += f"  x{cpu_rate / (baseline['tokens'] / baseline['cpu_seconds']):.2f}"
-        print(line)
+        say(line)
     if args.cuda:
-        print(f"MFU: 4 x {n_matmul / 1e9:.2f}B FLOPs per token / {H100_BF16_PEAK / 1e12:.0f} TFLOP/s "
+        say(f"MFU: 4 x {n_matmul / 1e9:.2f}B FLOPs per token / {H100_BF16_PEAK / 1e12:.0f} TFLOP/s "
               f"(H100 SXM dense bf16), attention scores not counted. FLOPs executed: ax's head runs only at the "
               f"{predicted:.1%} of positions that predict a completion token, {ax_flops / 1e9:.2f}B a token. "
               f"Attention scores: {attention_flops / 1e9:.3f}B a token")
