@@ -1,4 +1,4 @@
-"""LoRA training throughput: ax's path vs. a plain PEFT + Trainer run that pads every batch to a fixed length.
+"""LoRA training throughput: ax's paths vs. TRL's packing SFTTrainer and vs. a plain PEFT + Trainer run.
 
 Same model, same LoRA settings, same examples (a mix of short and long chats, lengths drawn
 log-normally as real prompts are), same batch size, one epoch each, one process.
@@ -7,7 +7,12 @@ log-normally as real prompts are), same batch size, one epoch each, one process.
   ax (packing)           several examples per row, attention kept apart by position_ids
   ax (fixed_packing)     all examples packed once into rows of the longest example's width: one
                          batch shape every step (with --torch-compile: decoder layers compiled)
-  baseline               random batches, `padding="max_length"` to the longest example of the
+  TRL SFTTrainer         what a competent user runs instead: TRL's SFTTrainer on the same prompt /
+                         completion pairs with packing (best-fit decreasing into rows of the longest
+                         example's width, padding-free: position_ids keep examples apart),
+                         completion-only loss, the same LoRA settings and optimizer; the baseline of
+                         the printed ratios (`--model smollm2`: the embedded model itself)
+  padded Trainer         random batches, `padding="max_length"` to the longest example of the
                          data (the smallest fixed length that truncates nothing), default collator
 
 Reported: real (non-padding) tokens per second of each, and ax / baseline; for ax's paths on a
@@ -57,7 +62,8 @@ from ax.adapters.train import train_adapter
 from ax.model import LoadedModel, load_model
 
 H100_BF16_PEAK = 989e12
-BASELINE = "baseline (pad to max_length)"
+BASELINE = "TRL SFTTrainer (packing)"
+PADDED = "padded Trainer (max_length)"
 LLAMA_1B = dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
                 num_key_value_heads=4, vocab_size=32000, max_position_embeddings=4096)  # TinyLlama-1.1B shapes
 WORDS = ("the clause binds the tenant and the landlord while revenue grew and costs fell as the patient "
@@ -116,6 +122,30 @@ def run_baseline(load, pairs, batch_size: int, max_length: int, run_dir: Path) -
     trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=default_data_collator)
     output = trainer.train()
     real = sum(sum(r["attention_mask"]) for r in rows)
+    return {"tokens": real, "seconds": output.metrics["train_runtime"], "steps": output.global_step,
+            "cpu_seconds": time.process_time() - cpu}
+
+
+def run_trl(load, pairs, batch_size: int, max_length: int, run_dir: Path) -> dict:
+    """TRL's SFTTrainer: prompt/completion pairs, packing without padding, loss on completions only."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    base = load()
+    cpu = time.process_time()
+    config = bench_config(batch_size, "packing", max_length)
+    model = attach_lora(base.model, config)
+    data = Dataset.from_list([{"prompt": p.prompt, "completion": p.completion + base.tokenizer.eos_token}
+                              for p in pairs])
+    args = SFTConfig(output_dir=str(run_dir), per_device_train_batch_size=batch_size, num_train_epochs=1,
+                     learning_rate=config.learning_rate, weight_decay=config.weight_decay, lr_scheduler_type="cosine",
+                     bf16=config.use_bf16(torch.cuda.is_available()), save_strategy="no", logging_steps=1_000_000,
+                     report_to="none", packing=True, padding_free=True, completion_only_loss=True,
+                     max_length=max_length, dataset_kwargs={"add_special_tokens": False},
+                     dataloader_pin_memory=torch.cuda.is_available(), use_cpu=not torch.cuda.is_available())
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=base.tokenizer)
+    real = sum(len(row["input_ids"]) for row in trainer.train_dataset)
+    output = trainer.train()
     return {"tokens": real, "seconds": output.metrics["train_runtime"], "steps": output.global_step,
             "cpu_seconds": time.process_time() - cpu}
 
@@ -262,7 +292,8 @@ def main() -> None:
         # One step first: kernels and caches warm up.
         run_ax(load, pairs[:2], bench_config(2, "group_by_length", max_length), Path(work) / "warmup")
         results = {} if args.no_baseline else {
-            BASELINE: run_baseline(load, pairs, args.batch_size, max_length, Path(work) / "b")}
+            BASELINE: run_trl(load, pairs, args.batch_size, max_length, Path(work) / "trl"),
+            PADDED: run_baseline(load, pairs, args.batch_size, max_length, Path(work) / "b")}
         for batching in args.batching or ("group_by_length", "packing"):
             config = bench_config(args.batch_size, batching, max_length,
                                   gradient_checkpointing=args.gradient_checkpointing, fused_lora=not args.no_fused_lora,
