@@ -58,10 +58,12 @@ def gepa_stages(run_dir: Path, domain: str) -> list[tuple[int, dict]]:
 def summarize(run_dir: Path) -> None:
     report = json.loads((run_dir / "report" / "report.json").read_text())
     print(f"\n## {run_dir} ({report['command']})\n")
-    print("| domain | items | majority floor | cell | accuracy [95% CI] | macro-F1 | flags |")
+    print("| domain | items | majority floor (accuracy / macro-F1) | cell | accuracy [95% CI] | macro-F1 | flags |")
     print("|---|---|---|---|---|---|---|")
     for c in report["comparisons"]:
-        floor = f"{100 * c['floors']['majority']:.1f}%" if c.get("floors") else "—"
+        floors = c.get("floors") or {}
+        floor = (f"{100 * floors['majority']:.1f}% / {100 * floors['majority_macro_f1']:.1f}%"
+                 if floors.get("majority_macro_f1") is not None else f"{100 * floors.get('majority', 0):.1f}%")
         for cell in c["cells"]:
             acc = cell["accuracy"]
             f1 = f"{100 * cell['classes']['macro_f1']:.1f}%" if cell.get("classes") else "—"
@@ -78,6 +80,11 @@ def summarize(run_dir: Path) -> None:
                   f"{outcome['stall']['accepted']} | {'yes' if outcome['best_index'] != 0 else 'no'} | "
                   + " | ".join(_points(p["difference"], p["not_measured"]) if p else "—" for p in (gepa, combined))
                   + " |")
+    print("\n| domain | macro-F1 contrast | points [95% CI] |")
+    print("|---|---|---|")
+    for c in report["comparisons"]:
+        for x in c.get("class_contrasts", []):
+            print(f"| {c['domain']} | {x['contrast']} | {_points(x['macro_f1'], x['not_measured'])} |")
     print("\n| domain | cell | runs | with playbook | without | on − off, points [95% CI] |")
     print("|---|---|---|---|---|---|")
     for c in report["comparisons"]:

@@ -32,6 +32,7 @@ class Floors(BaseModel):
     majority: float  # share of the most common gold answer: the best any constant answer scores
     chance: float | None  # 1 / number of labels; classification only
     labels: list[str] | None  # the label set, classification only
+    majority_macro_f1: float | None = None  # macro-F1 of always giving the majority answer; classification only
 
 
 class ClassMetrics(BaseModel):
@@ -49,8 +50,10 @@ class ClassMetrics(BaseModel):
 
 def domain_floors(gold: Sequence[Hashable], *, label_field: str | None, labels: Sequence[str] | None) -> Floors:
     answer, share = majority_floor(list(gold))
+    constant = class_metrics([str(g) for g in gold], [str(answer)] * len(gold), labels).macro_f1 if labels else None
     return Floors(label_field=label_field, majority_answer=str(answer), majority=share,
-                  chance=chance_floor(len(labels)) if labels else None, labels=list(labels) if labels else None)
+                  chance=chance_floor(len(labels)) if labels else None, labels=list(labels) if labels else None,
+                  majority_macro_f1=constant)
 
 
 def answer_distribution(answers: Sequence[Hashable]) -> tuple[str, float]:

@@ -90,7 +90,8 @@ def _floor_blocks(comparison: Comparison) -> list[Block]:
         labels = floors.labels or []
         out += [Paragraph(f"Per-class truth on {floors.label_field!r} (runs pooled per configuration). Floors: "
                           f"majority {100 * floors.majority:.1f}% (always {floors.majority_answer!r}), chance "
-                          f"{_share(floors.chance)}; a constant answer has balanced accuracy {_share(floors.chance)}."),
+                          f"{_share(floors.chance)}; the majority answer has macro-F1 {_share(floors.majority_macro_f1)} "
+                          f"and any constant answer balanced accuracy {_share(floors.chance)}."),
                 Table(["configuration", "macro-F1", "balanced accuracy",
                        *(f"recall {label}" for label in labels), "answers given"],
                       [[LABELS[c.cell], _share(m.macro_f1), _share(m.balanced_accuracy),

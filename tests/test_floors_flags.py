@@ -167,3 +167,12 @@ def test_reports_cover_one_split_and_say_which(tmp_path):
     assert "## Domain: sent (50 test items)" in to_markdown(test)
     dev_report = build_report(tmp_path, SETTINGS.model_copy(update={"split": "dev"}))
     assert dev_report.comparisons[0].items == 8 and "--split dev" in dev_report.command
+
+
+def test_the_majority_answer_has_its_macro_f1_among_the_floors():
+    from ax.evals.classification import domain_floors
+
+    gold = ["neutral"] * 60 + ["positive"] * 28 + ["negative"] * 12
+    floors = domain_floors(gold, label_field="label", labels=["negative", "neutral", "positive"])
+    assert floors.majority == 0.6 and floors.majority_macro_f1 == pytest.approx(2 * 0.6 / 1.6 / 3)
+    assert domain_floors(["1.0", "2.0"], label_field=None, labels=None).majority_macro_f1 is None
