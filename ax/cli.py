@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ax.optimizers.cli import ABLATE_CONTEXT, WORKERS
+
 app = typer.Typer(help="ax: LoRA + GEPA optimization of DSPy programs, evaluated with IRT.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 console = Console()
@@ -78,12 +80,8 @@ def compare(
     reflection_lm: Optional[str] = typer.Option(None, help="litellm model for GEPA reflection (default: the local model)."),
     context: bool = typer.Option(True, "--context/--no-context",
                                  help="Feed every configuration an ACE playbook adapted on the train examples."),
-    ablate_context: bool = typer.Option(False, "--ablate-context",
-                                        help="Also answer with each configuration without its playbook "
-                                             "(<config>-no-playbook, no extra optimization); the report "
-                                             "measures playbook on vs off."),
-    workers: int = typer.Option(1, "--workers", min=1,
-                                help="Optimize (domain, seed) pairs in this many processes at once (one GPU each)."),
+    ablate_context: bool = ABLATE_CONTEXT,
+    workers: int = WORKERS,
 ):
     """The main job: optimize baseline / LoRA / GEPA / LoRA+GEPA per domain, evaluate them, write the IRT report."""
     from ax.pipeline import compare as run_compare

@@ -14,6 +14,11 @@ from rich.console import Console
 from ax.errors import AxError
 
 console = Console(stderr=True)
+# Options `ax compare` (ax/cli.py) takes too.
+ABLATE_CONTEXT = typer.Option(False, "--ablate-context", help="Also answer with each configuration without its playbook "
+                              "(<config>-no-playbook, no extra optimization); the report measures playbook on vs off.")
+WORKERS = typer.Option(1, "--workers", min=1,
+                       help="Optimize (domain, seed) pairs in this many processes at once (one GPU each).")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -37,12 +42,8 @@ def optimize_cmd(
     playbook: Optional[Path] = typer.Option(None, "--playbook", help="A playbook.json every configuration starts from."),
     context: bool = typer.Option(True, "--context/--no-context",
                                  help="End each configuration with an ACE playbook adapted on the train examples."),
-    ablate_context: bool = typer.Option(False, "--ablate-context",
-                                        help="Also answer with each configuration without its playbook "
-                                             "(<config>-no-playbook, no extra optimization); the report "
-                                             "measures playbook on vs off."),
-    workers: int = typer.Option(1, "--workers", min=1,
-                                help="Optimize (domain, seed) pairs in this many processes at once (one GPU each)."),
+    ablate_context: bool = ABLATE_CONTEXT,
+    workers: int = WORKERS,
 ) -> None:
     """Optimize a domain into baseline / LoRA / GEPA / LoRA+GEPA configurations, each with a manifest."""
     from ax.optimizers.configurations import optimize
