@@ -6,14 +6,17 @@
 Generates the fixture (ax.programs.fixtures: a three-label sentence set with a 60% majority, or
 yes/no/maybe questions over ~250-token passages), then runs, each timed as its own process:
 `ax data import FILE --domain NAME ...` and `ax compare --domain NAME --run-dir DIR` (quick preset,
-one seed, playbooks on: the defaults). Prints each command's wall time and the report's
-accuracy beside the majority floor. There is no baseline: the figure is a time goal, not a ratio.
+one seed, playbooks on: the defaults), with the response cache off (AX_NO_CACHE=1), so that a rerun
+answers every call again instead of reading the last run's answers. Prints each command's wall time
+and the report's accuracy beside the majority floor. There is no baseline: the figure is a time
+goal, not a ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -26,7 +29,7 @@ COLUMNS = {"sentences": (["text"], "label"), "passage_qa": (["question", "passag
 def timed(words: list[str]) -> float:
     print(f"$ {shlex.join(words)}", flush=True)
     started = time.perf_counter()
-    subprocess.run(words, check=True)
+    subprocess.run(words, check=True, env={**os.environ, "AX_NO_CACHE": "1"})
     return time.perf_counter() - started
 
 
@@ -40,6 +43,8 @@ def main() -> None:
 
     name = f"{args.fixture}{args.rows}"
     run_dir = args.run_dir or Path("runs") / "time" / name
+    if run_dir.exists():
+        raise SystemExit(f"{run_dir} exists: a timing starts from an empty run directory; remove it first")
     rows = getattr(fixtures, args.fixture)(args.rows, seed=0)
     source = fixtures.write_jsonl(rows, run_dir.parent / f"{name}.jsonl")
     inputs, label = COLUMNS[args.fixture]
