@@ -22,6 +22,7 @@ second of process CPU time, which a machine shared with other jobs disturbs less
 transformers' length grouping sorts within mega-batches of min(n // (4 * batch), 50) batches, so
 small example counts (e.g. the 32 of --model smollm2) group weakly; packing does not depend on n.
 
+    pip install -e '.[bench]'                             # TRL, the baseline (or pass --no-baseline)
     python bench/train_throughput.py 2>/dev/null         # tiny random model (stderr: Trainer progress bars)
     python bench/train_throughput.py --model smollm2     # SmolLM2-135M (converted from GGUF on first use)
     python bench/train_throughput.py --cuda              # ~1.1B random-init Llama in bf16, with MFU
