@@ -39,3 +39,17 @@ def tiny_client(tiny_model_dir):
     backend = LocalBackend(load_model(str(tiny_model_dir)))
     yield Client(backend, model_name="tiny", cache=False)
     backend.close()
+
+
+def crash_training_at_step(monkeypatch, step: int) -> None:
+    """Make the adapter trainer raise RuntimeError("power cut") when it starts step `step` (1-based)."""
+    from ax.adapters.train import AdapterTrainer
+
+    real = AdapterTrainer.compute_loss
+
+    def crash(self, *args, **kwargs):
+        if self.state.global_step == step - 1:
+            raise RuntimeError("power cut")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(AdapterTrainer, "compute_loss", crash)

@@ -13,6 +13,7 @@ from ax.adapters.train import AdapterTrainer, loraplus_optimizer, train_adapter,
 from ax.client.prompting import completion_text, render_chat
 from ax.errors import AxError
 from ax.model import load_model
+from conftest import crash_training_at_step
 
 FAST = dict(per_device_batch_size=4, learning_rate=1e-2, warmup_ratio=0.0, lora_dropout=0.0, r=8, lora_alpha=16,
             dev_fraction=0.0, logging_steps=50)
@@ -101,13 +102,7 @@ def test_resume_continues_from_the_last_checkpoint(tiny_model_dir, pairs, tmp_pa
     uninterrupted = train_adapter(load_model(str(tiny_model_dir)), pairs, config, run_dir=tmp_path / "clean")
 
     real = AdapterTrainer.compute_loss
-
-    def crash_in_step_4(self, *args, **kwargs):
-        if self.state.global_step == 3:
-            raise RuntimeError("power cut")
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(AdapterTrainer, "compute_loss", crash_in_step_4)
+    crash_training_at_step(monkeypatch, 4)
     with pytest.raises(RuntimeError, match="power cut"):
         train_adapter(load_model(str(tiny_model_dir)), pairs, config, run_dir=tmp_path / "run")
     monkeypatch.setattr(AdapterTrainer, "compute_loss", real)

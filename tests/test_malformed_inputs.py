@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ax.errors import AxError
+from conftest import crash_training_at_step
 
 runner = CliRunner()
 INTENTS = ["refund", "billing", "tech"]
@@ -372,13 +373,7 @@ def test_train_says_when_it_resumes_from_a_checkpoint(app, tiny_model_dir, tmp_p
     assert "no checkpoint of an interrupted run was found; trained from the start" in fresh.output
 
     real = AdapterTrainer.compute_loss
-
-    def crash_in_step_4(self, *args, **kwargs):
-        if self.state.global_step == 3:
-            raise RuntimeError("power cut")
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(AdapterTrainer, "compute_loss", crash_in_step_4)
+    crash_training_at_step(monkeypatch, 4)
     assert str(runner.invoke(app, command).exception) == "power cut"
     monkeypatch.setattr(AdapterTrainer, "compute_loss", real)
     resumed = runner.invoke(app, [*command, "--resume"])
