@@ -123,7 +123,7 @@ def sentences(n: int = 600, seed: int = 0) -> list[dict[str, str]]:
     for i, label in enumerate(_draw_labels(SENTENCE_SHARES, n, rng)):
         template = rng.choice(_SENTENCE_TEMPLATES[label])
         template = template[:-1] + rng.choice(_SOURCES) + "."  # a source clause, as news sentences often have
-        # A few sentences repeat (7 of 600 at seed 0), as in the public set; the import keeps repeats in one split.
+        # A few sentences repeat, as in the public set; the import keeps repeats in one split.
         text = template.format(
             ceo=rng.choice(_CEOS), company=rng.choice(_COMPANIES), city=rng.choice(_CITIES), item=rng.choice(_ITEMS),
             period=rng.choice(_PERIODS), pct=rng.randint(2, 60), amount=f"{rng.uniform(1, 900):.1f}",

@@ -99,15 +99,20 @@ def test_optimize_no_context_gives_the_configurations_no_playbook(registered, ti
     assert set(tiny_lm.client.usage.totals().per_adapter) == {"base"}  # no adapter answered: nothing adapted a playbook
 
 
-def test_compare_no_context_evaluates_the_configurations_without_a_playbook(registered, tmp_path):
+def compare_cli(preset: str, run, *flags: str):
+    """`ax compare` on the registered tiny domain, which must exit 0."""
     from ax.cli import app
+
+    result = CliRunner().invoke(app, ["compare", "--domain", "tinysent", "--preset", preset, "--run-dir", str(run),
+                                      *flags])
+    assert result.exit_code == 0, result.output
+
+
+def test_compare_no_context_evaluates_the_configurations_without_a_playbook(registered, tmp_path):
     from ax.evals.matrix_store import ResponseStore
 
-    _, preset = registered
     run = tmp_path / "run"
-    result = CliRunner().invoke(app, ["compare", "--domain", "tinysent", "--preset", preset, "--run-dir", str(run),
-                                      "--no-context"])
-    assert result.exit_code == 0, result.output
+    compare_cli(registered[1], run, "--no-context")
     store = ResponseStore(run)
     for config in ("baseline", "lora", "gepa", "combined"):
         record = store.read("tinysent", f"{config}-s0")
@@ -116,13 +121,8 @@ def test_compare_no_context_evaluates_the_configurations_without_a_playbook(regi
 
 
 def test_compare_ablate_context_measures_each_playbook_against_the_same_arm_without_it(registered, tmp_path):
-    from ax.cli import app
-
-    _, preset = registered
     run = tmp_path / "run"
-    result = CliRunner().invoke(app, ["compare", "--domain", "tinysent", "--preset", preset, "--run-dir", str(run),
-                                      "--ablate-context"])
-    assert result.exit_code == 0, result.output
+    compare_cli(registered[1], run, "--ablate-context")
     seed_dir = run / "tinysent" / "seed-0"
     manifests = {p.parent.name: json.loads(p.read_text()) for p in (seed_dir / "configs").glob("*/manifest.json")}
     for config, strategy in {"baseline": "", "lora": "lora", "gepa": "gepa", "combined": "gepa->lora"}.items():

@@ -11,7 +11,7 @@ layer computes with its own weight as nn.Linear does. A weight changed in place 
 pointer, or a bumped version counter) is packed again before its next use.
 
 oneDNN keeps a primitive, and its JIT-compiled code, for every row count it has multiplied; mixed
-batches bring hundreds of row counts, and resident memory grew by a third over `bench/soak.py`.
+batches bring hundreds of row counts, so resident memory kept growing (`bench/soak.py`, README).
 So only decode-sized products (up to 64 rows, padded to one of 22 sizes) run on the packed weight;
 longer ones (prefill) run on PyTorch's own kernel, which keeps nothing per shape.
 """
