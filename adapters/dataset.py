@@ -197,27 +197,45 @@ def encode_pairs(tokenizer: Any, pairs: Sequence[TrainingPair], max_seq_length: 
     return data
 
 
-def domain_pairs(tokenizer: Any, domain: Any) -> tuple[list[TrainingPair], list[TrainingPair]]:
-    """(train, dev) pairs from an `ax.programs` Domain's fixed splits, for each predictor its labels cover.
+def labelled_predictors(program: Any, example: Any) -> list[tuple[str, Any]]:
+    """The program's (name, predictor)s that `example` labels: it holds every output and every input but `context`.
 
-    A predictor is trained from labelled examples when every one of its output fields is a label;
-    the others (e.g. intermediate extraction steps) need traces, see `pairs_from_trace`. Inputs the
-    examples lack (the playbook `context`) are given empty, as an unoptimized program sends them.
+    An input another step produces (a retrieved passage, a tool's observation) counts only when the
+    example holds its gold value under that input's name; filled in empty instead, it would give a
+    prompt the predictor never sees at inference, so such a predictor learns from traces.
     """
-    program = domain.program()
+    from ax.programs.modules import CONTEXT
+
+    return [(name, predictor) for name, predictor in program.named_predictors()
+            if all(field in example for field in predictor.signature.output_fields)
+            and all(field in example for field in predictor.signature.input_fields if field != CONTEXT)]
+
+
+def predictor_label_pairs(tokenizer: Any, predictors: Sequence[tuple[str, Any]],
+                          examples: Sequence[Any]) -> dict[str, list[TrainingPair]]:
+    """Each named predictor's pairs from labelled examples; inputs an example lacks (the playbook
+    `context`) are given empty, as an unoptimized program sends them."""
+    out = {}
+    for name, predictor in predictors:
+        fields = predictor.signature.input_fields
+        filled = [e.copy(**{field: "" for field in fields if field not in e}) for e in examples]
+        out[name] = pairs_from_examples(tokenizer, predictor.signature, filled, predictor.demos)
+    return out
+
+
+def domain_pairs(tokenizer: Any, domain: Any) -> tuple[list[TrainingPair], list[TrainingPair]]:
+    """(train, dev) pairs from an `ax.programs` Domain's fixed splits, for each predictor its examples label.
+
+    See `labelled_predictors`; the others (e.g. a step reading what an earlier one produced) need
+    traces, see `pairs_from_trace`.
+    """
     splits = domain.splits()
-    labelled = [p for p in program.predictors()
-                if all(name in splits.train[0] for name in p.signature.output_fields)]
+    labelled = labelled_predictors(domain.program(), splits.train[0])
     if not labelled:
-        raise AxError(f"Domain {domain.name!r}: no predictor's outputs are all labelled in its examples; "
+        raise AxError(f"Domain {domain.name!r}: no predictor has all its inputs and outputs in its examples; "
                       "train from traces of successful runs instead (pairs_from_trace).")
 
     def pairs(examples: list[Any]) -> list[TrainingPair]:
-        out = []
-        for predictor in labelled:
-            fields = predictor.signature.input_fields
-            filled = [e.copy(**{name: "" for name in fields if name not in e}) for e in examples]
-            out += pairs_from_examples(tokenizer, predictor.signature, filled, predictor.demos)
-        return out
+        return [pair for group in predictor_label_pairs(tokenizer, labelled, examples).values() for pair in group]
 
     return pairs(splits.train), pairs(splits.dev)

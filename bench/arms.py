@@ -3,6 +3,8 @@
     python bench/arms.py --domain healthcare --domain research [--seeds 0,1,2] [--run-dir runs/arms]
     python bench/arms.py --fixture sentences --fixture passage_qa --run-dir runs/arms_fixtures
     python bench/arms.py --summarize runs/main runs/arms_fixtures      # tables only, from finished runs
+    python bench/arms.py --domain support_agent --domain claim_check --domain tool_agent \
+        --no-ablate-context --run-dir runs/agents                      # the multi-step domains
 
 Each domain runs the main job (`ax compare --ablate-context`, quick preset unless --preset): the four
 configurations with their playbooks, plus each one's `-no-playbook` twin (the same stages, nothing
@@ -13,7 +15,8 @@ run directory resumes: finished stages and stored answers are reused.
 The tables come from the run directory's report.json and GEPA stage files: per seed, GEPA proposals
 made and accepted and whether the program changed; GEPA-only minus baseline and LoRA+GEPA minus
 LoRA-only, paired per seed (item bootstrap, "not measured" where GEPA changed nothing); each cell with
-its playbook minus without it (items and runs resampled). There is no baseline method here: the
+its playbook minus without it (items and runs resampled); for multi-step programs each step's accuracy
+per cell and, for tool agents, how many runs finished within the step limit. There is no baseline method here: the
 comparison is between ax's own arms, on the same items.
 """
 
@@ -85,12 +88,42 @@ def summarize(run_dir: Path) -> None:
     for c in report["comparisons"]:
         for x in c.get("class_contrasts", []):
             print(f"| {c['domain']} | {x['contrast']} | {_points(x['macro_f1'], x['not_measured'])} |")
-    print("\n| domain | cell | runs | with playbook | without | on − off, points [95% CI] |")
-    print("|---|---|---|---|---|---|")
+    if any(c.get("playbook") for c in report["comparisons"]):
+        print("\n| domain | cell | runs | with playbook | without | on − off, points [95% CI] |")
+        print("|---|---|---|---|---|---|")
     for c in report["comparisons"]:
         for x in c.get("playbook", []):
             print(f"| {c['domain']} | {x['cell']} | {x['runs']} | {100 * x['with_playbook']:.1f}% | "
                   f"{100 * x['without_playbook']:.1f}% | {_points(x['difference'], x['not_measured'])} |")
+    agent_tables(run_dir, report)
+
+
+def agent_tables(run_dir: Path, report: dict) -> None:
+    """Multi-step domains: each step's accuracy per cell, and for tool agents the share of runs that finished."""
+    from ax.evals.comparison import comparison_rows
+    from ax.evals.matrix_store import ResponseStore
+
+    if any(c.get("steps") for c in report["comparisons"]):
+        print("\n| domain | cell | step | accuracy [95% CI] |")
+        print("|---|---|---|---|")
+    for c in report["comparisons"]:
+        for x in c.get("steps", []):
+            acc = x["accuracy"]
+            print(f"| {c['domain']} | {x['cell']} | {x['step']} | {100 * acc['estimate']:.1f}% "
+                  f"[{100 * acc['low']:.1f}, {100 * acc['high']:.1f}] |")
+    store = ResponseStore(run_dir)
+    for c in report["comparisons"]:
+        matrix = store.matrix(c["domain"], c.get("split"))
+        by_cell, _ = comparison_rows(matrix)
+        finished = {cell: [out.get("finished") for r in rows for out in matrix.outputs[r].values()]
+                    for cell, rows in by_cell.items()}
+        if not any(value is not None for values in finished.values() for value in values):
+            continue
+        print(f"\n{c['domain']}: runs that finished within the step limit (answers that parsed)\n")
+        print("| cell | finished | of |")
+        print("|---|---|---|")
+        for cell, values in finished.items():
+            print(f"| {cell} | {sum(bool(v) for v in values)} | {len(values)} |")
 
 
 def main() -> None:
@@ -102,6 +135,8 @@ def main() -> None:
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--run-dir", type=Path, default=Path("runs/arms"))
     parser.add_argument("--summarize", nargs="+", type=Path, help="only print the tables of these run directories")
+    parser.add_argument("--no-ablate-context", dest="ablate_context", action="store_false",
+                        help="answer with the playbooks only (no playbook-off twins): half the answering")
     args = parser.parse_args()
     if args.summarize:
         for run_dir in args.summarize:
@@ -111,7 +146,7 @@ def main() -> None:
 
     domains = args.domain + [import_fixture(name, args.run_dir) for name in args.fixture]
     compare(domains, preset=args.preset, seeds=[int(s) for s in args.seeds.split(",")], run_dir=args.run_dir,
-            ablate_context=True)
+            ablate_context=args.ablate_context)
     summarize(args.run_dir)
 
 

@@ -20,7 +20,8 @@ import ax
 from ax.evals.configuration import Configuration
 from ax.evals.report import ReportSettings, build_report
 from ax.evals.runner import evaluate_run_dir
-from ax.programs import get_domain, list_domains
+from ax.programs import get_domain
+from ax.programs.registry import BUILTIN_DOMAINS
 from ax.programs.floors import domain_stats
 
 
@@ -28,7 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
-    parser.add_argument("--domains", default=",".join(list_domains()))
+    parser.add_argument("--domains", default=",".join(BUILTIN_DOMAINS))
     parser.add_argument("--run-dir", default="runs/bench/base_accuracy")
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()

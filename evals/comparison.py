@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -35,7 +36,7 @@ from ax.evals.configuration import CELL_NAMES, Configuration
 from ax.evals.classification import (
     DEGENERATE_SHARE, ClassMetrics, Floors, answer_distribution, class_metrics, domain_floors, macro_f1_replicates,
 )
-from ax.evals.matrix_store import ResponseMatrix
+from ax.evals.matrix_store import CORRECT_AT, ResponseMatrix
 from ax.programs.metrics import normalize_label
 from ax.evals.stats import (
     CELLS,
@@ -136,6 +137,14 @@ class PlaybookContrast(BaseModel):
     not_measured: str | None = None
 
 
+class StepAccuracy(BaseModel):
+    """How often one step of a multi-step program was right in one cell (runs pooled; an unparsed answer counts 0)."""
+
+    cell: str
+    step: str
+    accuracy: Estimate  # Wilson for one run, else the run-level bootstrap the cell accuracy uses
+
+
 class MixedModelResult(BaseModel):
     estimate: float
     posterior_sd: float
@@ -189,6 +198,7 @@ class Comparison(BaseModel):
     split: str | None = None  # the split whose items these are; None: a store that recorded no splits
     class_contrasts: list[ClassContrast] = []
     playbook: list[PlaybookContrast] = []  # runs with `<config>-no-playbook` twins (ablate_context)
+    steps: list[StepAccuracy] = []  # multi-step programs: each step's accuracy per cell
 
 
 # --------------------------------------------------------------------------- cells
@@ -262,6 +272,34 @@ def _cell_results(cells: dict[str, np.ndarray], runs: dict[str, list[tuple[str, 
                                   ability=_cell_ability(run_results) if calibration else None,
                                   classes=truth.classes(names) if truth else None, top_answer=top, top_share=share))
     return results
+
+
+def step_matrix(matrix: ResponseMatrix, rows: Sequence[int], step: str) -> np.ndarray:
+    """One step right (1) or not (0), runs x items: NaN where unanswered, 0 where the answer did not parse."""
+    column = {item: j for j, item in enumerate(matrix.item_ids)}
+    scores = np.where(np.isnan(matrix.correct[list(rows)]), np.nan, 0.0)
+    for i, row in enumerate(rows):
+        for item, steps in matrix.steps[row].items():
+            if item in column and step in steps:
+                scores[i, column[item]] = float(steps[step] >= CORRECT_AT)
+    return scores
+
+
+def step_accuracies(matrix: ResponseMatrix, by_cell: dict[str, list[int]], *, n_bootstrap: int,
+                    seed: int) -> list[StepAccuracy]:
+    """Each step's accuracy per cell, for domains whose metric scores steps (empty otherwise)."""
+    names = list(dict.fromkeys(step for rows in by_cell.values() for row in rows if row < len(matrix.steps)
+                               for scores in matrix.steps[row].values() for step in scores))
+    out = []
+    for cell, rows in by_cell.items():
+        for step in names:
+            right = step_matrix(matrix, rows, step)
+            answered = right[~np.isnan(right)]
+            accuracy = (Estimate.of(wilson_interval(int(answered.sum()), answered.size)) if len(rows) == 1 else
+                        _percentile(_pooled_accuracy(right),
+                                    cell_bootstrap({step: right}, n_bootstrap=n_bootstrap, seed=seed)[step]))
+            out.append(StepAccuracy(cell=cell, step=step, accuracy=accuracy))
+    return out
 
 
 # --------------------------------------------------------------------------- floors, answers, flags
@@ -695,7 +733,9 @@ def compare_domain(matrix: ResponseMatrix, calibration: PoolCalibration | None, 
                       synergy=result, verdict=verdict(cell_results, replicates, result, pairwise, floors),
                       missing_cells=[c for c in CELLS if c not in by_cell], excluded=excluded, floors=floors,
                       class_contrasts=contrasts,
-                      playbook=playbook_contrasts(matrix, by_cell, n_bootstrap=n_bootstrap, seed=seed))
+                      playbook=playbook_contrasts(matrix, by_cell, n_bootstrap=n_bootstrap, seed=seed),
+                      steps=step_accuracies(matrix, {cell: by_cell[cell] for cell in present}, n_bootstrap=n_bootstrap,
+                                            seed=seed))
 
 
 def compare_pooled(matrices: list[ResponseMatrix], *, n_bootstrap: int = 2000, seed: int = 0,

@@ -2,7 +2,7 @@
 
 A respondent is a program variant answering a domain's items: the domain's program with
 saved state (GEPA's evolved instructions and demos) or instruction overrides, an optional LoRA
-adapter and an optional ACE playbook. Two roles:
+adapter (or one per predictor) and an optional ACE playbook. Two roles:
 
 * ``comparison``: a run (one seed) of one of the four configurations of the 2x2 design
   (LoRA off/on x GEPA off/on); these are compared and tested for synergy.
@@ -17,6 +17,7 @@ paths in it are relative to the file's directory, so a run directory can be move
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,7 +50,9 @@ class Configuration(BaseModel):
     ``WithContext`` wrapper; None runs the domain's program as shipped. ``instructions`` maps
     predictor names to instruction texts applied after loading, which is how a GEPA candidate
     listed in ``frontier.json`` becomes a respondent without a program file of its own.
-    ``lora`` says whether an adapter answers, so it must agree with ``adapter``.
+    ``predictor_adapters`` maps predictor names (as ``instructions`` names them) to adapters each
+    answers with, the others answering with the base model; it replaces ``adapter``, which answers
+    for every predictor. ``lora`` says whether an adapter answers, so it must agree with them.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -63,6 +66,7 @@ class Configuration(BaseModel):
     program: Path | None = None
     instructions: dict[str, str] = Field(default_factory=dict)
     adapter: Path | None = None
+    predictor_adapters: dict[str, Path] = Field(default_factory=dict)  # predictor name -> its own adapter
     playbook: Path | None = None
     source: str = ""  # free text for people: "GEPA candidate 7 of runs/legal/lora+gepa/seed1"
     steps: tuple[StepInfo, ...] = ()  # what each optimization step did, in order
@@ -71,9 +75,13 @@ class Configuration(BaseModel):
 
     @model_validator(mode="after")
     def _lora_means_adapter(self) -> Configuration:
-        if self.lora != (self.adapter is not None):
-            raise ValueError(f"configuration {self.name!r}: lora={self.lora} but adapter={self.adapter}; "
-                             "lora must be true exactly when an adapter is given")
+        if self.lora != (self.adapter is not None or bool(self.predictor_adapters)):
+            raise ValueError(f"configuration {self.name!r}: lora={self.lora} but adapter={self.adapter}"
+                             + (f", predictor_adapters={self.predictor_adapters}" if self.predictor_adapters else "")
+                             + "; lora must be true exactly when an adapter is given")
+        if self.adapter is not None and self.predictor_adapters:
+            raise ValueError(f"configuration {self.name!r}: give adapter (for every predictor) or "
+                             "predictor_adapters, not both")
         return self
 
     @property
@@ -81,11 +89,17 @@ class Configuration(BaseModel):
         """The 2x2 cell: 'baseline', 'lora', 'gepa' or 'lora+gepa'."""
         return CELL_NAMES[self.lora, self.gepa]
 
+    def moved(self, where: Callable[[Path], Path]) -> Configuration:
+        """This configuration with every file path mapped through ``where``."""
+        updates: dict[str, Any] = {key: where(value) for key in ("program", "adapter", "playbook")
+                                   if (value := getattr(self, key)) is not None}
+        if self.predictor_adapters:
+            updates["predictor_adapters"] = {name: where(path) for name, path in self.predictor_adapters.items()}
+        return self.model_copy(update=updates)
+
     def resolved(self, base: Path) -> Configuration:
         """This configuration with relative paths read against ``base``."""
-        updates = {key: base / value for key in ("program", "adapter", "playbook")
-                   if (value := getattr(self, key)) is not None and not value.is_absolute()}
-        return self.model_copy(update=updates)
+        return self.moved(lambda path: path if path.is_absolute() else base / path)
 
 
 class ConfigurationSet(BaseModel):
@@ -148,11 +162,29 @@ def file_digest(path: Path | None) -> str | None:
         raise AxError(f"{path} is a directory, expected a file") from None
 
 
-def build_program(configuration: Configuration, domain: Any, *, tokenizer: Any = None) -> dspy.Module:
+def _predictors_named(program: dspy.Module, names: Iterable[str], asker: str) -> dict[str, Any]:
+    """``program``'s predictors by name; a name it lacks is an AxError saying ``asker`` (who named it) named it."""
+    predictors = dict(program.named_predictors())
+    unknown = sorted(set(names) - set(predictors))
+    if unknown:
+        raise AxError(f"{asker} {unknown}, but the program's predictors are {sorted(predictors)}")
+    return predictors
+
+
+def set_predictor_lms(program: dspy.Module, lms: Mapping[str, Any], owner: str) -> None:
+    """Each named predictor answers with its LM (DSPy prefers a predictor's LM to the context's)."""
+    predictors = _predictors_named(program, lms, f"{owner} has adapters for predictors")
+    for name, lm in lms.items():
+        predictors[name].lm = lm
+
+
+def build_program(configuration: Configuration, domain: Any, *, tokenizer: Any = None,
+                  predictor_lms: Mapping[str, Any] | None = None) -> dspy.Module:
     """The runnable program of ``configuration``: load state, override instructions, wrap in the playbook.
 
     ``domain`` is an ``ax.programs.Domain``; ``tokenizer`` counts the playbook context's tokens
     (the serving model's, so the context matches what the optimizer's runs saw).
+    ``predictor_lms``: the LM each named predictor answers with (its own adapter's), set on it.
     """
     program = domain.program()
     if configuration.program is not None:
@@ -163,13 +195,11 @@ def build_program(configuration: Configuration, domain: Any, *, tokenizer: Any =
         except (KeyError, ValueError) as error:
             raise AxError(f"configuration {configuration.name!r}: {configuration.program} is not the saved state of "
                           f"domain {domain.name!r}'s program ({type(error).__name__}: {error})") from None
-    predictors = dict(program.named_predictors())
-    unknown = sorted(set(configuration.instructions) - set(predictors))
-    if unknown:
-        raise AxError(f"configuration {configuration.name!r} sets instructions of {unknown}, but the program's "
-                      f"predictors are {sorted(predictors)}")
+    predictors = _predictors_named(program, configuration.instructions,
+                                  f"configuration {configuration.name!r} sets instructions of")
     for name, text in configuration.instructions.items():
         predictors[name].signature = predictors[name].signature.with_instructions(text)
+    set_predictor_lms(program, predictor_lms or {}, f"configuration {configuration.name!r}")
     if configuration.playbook is None:
         return program
     from ax.context import ContextAssembler, Playbook, WithContext

@@ -50,6 +50,7 @@ class Cell(BaseModel):
     output: dict[str, Any] = Field(default_factory=dict)
     feedback: str = ""
     error: str | None = None  # the model's output could not be parsed: scored as wrong, reason kept
+    steps: dict[str, float] = Field(default_factory=dict)  # multi-step programs: each step's score
 
 
 class RespondentRecord(BaseModel):
@@ -62,6 +63,7 @@ class RespondentRecord(BaseModel):
     model: str
     model_fingerprint: str
     adapter_fingerprint: str | None = None
+    predictor_adapter_fingerprints: dict[str, str] = Field(default_factory=dict)  # one adapter per predictor
     lm_settings: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=dict)
     commands: list[str] = Field(default_factory=list)
@@ -124,6 +126,7 @@ class ResponseMatrix:
     score: np.ndarray
     identities: tuple[str, ...] = ()
     outputs: tuple[dict[str, dict[str, Any]], ...] = ()
+    steps: tuple[dict[str, dict[str, float]], ...] = ()  # per respondent: item -> each step's score
     gold: dict[str, dict[str, Any]] = field(default_factory=dict)
     task: TaskInfo | None = None
 
@@ -276,5 +279,6 @@ class ResponseStore:
         return ResponseMatrix(domain, tuple(r.configuration for r in records), item_ids, correct, score,
                               identities=tuple(r.identity for r in records),
                               outputs=tuple({c.item: c.output for c in r.cells if c.error is None} for r in records),
+                              steps=tuple({c.item: c.steps for c in r.cells if c.steps} for r in records),
                               gold={item.id: item.gold for item in item_set.items if item.gold is not None},
                               task=item_set.task)

@@ -97,6 +97,9 @@ def build_manifest(store: ResponseStore, domains: list[str], report_command: str
             if configuration.adapter is not None and record.adapter_fingerprint:
                 adapters.setdefault((str(configuration.adapter), record.adapter_fingerprint), []).append(
                     f"{domain}/{configuration.name}")
+            for predictor, fingerprint in record.predictor_adapter_fingerprints.items():
+                adapters.setdefault((str(configuration.predictor_adapters[predictor]), fingerprint), []).append(
+                    f"{domain}/{configuration.name} ({predictor})")
             if record.versions not in versions:
                 versions.append(record.versions)
             commands += [c for c in record.commands if c not in commands]

@@ -167,6 +167,14 @@ def _comparison_blocks(comparison: Comparison) -> list[Block]:
         out.append(Table(["configuration", "runs", "with playbook", "without", "difference [95% CI]"], [
             [LABELS[x.cell], str(x.runs), _share(x.with_playbook), _share(x.without_playbook),
              _points(x.difference, x.not_measured)] for x in comparison.playbook]))
+    if comparison.steps:
+        steps = list(dict.fromkeys(x.step for x in comparison.steps))
+        by = {(x.cell, x.step): x.accuracy for x in comparison.steps}
+        cells = list(dict.fromkeys(x.cell for x in comparison.steps))
+        out.append(Paragraph("Per step of the program: the share of items on which each step was right (runs "
+                             "pooled; an answer that did not parse counts as wrong at every step):"))
+        out.append(Table(["configuration", *steps], [[LABELS[cell], *(_pct(by[cell, step]) for step in steps)]
+                                                      for cell in cells]))
     notes = []
     if comparison.missing_cells:
         notes.append(f"Cells without complete runs: {', '.join(comparison.missing_cells)}.")

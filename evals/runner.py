@@ -30,6 +30,7 @@ from ax.errors import AxError
 from ax.evals.configuration import Configuration, build_program, file_digest
 from ax.evals.matrix_store import CORRECT_AT, Cell, RespondentRecord, ResponseStore, TaskInfo, item_record
 from ax.programs.floors import label_choices
+from ax.programs.metrics import step_scores
 
 SPLITS = ("train", "dev", "test")
 
@@ -83,38 +84,46 @@ def _model_identity(lm: dspy.BaseLM) -> tuple[str, str, dict[str, Any]]:
     return name, fingerprint, settings
 
 
-def _adapter_lm(lm: dspy.BaseLM, configuration: Configuration) -> tuple[dspy.BaseLM, str | None]:
-    """The LM answering with the configuration's adapter (loaded once per weights), and its fingerprint."""
-    if configuration.adapter is None:
-        return lm, None
+def _with_adapter(lm: dspy.BaseLM, configuration: Configuration, path: Path) -> tuple[dspy.BaseLM, str]:
+    """The LM answering with the adapter at ``path`` (loaded once per weights), and its fingerprint."""
     from ax.adapters.store import adapter_fingerprint
 
     if not hasattr(lm, "with_adapter"):
-        raise AxError(f"configuration {configuration.name!r} needs LoRA adapter {configuration.adapter}, which only "
+        raise AxError(f"configuration {configuration.name!r} needs LoRA adapter {path}, which only "
                       f"an ax LM can serve (ax.LM(...)); got {type(lm).__name__}")
-    fingerprint = adapter_fingerprint(configuration.adapter)
+    fingerprint = adapter_fingerprint(path)
     name = f"eval-{fingerprint[:12]}"  # named by weights: the same adapter under two paths loads once
     if name not in lm.client.backend.adapters():
-        lm.client.load_adapter(name, configuration.adapter, allow_unverified=configuration.unverified_adapter)
+        lm.client.load_adapter(name, path, allow_unverified=configuration.unverified_adapter)
     return lm.with_adapter(name), fingerprint
+
+
+def _adapter_lm(lm: dspy.BaseLM, configuration: Configuration) -> tuple[dspy.BaseLM, str | None]:
+    """The LM answering with the configuration's adapter, and its fingerprint."""
+    if configuration.adapter is None:
+        return lm, None
+    return _with_adapter(lm, configuration, configuration.adapter)
 
 
 def prepare(configuration: Configuration, domain: Any, lm: dspy.BaseLM, store: ResponseStore,
             command: str | None = None) -> PreparedRespondent:
     """Build the program and LM of ``configuration`` and find (or start) its record in ``store``.
 
-    The record's identity hashes the program file, instruction overrides, adapter weights,
-    playbook file, base model fingerprint and decoding settings; a stored record of the same
-    name with another identity is refused.
+    The record's identity hashes the program file, instruction overrides, adapter weights (each
+    predictor's, for per-predictor adapters), playbook file, base model fingerprint and decoding
+    settings; a stored record of the same name with another identity is refused.
     """
     if configuration.domain != domain.name:
         raise AxError(f"configuration {configuration.name!r} belongs to domain {configuration.domain!r}, "
                       f"not {domain.name!r}")
     answering_lm, adapter_fp = _adapter_lm(lm, configuration)
+    predictor_lms = {name: _with_adapter(lm, configuration, path)
+                     for name, path in configuration.predictor_adapters.items()}
+    adapters = {name: fingerprint for name, (_, fingerprint) in predictor_lms.items()} or adapter_fp
     model, model_fp, settings = _model_identity(lm)
     identity = hashlib.sha256(json.dumps({
         "domain": domain.name, "program": file_digest(configuration.program),
-        "instructions": configuration.instructions, "adapter": adapter_fp,
+        "instructions": configuration.instructions, "adapter": adapters,
         "playbook": file_digest(configuration.playbook), "model": model_fp, "settings": settings,
     }, sort_keys=True).encode()).hexdigest()[:16]
     stored = store.read(domain.name, configuration.name)
@@ -124,12 +133,15 @@ def prepare(configuration: Configuration, domain: Any, lm: dspy.BaseLM, store: R
                       "give this one a new name or delete that file to re-evaluate it")
     record = stored or RespondentRecord(configuration=configuration, identity=identity, model=model,
                                         model_fingerprint=model_fp, adapter_fingerprint=adapter_fp,
+                                        predictor_adapter_fingerprints={
+                                            name: fingerprint for name, (_, fingerprint) in predictor_lms.items()},
                                         lm_settings=settings, versions=_package_versions())
     record = record.model_copy(update={"configuration": configuration})
     if command and command not in record.commands:
         record = record.model_copy(update={"commands": [*record.commands, command]})
     tokenizer = getattr(getattr(getattr(lm, "client", None), "backend", None), "tokenizer", None)
-    program = build_program(configuration, domain, tokenizer=tokenizer)
+    program = build_program(configuration, domain, tokenizer=tokenizer,
+                            predictor_lms={name: answering for name, (answering, _) in predictor_lms.items()})
     return PreparedRespondent(configuration, program, answering_lm, record)
 
 
@@ -149,7 +161,8 @@ def answer(respondent: PreparedRespondent, example: dspy.Example, metric: Callab
     result = metric(example, prediction)
     score = score_of(result)
     return Cell(item=str(example.id), score=score, correct=score >= CORRECT_AT,
-                output=_jsonable(prediction.toDict()), feedback=str(getattr(result, "feedback", "") or ""))
+                output=_jsonable(prediction.toDict()), feedback=str(getattr(result, "feedback", "") or ""),
+                steps=step_scores(metric, example, prediction))
 
 
 class RunSummary(BaseModel):

@@ -12,7 +12,8 @@ the iteration in flight. ax adds around that:
 - a resumed run scores the seed program on one validation example instead of all of them (the
   engine evaluates the seed before it notices the checkpoint, then throws the result away);
 - `frontier.json`, `proposals.json`, `best_program.json`, `cost.json`, `outcome.json`, written
-  atomically, and GEPA's own log lines in `gepa_log.txt`;
+  atomically, and GEPA's own log lines in `gepa_log.txt`; `outcome.json` says which predictor's
+  instruction changed and the validation gain attributed to each (`predictor_changes`);
 - the budget explained before the run, one rich progress bar instead of GEPA's and DSPy's tqdm
   bars, and a stall report at the end.
 
@@ -36,12 +37,13 @@ from rich.console import Console
 from ax.errors import AxError
 from ax.optimizers.budget import AutoBudget, BudgetPlan, plan_budget, resolve_budget
 from ax.optimizers.cost import Cost, CostMeter
+from ax.optimizers.manifest import own_program
 from ax.optimizers.proposer import GroundedProposer
 from ax.optimizers.quiet import quiet_console
 from ax.optimizers.reflection import instruction_proposer, is_local_reflection, resolve_reflection_lm
 from ax.optimizers.run_files import read_json, save_program, write_json
 from ax.optimizers.stall import StallReport, stall_report
-from ax.optimizers.tracking import RunTracker
+from ax.optimizers.tracking import FRONTIER_FILE, Frontier, PredictorChange, RunTracker, predictor_changes
 
 ENGINE_DIR = "gepa"
 STATE_FILE = "gepa_state.bin"
@@ -85,6 +87,14 @@ class GepaOutcome(BaseModel):
     budget: BudgetPlan
     stall: StallReport
     cost: Cost
+    predictors: list[PredictorChange] = Field(default_factory=list)  # empty in runs recorded before it existed
+
+    def predictor_summary(self) -> str:
+        """E.g. "instruction of classify changed (+0.12 validation), answer kept"; "" if nothing changed."""
+        changed = [f"instruction of {p.name} changed ({p.val_gain:+.2f} validation)"
+                   for p in self.predictors if p.changed]
+        kept = [p.name for p in self.predictors if not p.changed]
+        return ", ".join(changed + [f"{', '.join(kept)} kept"]) if changed and kept else ", ".join(changed)
 
 
 class _ResumingPolicy(FullEvaluationPolicy):
@@ -124,6 +134,12 @@ def _check_identity(run_dir: Path, identity: dict[str, Any]) -> int:
         return GEPAState.load(str(engine_dir)).i + 1
     write_json(path, identity)
     return 0
+
+
+def _own_names(program: dspy.Module) -> dict[str, str]:
+    """GEPA's name of each predictor -> its name in the domain's own program (a playbook wrapper nests it)."""
+    own = {id(predictor): name for name, predictor in own_program(program).named_predictors()}
+    return {name: own.get(id(predictor), name) for name, predictor in program.named_predictors()}
 
 
 def run_gepa(program: dspy.Module, *, trainset: list[dspy.Example], valset: list[dspy.Example],
@@ -171,6 +187,9 @@ def run_gepa(program: dspy.Module, *, trainset: list[dspy.Example], valset: list
         instruction_proposer=GroundedProposer() if proposer == "grounded" else instruction_proposer(),
         reflection_minibatch_size=settings.reflection_minibatch_size,
         candidate_selection_strategy=settings.candidate_selection, skip_perfect_score=settings.skip_perfect_score,
+        # One predictor per proposal, in turn: every predictor is evolved, and each accepted
+        # candidate's gain belongs to the one it changed (outcome.json's `predictors`).
+        component_selector="round_robin",
         use_merge=settings.use_merge, num_threads=settings.num_threads, log_dir=str(engine_dir), track_stats=True,
         seed=settings.seed,
         gepa_kwargs={"callbacks": [tracker], "val_evaluation_policy": _ResumingPolicy(engine_dir)},
@@ -182,6 +201,7 @@ def run_gepa(program: dspy.Module, *, trainset: list[dspy.Example], valset: list
     cost = read_json(run_dir / COST_FILE, Cost)  # written by the tracker at the end of the run
 
     best = results.best_idx
+    frontier = read_json(run_dir / FRONTIER_FILE, Frontier)  # written by the tracker at the end of the run
     stall = stall_report(tracker.records, proposer)
     outcome = GepaOutcome(
         best_program=save_program(optimized, run_dir / BEST_PROGRAM_FILE), proposer=proposer, best_index=best,
@@ -189,12 +209,15 @@ def run_gepa(program: dspy.Module, *, trainset: list[dspy.Example], valset: list
         candidates=len(results.candidates),
         pareto_candidates=len({i for front in results.per_val_instance_best_candidates.values() for i in front}),
         iterations=len(tracker.records), resumed_from_iteration=resumed, budget=plan, stall=stall, cost=cost,
+        predictors=predictor_changes(frontier, best, _own_names(program)),
     )
     write_json(run_dir / OUTCOME_FILE, outcome)
     console.print(f"GEPA ({proposer} proposer): best validation score {outcome.best_val_score:.3f} "
                   f"(seed {outcome.seed_val_score:.3f}), "
                   f"{stall.accepted} of {stall.proposals} proposals accepted, {outcome.candidates} candidates, "
                   f"{cost.rollouts} rollouts, {cost.wall_s:.0f}s", soft_wrap=True)
+    if len(outcome.predictors) > 1 and outcome.predictor_summary():
+        console.print(f"GEPA: {outcome.predictor_summary()}", soft_wrap=True)
     for reason in stall.reasons:
         console.print(f"[yellow]GEPA stalled: {reason}[/yellow]", soft_wrap=True)
     return optimized, outcome

@@ -5,9 +5,14 @@ instructions and demos), in the exact text the client sends and generates:
 
 - `traces`: run the program on the training examples and keep the calls of runs the metric
   accepted (score >= `min_score`), as DSPy's BetterTogether does after prompt optimization;
-- `labels`: the gold outputs of every predictor whose outputs the examples label, as `ax train`
-  does; a 135M model gets few runs right, so this gives far more (and correct) data;
+- `labels`: the gold outputs of every predictor whose inputs and outputs the examples label, as
+  `ax train` does, plus, for a domain with a `teacher`, one scripted right run per example (every
+  call of it, tool observations included); a 135M model gets few runs right, so this gives far
+  more (and correct) data;
 - `both` (the default): the union, without duplicates.
+
+A program of several predictors trains one adapter on all their calls (`adapters="shared"`), or
+one adapter per predictor (`"per_predictor"`), each predictor then answering with its own.
 
 For a classification domain the pairs are then balanced across its label (`balance_labels`), so
 an adapter cannot score by always answering the majority label; the counts before and after are
@@ -24,7 +29,6 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,13 +37,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ax.adapters.config import LoraTrainingConfig, load_config
 from ax.adapters.dataset import (
-    LabelBalance, TrainingPair, balance_labels, domain_pairs, label_balance, pairs_from_trace,
+    LabelBalance, TrainingPair, balance_labels, label_balance, labelled_predictors, pairs_from_trace,
+    predictor_label_pairs,
 )
 from ax.errors import AxError
 from ax.optimizers.cost import Cost, CostMeter
 from ax.optimizers.scoring import score_of
 
 TrainingData = Literal["traces", "labels", "both"]
+AdapterScope = Literal["shared", "per_predictor"]
+NamedPairs = list[tuple[str | None, TrainingPair]]  # (the name of the predictor that made the call, its pair)
 
 
 class LoraSettings(BaseModel):
@@ -53,6 +60,7 @@ class LoraSettings(BaseModel):
     overrides: dict[str, Any] = Field(default_factory=dict)
     num_threads: int = Field(4, gt=0)
     balance_labels: bool = True  # classification domains: oversample rare labels to the commonest one's count
+    adapters: AdapterScope = "shared"  # one adapter for all predictors' calls, or one per predictor
 
     @field_validator("overrides")
     @classmethod
@@ -78,15 +86,6 @@ class AdapterRef(BaseModel):
     label_balance: LabelBalance | None = None  # classification domains: label counts before and after balancing
 
 
-@dataclass
-class _LabelledProgram:
-    """The part of an `ax.programs.Domain` that `ax.adapters.dataset.domain_pairs` reads, for any program."""
-
-    name: str
-    program: Callable[[], dspy.Module]
-    splits: Callable[[], Any]
-
-
 def _with_context(program: dspy.Module, examples: list[dspy.Example]) -> list[dspy.Example]:
     """Examples with the `context` a playbook-wrapped program (WithContext) would assemble for them."""
     if not hasattr(program, "assembler"):
@@ -94,26 +93,54 @@ def _with_context(program: dspy.Module, examples: list[dspy.Example]) -> list[ds
     return [e.copy(**{program.field: program.assembler(program.query(e.inputs()))}) for e in examples]
 
 
-def label_pairs(program: dspy.Module, examples: list[dspy.Example], tokenizer: Any, name: str) -> list[TrainingPair]:
-    """Gold outputs in the program's current prompts, for each predictor the examples fully label."""
-    from ax.programs.generation import Splits
+def _own_program(program: dspy.Module) -> dspy.Module:
+    from ax.optimizers.manifest import own_program  # the manifest module imports this one
 
-    splits = Splits(train=_with_context(program, examples), dev=[], test=[])
-    view = _LabelledProgram(name=name, program=lambda: program, splits=lambda: splits)
-    return domain_pairs(tokenizer, view)[0]
+    return own_program(program)
+
+
+def label_pairs(program: dspy.Module, examples: list[dspy.Example], tokenizer: Any, name: str) -> NamedPairs:
+    """Gold outputs in the program's current prompts, for each predictor the examples label (`labelled_predictors`)."""
+    examples = _with_context(program, examples)
+    labelled = labelled_predictors(_own_program(program), examples[0]) if examples else []
+    if not labelled:
+        raise AxError(f"Domain {name!r}: no predictor has all its inputs and outputs in its examples; "
+                      "train from traces of successful runs instead (pairs_from_trace).")
+    groups = predictor_label_pairs(tokenizer, labelled, examples)
+    return [(predictor, pair) for predictor, pairs in groups.items() for pair in pairs]
+
+
+def teacher_pairs(program: dspy.Module, examples: list[dspy.Example], tokenizer: Any,
+                  teacher: Callable[[dspy.Example], dspy.BaseLM]) -> NamedPairs:
+    """Every call of one run per example under the domain's `teacher` (a scripted right run): gold
+    whole traces, with the real tools' observations, in the program's current prompts."""
+    names = {id(predictor): name for name, predictor in _own_program(program).named_predictors()}
+    pairs: NamedPairs = []
+    for example in examples:
+        with dspy.context(lm=teacher(example), trace=[]):
+            program(**example.inputs())
+            trace = list(dspy.settings.trace)
+        pairs += zip([names.get(id(caller)) for caller, _, _ in trace], pairs_from_trace(tokenizer, trace))
+    return pairs
 
 
 def trace_pairs(program: dspy.Module, examples: list[dspy.Example], tokenizer: Any, *, metric: Callable[..., Any],
-                min_score: float, num_threads: int) -> list[TrainingPair]:
-    """The calls of the program's runs (on the LM in the current dspy context) that the metric accepted."""
+                min_score: float, num_threads: int) -> NamedPairs:
+    """Every call of the program's runs (on the LM in the current dspy context) that the metric accepted.
+
+    A call's pair is its predictor's prompt with the inputs it got (another step's output, a tool's
+    observation in a ReAct trajectory), named after the predictor (None: one outside the program).
+    """
     from dspy.teleprompt.bootstrap_trace import bootstrap_trace_data
 
+    names = {id(predictor): name for name, predictor in _own_program(program).named_predictors()}
     runs = bootstrap_trace_data(program=program, dataset=examples, metric=metric, num_threads=num_threads,
                                 raise_on_error=False)
-    pairs = []
+    pairs: NamedPairs = []
     for run in runs:
         if score_of(run.get("score")) >= min_score:
-            pairs += pairs_from_trace(tokenizer, run["trace"])
+            callers = [names.get(id(caller)) for caller, _, _ in run["trace"]]
+            pairs += zip(callers, pairs_from_trace(tokenizer, run["trace"]))
     return pairs
 
 
@@ -135,30 +162,58 @@ def class_label(domain: Any) -> str | None:
     return labels[0] if labels else None
 
 
-def collect_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: Any, metric: Callable[..., Any],
-                  settings: LoraSettings, name: str, domain: Any = None) -> tuple[list[TrainingPair], int]:
-    """Training pairs per `settings.data`, and how many program runs it took to get them.
-
-    `domain`: the `ax.programs.Domain` (default: the registered domain `name`), whose label the
-    pairs are balanced across when it is a classification one and `settings.balance_labels`.
-    """
+def _named_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: Any, metric: Callable[..., Any],
+                 settings: LoraSettings, name: str, domain: Any) -> tuple[NamedPairs, int]:
     tokenizer = _local_backend(lm).tokenizer
-    pairs: list[TrainingPair] = []
+    pairs: NamedPairs = []
     rollouts = 0
     if settings.data in ("traces", "both"):
         with dspy.context(lm=lm):
             pairs += trace_pairs(program, examples, tokenizer, metric=metric, min_score=settings.min_score,
                                  num_threads=settings.num_threads)
         rollouts = len(examples)
+    teacher = getattr(domain, "teacher", None)
+    if settings.data in ("labels", "both") and teacher is not None:
+        pairs += teacher_pairs(program, examples, tokenizer, teacher)
     if settings.data in ("labels", "both"):
         try:
             pairs += label_pairs(program, examples, tokenizer, name)
         except AxError:
-            if settings.data == "labels":
+            if settings.data == "labels" and teacher is None:
                 raise  # with "both", a program whose outputs are unlabelled still trains on its traces
+    return pairs, rollouts
+
+
+def _balanced(pairs: list[TrainingPair], settings: LoraSettings, name: str, domain: Any) -> list[TrainingPair]:
     pairs = list(dict.fromkeys(pairs))
     field = class_label(domain if domain is not None else name) if settings.balance_labels else None
-    return (balance_labels(pairs, field) if field else pairs), rollouts
+    return balance_labels(pairs, field) if field else pairs
+
+
+def collect_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: Any, metric: Callable[..., Any],
+                  settings: LoraSettings, name: str, domain: Any = None) -> tuple[list[TrainingPair], int]:
+    """Training pairs per `settings.data`, of all predictors together, and how many program runs it took to get them.
+
+    `domain`: the `ax.programs.Domain` (default: the registered domain `name`), whose label the
+    pairs are balanced across when it is a classification one and `settings.balance_labels`.
+    """
+    named, rollouts = _named_pairs(program, examples, lm=lm, metric=metric, settings=settings, name=name, domain=domain)
+    return _balanced([pair for _, pair in named], settings, name, domain), rollouts
+
+
+def collect_predictor_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: Any,
+                            metric: Callable[..., Any], settings: LoraSettings, name: str,
+                            domain: Any = None) -> tuple[dict[str, list[TrainingPair]], int]:
+    """`collect_pairs` grouped by predictor name (as `named_predictors` of the domain's own program
+    gives it); predictors with no pair are left out."""
+    named, rollouts = _named_pairs(program, examples, lm=lm, metric=metric, settings=settings, name=name, domain=domain)
+    groups: dict[str, list[TrainingPair]] = {}
+    for predictor, pair in named:
+        if predictor is None:
+            raise AxError(f"Domain {name!r}: a traced call came from a predictor that is not one of the program's "
+                          "named predictors, so it has no adapter of its own; use adapters='shared'")
+        groups.setdefault(predictor, []).append(pair)
+    return {predictor: _balanced(pairs, settings, name, domain) for predictor, pairs in groups.items()}, rollouts
 
 
 def _local_backend(lm: Any) -> Any:

@@ -1,8 +1,8 @@
 """The manifest of one optimized configuration, and loading that configuration back for evaluation.
 
 A configuration (baseline, LoRA-only, GEPA-only, LoRA + GEPA, ...) is a program state file (of
-the domain's own program, also when a playbook wraps it), an optional LoRA adapter and an
-optional ACE playbook, for one domain, base model and seed. Its
+the domain's own program, also when a playbook wraps it), an optional LoRA adapter (or one per
+predictor) and an optional ACE playbook, for one domain, base model and seed. Its
 manifest says which of each, which optimization steps made it and what they cost, and what
 must match to reproduce it: the base model's fingerprint, a hash of the data it was optimized
 on, and package versions. Paths are stored relative to the manifest, so a run directory can
@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import dspy
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from typing_extensions import Self
 
 from ax.errors import AxError
+from ax.evals.configuration import set_predictor_lms
 from ax.optimizers.cost import Cost
-from ax.optimizers.lora_step import AdapterRef
+from ax.optimizers.lora_step import AdapterRef, AdapterScope
 from ax.optimizers.run_files import load_program, read_json, relative_path, write_json
 
 MANIFEST_FILE = "manifest.json"
@@ -75,12 +76,29 @@ class StepRecord(BaseModel):
 
 
 class Artifacts(BaseModel):
-    """What a sequence of optimization steps left: a program state, maybe an adapter and a playbook."""
+    """What a sequence of optimization steps left: a program state, maybe adapters and a playbook.
+
+    `adapter` answers for every predictor; `predictor_adapters` (LoRA's `adapters="per_predictor"`)
+    maps predictor names of the domain's own program to their own adapters instead, the others
+    answering with the base model. At most one of the two is set.
+    """
 
     program_file: Path
     adapter: AdapterRef | None = None
+    predictor_adapters: dict[str, AdapterRef] = Field(default_factory=dict)
     playbook: PlaybookRef | None = None
     steps: list[StepRecord] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_adapter_scope(self) -> Self:
+        if self.adapter is not None and self.predictor_adapters:
+            raise ValueError("an adapter for every predictor and adapters per predictor: at most one may be given")
+        return self
+
+    @property
+    def adapter_scope(self) -> AdapterScope | None:
+        """Which adapters answer: "shared", "per_predictor", or None (the base model)."""
+        return "per_predictor" if self.predictor_adapters else "shared" if self.adapter else None
 
     def moved(self, where: Callable[[Path], Path]) -> Self:
         """A copy with every file path mapped through `where`."""
@@ -90,6 +108,9 @@ class Artifacts(BaseModel):
         }
         if self.adapter:
             update["adapter"] = self.adapter.model_copy(update={"path": where(self.adapter.path)})
+        if self.predictor_adapters:
+            update["predictor_adapters"] = {name: ref.model_copy(update={"path": where(ref.path)})
+                                            for name, ref in self.predictor_adapters.items()}
         if self.playbook:
             update["playbook"] = self.playbook.model_copy(update={"path": where(self.playbook.path)})
         return self.model_copy(update=update)
@@ -150,26 +171,38 @@ def read_manifest(path: str | Path) -> ConfigManifest:
     return load_relative(path / MANIFEST_FILE if path.is_dir() else path, ConfigManifest)
 
 
-def restore_program(artifacts: Artifacts, domain: Any, tokenizer: Any = None) -> dspy.Module:
-    """A fresh program of `domain` with the saved state loaded and the playbook (if any) attached."""
+def restore_program(artifacts: Artifacts, domain: Any, tokenizer: Any = None, lm: Any = None) -> dspy.Module:
+    """A fresh program of `domain` with the saved state loaded and the playbook (if any) attached.
+
+    With `lm` (an ax LM), each predictor of `artifacts.predictor_adapters` answers with its own
+    adapter.
+    """
     program = load_program(domain.program(), artifacts.program_file)
+    if lm is not None:
+        lms = {name: _answering_with(ref, lm) for name, ref in artifacts.predictor_adapters.items()}
+        set_predictor_lms(program, lms, str(artifacts.program_file))
     return attach_playbook(program, artifacts.playbook, tokenizer) if artifacts.playbook else program
+
+
+def _answering_with(adapter: AdapterRef, lm: Any) -> Any:
+    if adapter.name not in lm.client.backend.adapters():
+        lm.client.load_adapter(adapter.name, adapter.path)
+    return lm.with_adapter(adapter.name)
 
 
 def lm_with_adapter(artifacts: Artifacts, lm: Any) -> Any:
     """`lm` answering with the artifacts' adapter (loaded into its client if needed), or with the base model.
 
-    Without an adapter any DSPy LM will do; an adapter needs an ax LM.
+    Without an adapter any DSPy LM will do; an adapter needs an ax LM. Per-predictor adapters
+    answer through the program's predictors (`restore_program` with `lm`), so this is then the base model.
     """
     if artifacts.adapter is None:
         return lm.with_adapter(None) if hasattr(lm, "with_adapter") else lm
-    if artifacts.adapter.name not in lm.client.backend.adapters():
-        lm.client.load_adapter(artifacts.adapter.name, artifacts.adapter.path)
-    return lm.with_adapter(artifacts.adapter.name)
+    return _answering_with(artifacts.adapter, lm)
 
 
 def load_configuration(manifest: ConfigManifest | str | Path, lm: Any, domain: Any = None) -> tuple[dspy.Module, Any]:
-    """The configuration's program and `lm` answering with its adapter, ready to evaluate.
+    """The configuration's program and `lm` answering with its adapter(s), ready to evaluate.
 
     `domain` defaults to the registered domain the manifest names. Refuses an `lm` on another
     base model than the one the configuration was optimized on.
@@ -183,5 +216,5 @@ def load_configuration(manifest: ConfigManifest | str | Path, lm: Any, domain: A
         raise AxError(f"Configuration {manifest.config!r} of {manifest.domain!r} was optimized on base model "
                       f"{manifest.base_model.name!r} (fingerprint {manifest.base_model.fingerprint}); the LM runs "
                       f"fingerprint {backend.base_fingerprint}")
-    program = restore_program(manifest, domain, getattr(backend, "tokenizer", None))
+    program = restore_program(manifest, domain, getattr(backend, "tokenizer", None), lm)
     return program, lm_with_adapter(manifest, lm)

@@ -13,7 +13,9 @@ feedback, which names the gold value of each field and the cue that decides it):
 
 The new lines go under a header after the current instruction; lines the instruction already
 holds are skipped, failures it does not cover yet come first, and the added section stays
-within a word budget (its oldest lines give way first). A component with nothing new to add
+within a word budget (its oldest lines give way first). A multi-step program's feedback
+(`step_metric`) holds one "Step <name>: ..." part per step, each with its own verdicts and "Why:";
+a part is read like a whole feedback of a single-step metric. A component with nothing new to add
 gets no proposal, which GEPA skips without spending metric calls; otherwise the child differs
 from its parent, and GEPA keeps it only if it scores better on the minibatch, as usual.
 Without sampling of its own, a proposal is a function of its inputs and the reflection LM's answer.
@@ -41,7 +43,8 @@ _VALUE = r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s,;]+?)"
 _END = r"(?=[,;]|\.?(?:\s|$))"
 _GOLD = re.compile(rf"(?:Correct: `(\w+)` = |`(\w+)`[^`]*?expected |(?<![`\w])(\w+) expected ){_VALUE}{_END}")
 _ANY_EXPECTED = re.compile(rf"expected {_VALUE}{_END}")  # feedback of other metrics names no field
-_WHY = re.compile(r"Why: (.+)$", re.S)
+_WHY = re.compile(r"(?:^|\s)Why: ")
+_STEP = re.compile(r"(?:^|(?<=\s))Step [\w.-]+: ")  # step_metric's part of one step (programs/metrics.py)
 _NOT_PROSE = ("[[", "##", "{", "}", "`", "=>", "def ", "import ")
 
 
@@ -75,25 +78,39 @@ def _plain(value: str) -> str:
     return value
 
 
-def _verdicts(example: Mapping[str, Any]) -> str:
-    """The feedback without its "Why:" clause, whose prose may say "expected" too."""
-    return str(example.get("Feedback", "")).split(" Why: ", 1)[0]
+def _parts(example: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(verdicts, why) of each step the feedback speaks of; one part when it does not start with a step.
+
+    The verdicts leave out the "Why:" clause, whose prose may say "expected" too.
+    """
+    feedback = str(example.get("Feedback", ""))
+    starts = list(_STEP.finditer(feedback))
+    if not starts or starts[0].start() != 0:
+        pieces = [feedback]
+    else:
+        pieces = [feedback[m.end():end.start() if end else None] for m, end in zip(starts, starts[1:] + [None])]
+    parts = []
+    for piece in pieces:
+        verdicts, *why = _WHY.split(piece, maxsplit=1)
+        parts.append((verdicts.strip(), why[0].strip() if why else ""))
+    return parts
+
+
+def _wrong(verdicts: str) -> bool:
+    matches = list(_GOLD.finditer(verdicts))
+    if matches:  # the domain metrics' form: a field is wrong when its verdict is not "Correct"
+        return any(match.group(1) is None for match in matches)
+    return not verdicts.startswith("Correct")
 
 
 def failures(examples: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The reflective examples whose feedback finds a field wrong (GEPA hands over no scores)."""
-    def failed(example: Mapping[str, Any]) -> bool:
-        verdicts = list(_GOLD.finditer(_verdicts(example)))
-        if verdicts:  # the domain metrics' form: a field is wrong when its verdict is not "Correct"
-            return any(match.group(1) is None for match in verdicts)
-        return not _verdicts(example).lstrip().startswith("Correct")
-
-    return [example for example in examples if failed(example)]
+    """The reflective examples whose feedback finds a field wrong in any step (GEPA hands over no scores)."""
+    return [example for example in examples if any(_wrong(verdicts) for verdicts, _ in _parts(example))]
 
 
 def gold_values(example: Mapping[str, Any]) -> dict[str, str]:
     """Field -> gold value named in the example's feedback, limited to the fields this predictor outputs."""
-    feedback = _verdicts(example)
+    feedback = " ".join(verdicts for verdicts, _ in _parts(example))
     outputs = example.get("Generated Outputs")
     own = [name for name in outputs if name != "reasoning"] if isinstance(outputs, Mapping) else []
     gold = {next(g for g in m.groups()[:3] if g): _plain(m.group(4)) for m in _GOLD.finditer(feedback)}
@@ -103,18 +120,22 @@ def gold_values(example: Mapping[str, Any]) -> dict[str, str]:
     return mine or gold  # the feedback may name the program's final fields only, not this predictor's
 
 
+def _case(example: Mapping[str, Any]) -> dict[str, str]:
+    """The example's inputs, shortened; the playbook (`context`) is no part of the case."""
+    return {name: _shorten(value, EXAMPLE_WORDS) for name, value in example.get("Inputs", {}).items()
+            if name != "context" and str(value).strip()}
+
+
 def grounded_lines(example: Mapping[str, Any]) -> list[str]:
-    """A worked example (inputs -> gold values) and the feedback's rule, from one failing example."""
-    shown = "; ".join(f"{name}: {_shorten(value, EXAMPLE_WORDS)}" for name, value in example.get("Inputs", {}).items()
-                      if name != "context" and str(value).strip())  # the playbook is no part of the case
+    """A worked example (inputs -> gold values) and the rules of the wrong steps, from one failing example."""
+    shown = "; ".join(f"{name}: {value}" for name, value in _case(example).items())
     gold = gold_values(example)
     lines = []
     if gold and shown:
         lines.append(f"- Example: {shown} -> " + "; ".join(f"{field}: {_shorten(value, EXAMPLE_WORDS)}"
                                                                for field, value in gold.items()))
-    why = _WHY.search(str(example.get("Feedback", "")))
-    if why:
-        lines.append(f"- Rule: {_shorten(why.group(1).strip(), RULE_WORDS)}")
+    rules = dict.fromkeys(why for verdicts, why in _parts(example) if why and _wrong(verdicts))
+    lines.extend(f"- Rule: {_shorten(why, RULE_WORDS)}" for why in rules)  # steps share the example's cue
     return lines
 
 
@@ -171,7 +192,7 @@ class GroundedProposer:
         self.max_failures, self.max_added_words, self.ask_lesson = max_failures, max_added_words, ask_lesson
 
     def lesson(self, failed: Sequence[Mapping[str, Any]]) -> str | None:
-        mistakes = "\n".join(f"{_shorten(' '.join(map(str, e.get('Inputs', {}).values())), EXAMPLE_WORDS)} => "
+        mistakes = "\n".join(f"{_shorten(' '.join(_case(e).values()), EXAMPLE_WORDS)} => "
                              f"{_shorten(e.get('Feedback', ''), RULE_WORDS)}" for e in failed)
         try:
             answer = dspy.Predict(WriteLesson)(mistakes=mistakes, config={"max_tokens": LESSON_TOKENS})

@@ -41,10 +41,18 @@ def step_info(step: StepRecord, manifest: ConfigManifest) -> StepInfo:
         changed = outcome.best_index != 0 if outcome else bool(summary.get("accepted"))
         reasons = f"; {' '.join(outcome.stall.reasons)}" if outcome and outcome.stall.reasons else ""
         proposer = f" by the {outcome.proposer} proposer" if outcome else ""
+        # A multi-predictor program: which instructions changed and what each gained on validation.
+        predictors = outcome.predictor_summary() if outcome and len(outcome.predictors) > 1 else ""
         return StepInfo(step="gepa", changed=changed, detail=(
             f"{summary.get('proposals', '?')} proposals{proposer}, {summary.get('accepted', '?')} accepted; validation "
             f"{_number(summary.get('seed_val_score'), 2)} -> {_number(summary.get('best_val_score'), 2)}; "
-            + ("program changed" if changed else "the seed program was kept") + reasons))
+            + (predictors or ("program changed" if changed else "the seed program was kept")) + reasons))
+    if step.step == "lora" and manifest.predictor_adapters:
+        parts = [f"{name}: {part.get('train_pairs', '?')} pairs, mean loss {_number(part.get('train_loss'))}"
+                 + (" (copied)" if part.get("copied_from") else "")
+                 for name, part in summary.get("predictors", {}).items()]
+        return StepInfo(step="lora", changed=True, detail=(
+            f"one adapter per predictor, {summary.get('train_pairs', '?')} training pairs: " + "; ".join(parts)))
     if step.step == "lora":
         metrics = manifest.adapter.metrics if manifest.adapter else {}
         copied = summary.get("copied_from")
@@ -65,9 +73,10 @@ def step_info(step: StepRecord, manifest: ConfigManifest) -> StepInfo:
 def comparison(manifest: ConfigManifest) -> Configuration:
     return Configuration(
         name=f"{_name(manifest.config)}-s{manifest.seed}", domain=manifest.domain, seed=manifest.seed,
-        lora=manifest.adapter is not None, gepa="gepa" in parse_strategy(manifest.strategy),
+        lora=manifest.adapter_scope is not None, gepa="gepa" in parse_strategy(manifest.strategy),
         role="comparison" if manifest.config in COMPARISON_CONFIGS else "calibration",
         program=manifest.program_file, adapter=manifest.adapter.path if manifest.adapter else None,
+        predictor_adapters={name: ref.path for name, ref in manifest.predictor_adapters.items()},
         playbook=manifest.playbook.path if manifest.playbook else None,
         source=f"configuration {manifest.config!r} ({manifest.strategy or 'no optimization'}), seed {manifest.seed}",
         steps=tuple(step_info(step, manifest) for step in manifest.steps),
@@ -84,10 +93,11 @@ def gepa_candidates(stage_dir: Path, domain: str, seed: int) -> list[Configurati
     return [
         Configuration(
             name=f"{stage_dir.name}-s{seed}-c{candidate.index}", domain=domain, seed=seed, role="calibration",
-            lora=state.adapter is not None, gepa=True, program=state.program_file,
+            lora=state.adapter_scope is not None, gepa=True, program=state.program_file,
             # GEPA names a playbook-wrapped program's predictors "program.<name>"; the evaluator wraps after loading.
             instructions={name.removeprefix("program."): text for name, text in candidate.instructions.items()},
             adapter=state.adapter.path if state.adapter else None,
+            predictor_adapters={name: ref.path for name, ref in state.predictor_adapters.items()},
             playbook=state.playbook.path if state.playbook else None,
             source=f"GEPA candidate {candidate.index} (val {candidate.val_score:.3f}) of {stage_dir}",
         )
@@ -112,15 +122,11 @@ def write_configurations(run_dir: Path, manifests: list[ConfigManifest]) -> Path
             for candidate in gepa_candidates(stage_dir, manifest.domain, manifest.seed):
                 new[candidate.domain, candidate.name] = candidate
 
-    def relative(configuration: Configuration) -> Configuration:
-        paths = {key: relative_path(value, run_dir)
-                 for key in ("program", "adapter", "playbook") if (value := getattr(configuration, key)) is not None}
-        return configuration.model_copy(update=paths)
-
     with locked(run_dir / f".{CONFIGURATIONS_FILE}.lock"):
         stored = load_configurations(path).configurations if path.is_file() else []
         entries = {**{(c.domain, c.name): c for c in stored}, **new}
         # Grouped by domain and seed (in the order each seed's run wrote them), whichever seed finished first.
         ordered = sorted(entries.values(), key=lambda c: (c.domain, c.seed))
-        write_json(path, ConfigurationSet(configurations=[relative(c) for c in ordered]))
+        relative = [c.moved(lambda p: relative_path(p, run_dir)) for c in ordered]
+        write_json(path, ConfigurationSet(configurations=relative))
     return path

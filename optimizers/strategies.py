@@ -4,8 +4,9 @@ Each step takes what the earlier steps left (program state, adapter, playbook) a
 
 - `gepa` evolves the program's instructions on the LM with the current adapter (so `lora->gepa`
   evolves prompts for the adapted model);
-- `lora` trains a new adapter on the program as it stands, from its accepted traces and labels
-  (so `gepa->lora` trains on the GEPA-optimized prompts, as BetterTogether does);
+- `lora` trains a new adapter (or one per predictor) on the program as it stands, from its
+  accepted traces and labels (so `gepa->lora` trains on the GEPA-optimized prompts, as
+  BetterTogether does);
 - `ace` grows an ACE playbook that the program then reads through its `context` input, from
   the program's answers with the current adapter (`optimize` ends every configuration with it
   unless told not to: see `with_playbook`).
@@ -27,10 +28,11 @@ from typing import Any
 import dspy
 from rich.console import Console
 
+from ax.adapters.dataset import TrainingPair
 from ax.errors import AxError
-from ax.optimizers.cost import CostMeter
+from ax.optimizers.cost import Cost, CostMeter
 from ax.optimizers.gepa_run import run_gepa
-from ax.optimizers.lora_step import collect_pairs, train_into_client, training_key
+from ax.optimizers.lora_step import AdapterRef, collect_pairs, collect_predictor_pairs, train_into_client, training_key
 from ax.optimizers.manifest import (
     PROGRAM_FILE, Artifacts, PlaybookRef, StepRecord, lm_with_adapter, load_relative, own_program, restore_program,
     save_relative,
@@ -101,7 +103,7 @@ class StrategyContext:
 
 
 def _gepa(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
-    program = restore_program(state, ctx.domain, ctx.tokenizer)
+    program = restore_program(state, ctx.domain, ctx.tokenizer, ctx.lm)
     settings = ctx.preset.gepa.model_copy(update={"seed": ctx.seed})
     optimized, outcome = run_gepa(program, trainset=ctx.trainset, valset=ctx.valset, metric=ctx.domain.metric,
                                   lm=lm_with_adapter(state, ctx.lm), settings=settings, run_dir=stage_dir,
@@ -116,34 +118,63 @@ def _gepa(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
 
 
 def _lora(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
-    program = restore_program(state, ctx.domain, ctx.tokenizer)
+    program = restore_program(state, ctx.domain, ctx.tokenizer, ctx.lm)
     lm = lm_with_adapter(state, ctx.lm)
     settings = ctx.preset.lora
     meter = CostMeter(lm)
     name = f"{ctx.domain.name}-{stage_dir.name}-s{ctx.seed}"
-    config = settings.training_config(ctx.domain.name, ctx.seed)
+    collecting: dict[str, Any] = dict(lm=lm, metric=ctx.domain.metric, settings=settings, name=ctx.domain.name,
+                                      domain=ctx.domain)
     with quiet_console(stage_dir / LORA_LOG_FILE):
-        pairs, rollouts = collect_pairs(program, ctx.trainset, lm=lm, metric=ctx.domain.metric, settings=settings,
-                                        name=ctx.domain.name, domain=ctx.domain)
-        collect_cost = meter.stop(rollouts=rollouts)
-        key = training_key(pairs, config, ctx.lm.client.backend.base_fingerprint)
-        earlier = _trained_adapter(ctx, key)
-        adapter, train_cost = train_into_client(lm, pairs, config, name=name, target=stage_dir / name,
-                                                domain=ctx.domain, training_data=settings.data, same_as=earlier)
-    step = StepRecord(step="lora", stage_dir=stage_dir, cost=collect_cost + train_cost,
-                      summary={"adapter": name, "train_pairs": len(pairs), "training_data": settings.data,
-                               "train_loss": adapter.metrics.get("train_loss"), "training_key": key,
-                               "copied_from": str(earlier) if earlier else None})
+        if settings.adapters == "shared":
+            pairs, rollouts = collect_pairs(program, ctx.trainset, **collecting)
+            collect_cost = meter.stop(rollouts=rollouts)
+            adapter, train_cost, summary = _train(lm, pairs, ctx, name, stage_dir)
+            update: dict[str, Any] = {"adapter": adapter, "predictor_adapters": {}}
+        else:
+            groups, rollouts = collect_predictor_pairs(program, ctx.trainset, **collecting)
+            collect_cost = meter.stop(rollouts=rollouts)
+            if not groups:
+                raise AxError(f"No training data for the adapters of {name!r}: no run was accepted by the metric "
+                              "and no predictor's inputs and outputs are labelled; lower min_score")
+            # Adapter names become PEFT module keys, which cannot hold the dots of nested predictor names.
+            trained = {predictor: _train(lm, pairs, ctx, f"{name}-{predictor.replace('.', '_')}", stage_dir)
+                       for predictor, pairs in groups.items()}
+            train_cost = sum((cost for _, cost, _ in trained.values()), Cost())
+            summary = {"adapters": settings.adapters, "train_pairs": sum(map(len, groups.values())),
+                       "training_data": settings.data, "predictors": {p: part for p, (_, _, part) in trained.items()}}
+            update = {"adapter": None, "predictor_adapters": {p: adapter for p, (adapter, _, _) in trained.items()}}
+    step = StepRecord(step="lora", stage_dir=stage_dir, cost=collect_cost + train_cost, summary=summary)
     program_file = save_program(own_program(program), stage_dir / PROGRAM_FILE)  # the same prompts, beside the adapter
-    return state.model_copy(update={"program_file": program_file, "adapter": adapter, "steps": [*state.steps, step]})
+    return state.model_copy(update={**update, "program_file": program_file, "steps": [*state.steps, step]})
+
+
+def _train(lm: Any, pairs: list[TrainingPair], ctx: StrategyContext, name: str,
+           stage_dir: Path) -> tuple[AdapterRef, Cost, dict[str, Any]]:
+    """One adapter trained on `pairs` (or copied from an earlier stage's with the same training key), and its summary."""
+    settings = ctx.preset.lora
+    config = settings.training_config(ctx.domain.name, ctx.seed)
+    key = training_key(pairs, config, ctx.lm.client.backend.base_fingerprint)
+    earlier = _trained_adapter(ctx, key)
+    adapter, cost = train_into_client(lm, pairs, config, name=name, target=stage_dir / name, domain=ctx.domain,
+                                      training_data=settings.data, same_as=earlier)
+    return adapter, cost, {"adapter": name, "train_pairs": len(pairs), "training_data": settings.data,
+                           "train_loss": adapter.metrics.get("train_loss"), "training_key": key,
+                           "copied_from": str(earlier) if earlier else None}
 
 
 def _trained_adapter(ctx: StrategyContext, key: str) -> Path | None:
     """An adapter a finished LoRA stage of this domain and seed trained with the same training key."""
     for done in sorted((ctx.seed_dir / "stages").glob(f"*/{STAGE_FILE}")):
         state = load_relative(done, Artifacts)
-        if state.adapter is not None and state.steps and state.steps[-1].summary.get("training_key") == key:
+        if not state.steps:
+            continue
+        summary = state.steps[-1].summary
+        if state.adapter is not None and summary.get("training_key") == key:
             return state.adapter.path
+        for predictor, adapter in state.predictor_adapters.items():
+            if summary.get("predictors", {}).get(predictor, {}).get("training_key") == key:
+                return adapter.path
     return None
 
 
@@ -151,7 +182,7 @@ def _ace(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
     from ax.context import ContextAssembler, Playbook, PlaybookLearner, PlaybookStore, WithContext
 
     store = PlaybookStore(stage_dir / "playbooks")
-    program = restore_program(state, ctx.domain, ctx.tokenizer)
+    program = restore_program(state, ctx.domain, ctx.tokenizer, ctx.lm)
     if store.path(ctx.domain.name).is_file():  # an interrupted ACE step: continue with the playbook it saved
         playbook = store.load(ctx.domain.name)
     elif state.playbook is not None:

@@ -7,13 +7,16 @@ the Pareto frontier). Both are rewritten atomically at each iteration boundary, 
 state GEPA just saved, so they never disagree with the checkpoint a resume starts from; so is
 whatever `on_checkpoint` writes (run_gepa: the cost so far).
 
+`predictor_changes` reads a frontier for what each predictor gained: GEPA proposes for one
+predictor (component) at a time, so each step of the best candidate's lineage is one predictor's.
+
 It also drives a rich progress bar (rollouts, best validation score, accepted proposals) and
 prints a warning when `patience` iterations in a row accepted nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,45 @@ class Frontier(BaseModel):
     @property
     def pareto(self) -> list[FrontierCandidate]:
         return [c for c in self.candidates if c.on_frontier]
+
+
+class PredictorChange(BaseModel):
+    """One predictor's instruction from the seed candidate to the best, and the validation gain it brought."""
+
+    name: str  # in the domain's own program
+    component: str  # GEPA's name: "program.<name>" under a playbook wrapper (WithContext)
+    changed: bool  # the best candidate's instruction differs from the seed's
+    val_gain: float  # the lineage steps that changed it: child minus parent mean validation score, summed
+    steps: int  # candidates on the lineage from the seed to the best that changed it
+
+
+def lineage(frontier: Frontier, index: int) -> list[FrontierCandidate]:
+    """The candidates from the seed to `index`, each the (first) parent of the next."""
+    path = [frontier.candidates[index]]
+    while path[-1].parents and path[-1].parents[0] is not None:
+        path.append(frontier.candidates[path[-1].parents[0]])
+    return path[::-1]
+
+
+def predictor_changes(frontier: Frontier, best: int, names: Mapping[str, str] | None = None) -> list[PredictorChange]:
+    """Each component's change from the seed to candidate `best`, with the validation gain attributed to it.
+
+    Each step of the lineage gives its parent -> child score change to the components it changed
+    (one for a reflective proposal; a merge splits it evenly among those it took from its second parent), so
+    the gains add up to the best candidate's score minus the seed's. `names`: GEPA's component
+    name -> the predictor's name in the domain's own program (default: the component name).
+    """
+    path = lineage(frontier, best)
+    seed, top = path[0], path[-1]
+    gains, steps = dict.fromkeys(seed.instructions, 0.0), dict.fromkeys(seed.instructions, 0)
+    for parent, child in zip(path, path[1:]):
+        changed = [c for c in seed.instructions if child.instructions.get(c) != parent.instructions.get(c)]
+        for component in changed:
+            gains[component] += (child.val_score - parent.val_score) / len(changed)
+            steps[component] += 1
+    names = names or {}
+    return [PredictorChange(name=names.get(c, c), component=c, changed=top.instructions.get(c) != text,
+                            val_gain=gains[c], steps=steps[c]) for c, text in seed.instructions.items()]
 
 
 def frontier_from_state(state: Any, val_ids: list[str], iterations: int) -> Frontier:

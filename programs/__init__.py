@@ -1,4 +1,4 @@
-"""Domain programs: twelve built-in task families and the toolkit to add your own.
+"""Domain programs: twelve one-call built-in task families, three agent-shaped ones, and the toolkit to add your own.
 
     from ax.programs import Domain, get_domain, label_metric
 
@@ -14,13 +14,13 @@ from ax.programs.domain import Domain, TaskKind
 from ax.programs.generation import Splits
 from ax.programs.imported import ImportResult, import_domain, load_domain
 from ax.programs.loading import FieldMapping, LoadedExamples, LoadSummary, load_examples
-from ax.programs.metrics import label_metric, mean_metric, numeric_metric, text_metric
+from ax.programs.metrics import Step, label_metric, mean_metric, numeric_metric, step_metric, step_scores, text_metric
 from ax.programs.modules import ExtractThenCompute, PredictProgram, context_field
-from ax.programs.registry import BUILTIN_DOMAINS, get_domain, list_domains, register_domain
+from ax.programs.registry import AGENT_DOMAINS, BUILTIN_DOMAINS, get_domain, list_domains, register_domain
 
 __all__ = [
-    "BUILTIN_DOMAINS", "Domain", "ExtractThenCompute", "FieldMapping", "ImportResult", "LoadSummary",
-    "LoadedExamples", "PredictProgram", "Splits", "TaskKind", "context_field", "get_domain", "import_domain",
+    "AGENT_DOMAINS", "BUILTIN_DOMAINS", "Domain", "ExtractThenCompute", "FieldMapping", "ImportResult", "LoadSummary",
+    "LoadedExamples", "PredictProgram", "Splits", "Step", "TaskKind", "context_field", "get_domain", "import_domain",
     "label_metric", "list_domains", "load_domain", "load_examples", "mean_metric", "numeric_metric",
-    "register_domain", "text_metric",
+    "register_domain", "step_metric", "step_scores", "text_metric",
 ]

@@ -43,6 +43,10 @@ class Domain(BaseModel):
     task: TaskKind = "classification"
     input_fields: tuple[str, ...] | None = None
     label_fields: tuple[str, ...] | None = None
+    # A scripted LM per example that answers every call as a right run would (e.g. dspy.utils.DummyLM
+    # with the gold tool calls): LoRA's label data then holds whole runs, tool observations included,
+    # for predictors whose prompts the examples' fields cannot fill (a ReAct trajectory).
+    teacher: Callable[[dspy.Example], dspy.BaseLM] | None = None
 
     _examples: list[dspy.Example] | None = PrivateAttr(default=None)
     _splits: Splits | None = PrivateAttr(default=None)

@@ -135,11 +135,11 @@ def import_domain(path: str | Path | Any, name: str, input_col: str | Sequence[s
     than that many tokens of `model`'s tokenizer (default: the embedded model's) is cut, and counted
     in the result's warnings. Identical input texts share a split.
     """
-    from ax.programs.registry import BUILTIN_DOMAINS  # the registry imports this module
+    from ax.programs.registry import AGENT_DOMAINS, BUILTIN_DOMAINS  # the registry imports this module
 
     if not re.fullmatch(NAME_PATTERN, name):
         raise AxError(f"domain name {name!r} must be lowercase letters, digits, '_' or '-', starting with a letter")
-    if name in BUILTIN_DOMAINS:
+    if name in (*BUILTIN_DOMAINS, *AGENT_DOMAINS):
         raise AxError(f"{name!r} is a built-in domain; choose another name")
     if task not in ("classification", "extraction", None):
         raise AxError(f"task must be 'classification' or 'extraction', not {task!r}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import dspy
 
@@ -155,3 +155,45 @@ def mean_metric(*metrics: Metric) -> Metric:
     """Average of several metrics built here, for tasks with more than one output field."""
     judges = [judge for metric in metrics for judge in metric.judges]
     return _metric(judges, "_and_".join(metric.__name__ for metric in metrics))
+
+
+class Step(NamedTuple):
+    """One step of a multi-step program: its name, the metric of the value it produces, and the
+    predictors whose instructions decide that value (an LM-free step, e.g. retrieval, names the
+    predictor that wrote its query)."""
+
+    name: str
+    metric: Metric
+    predictors: tuple[str, ...] = ()
+
+
+def step_metric(*steps: Step) -> Metric:
+    """A metric over a multi-step program: the mean of its steps' scores, with feedback naming the step.
+
+    Every line of feedback starts with "Step <name>:", so GEPA's reflection reads which step went
+    wrong. When GEPA asks about one predictor (`pred_name`), the feedback holds only the steps that
+    predictor decides; the score stays the whole program's. `metric.steps` lets a report compute
+    per-step accuracy from stored outputs (`step_scores`).
+    """
+
+    def metric(gold, pred, trace=None, pred_name=None, pred_trace=None) -> dspy.Prediction:
+        verdicts = [(step, step.metric(gold, pred)) for step in steps]
+        score = sum(float(verdict.score) for _, verdict in verdicts) / len(verdicts)
+        own = [(step, v) for step, v in verdicts if pred_name is not None and _decides(step, pred_name)]
+        shown = own or verdicts
+        feedback = " ".join(f"Step {step.name}: {verdict.feedback}" for step, verdict in shown)
+        return dspy.Prediction(score=float(score), feedback=feedback)
+
+    metric.__name__ = "steps_" + "_".join(step.name for step in steps)
+    metric.steps = tuple(steps)
+    return metric
+
+
+def _decides(step: Step, pred_name: str) -> bool:
+    # GEPA names a predictor by its path in the program ("program.classify" under a playbook wrapper).
+    return any(pred_name == name or pred_name.endswith("." + name) for name in step.predictors)
+
+
+def step_scores(metric: Metric, gold: Any, output: Any) -> dict[str, float]:
+    """Each step's score for one stored output (empty for a metric without steps)."""
+    return {step.name: float(step.metric(gold, output).score) for step in getattr(metric, "steps", ())}

@@ -1,4 +1,7 @@
-"""Where domains are found by name: registered ones, the twelve built-ins, then saved imports.
+"""Where domains are found by name: registered ones, the built-ins, then saved imports.
+
+The built-ins are twelve one-call domains and three agent-shaped ones (several predictors,
+retrieval, tools).
 
 Built-ins are imported on first use, so `import ax.programs` stays cheap and a broken
 generator in one domain cannot stop the others from loading.
@@ -17,6 +20,7 @@ BUILTIN_DOMAINS = (
     "financial", "legal", "healthcare", "marketing", "manufacturing", "real_estate",
     "education", "data_analytics", "operations", "customer_service", "research", "specialized",
 )
+AGENT_DOMAINS = ("support_agent", "claim_check", "tool_agent")
 _registered: dict[str, Domain] = {}
 
 
@@ -24,7 +28,7 @@ def register_domain(domain: Domain, *, replace: bool = False) -> Domain:
     """Make `domain` available to `get_domain`; a taken name needs `replace=True`."""
     if not isinstance(domain, Domain):
         raise AxError(f"register_domain takes a Domain, not {type(domain).__name__}")
-    if not replace and (domain.name in _registered or domain.name in BUILTIN_DOMAINS):
+    if not replace and (domain.name in _registered or domain.name in (*BUILTIN_DOMAINS, *AGENT_DOMAINS)):
         raise AxError(f"domain {domain.name!r} is already registered; pass replace=True to override it")
     _registered[domain.name] = domain
     return domain
@@ -34,7 +38,7 @@ def get_domain(name: str, *, root: str | Path | None = None) -> Domain:
     """The domain called `name`; saved imports are looked up under `root` (default ./ax_domains)."""
     if name in _registered:
         return _registered[name]
-    if name in BUILTIN_DOMAINS:
+    if name in (*BUILTIN_DOMAINS, *AGENT_DOMAINS):
         _registered[name] = importlib.import_module(f"ax.programs.{name}").DOMAIN
         return _registered[name]
     saved = Path(root or DEFAULT_DOMAINS_DIR) / name
@@ -44,6 +48,6 @@ def get_domain(name: str, *, root: str | Path | None = None) -> Domain:
 
 
 def list_domains(*, root: str | Path | None = None) -> list[str]:
-    """Built-ins in their canonical order, then registered and saved domains alphabetically."""
-    others = sorted({*_registered, *saved_domain_names(root)} - set(BUILTIN_DOMAINS))
-    return [*BUILTIN_DOMAINS, *others]
+    """Built-ins in their canonical order (agent-shaped ones last), then registered and saved domains alphabetically."""
+    others = sorted({*_registered, *saved_domain_names(root)} - {*BUILTIN_DOMAINS, *AGENT_DOMAINS})
+    return [*BUILTIN_DOMAINS, *AGENT_DOMAINS, *others]

@@ -22,8 +22,11 @@ CELLS = {"baseline": (False, False), "lora": (True, False), "gepa": (False, True
 
 
 def sentiment_store(run_dir, answers: dict[str, list[str]], *, identities: dict[str, str] | None = None,
-                    steps: dict[str, tuple[StepInfo, ...]] | None = None, seeds=(0,)) -> ResponseStore:
-    """A classification domain of 50 items (majority 60%) answered by the four cells, one run per seed."""
+                    steps: dict[str, tuple[StepInfo, ...]] | None = None, seeds=(0,),
+                    step_scores=lambda j, correct: {}) -> ResponseStore:
+    """A classification domain of 50 items (majority 60%) answered by the four cells, one run per seed.
+
+    `step_scores(item index, correct)`: the per-step scores a multi-step program's answer carries."""
     store = ResponseStore(run_dir, create=True)
     gold = BLOCK_GOLD * 5
     ids = [f"sent-{j:03d}" for j in range(len(gold))]
@@ -40,8 +43,8 @@ def sentiment_store(run_dir, answers: dict[str, list[str]], *, identities: dict[
             store.write(RespondentRecord(
                 configuration=configuration, identity=(identities or {}).get(cell, f"id-{name}"), model="tiny",
                 model_fingerprint="f" * 16, commands=["ax evaluate --domain sent"],
-                cells=[Cell(item=i, score=float(a == g), correct=a == g, output={"label": a})
-                       for i, a, g in zip(ids, said, gold)]))
+                cells=[Cell(item=i, score=float(a == g), correct=a == g, output={"label": a},
+                            steps=step_scores(j, a == g)) for j, (i, a, g) in enumerate(zip(ids, said, gold))]))
     return store
 
 
@@ -176,3 +179,16 @@ def test_the_majority_answer_has_its_macro_f1_among_the_floors():
     floors = domain_floors(gold, label_field="label", labels=["negative", "neutral", "positive"])
     assert floors.majority == 0.6 and floors.majority_macro_f1 == pytest.approx(2 * 0.6 / 1.6 / 3)
     assert domain_floors(["1.0", "2.0"], label_field=None, labels=None).majority_macro_f1 is None
+
+
+def test_per_step_accuracy_of_a_multi_step_program_is_reported_per_cell(tmp_path):
+    answers = {"baseline": ["neutral"] * 50, "lora": BLOCK_GOOD * 5, "gepa": BLOCK_GOOD[::-1] * 5,
+               "lora+gepa": BLOCK_GOLD * 5}
+    # A first step right on every even item, the second wherever the label is.
+    sentiment_store(tmp_path, answers, step_scores=lambda j, correct: {"first": float(j % 2 == 0),
+                                                                       "second": float(correct)})
+    comparison = build_report(tmp_path, SETTINGS).comparisons[0]
+    steps = {(x.cell, x.step): x.accuracy.estimate for x in comparison.steps}
+    assert steps["baseline", "first"] == pytest.approx(0.5) and steps["baseline", "second"] == pytest.approx(0.6)
+    assert steps["lora+gepa", "second"] == 1.0
+    assert "Per step of the program" in to_markdown(build_report(tmp_path, SETTINGS))

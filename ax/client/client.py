@@ -79,6 +79,11 @@ class AxLM(dspy.LM):
         copied.adapter = adapter
         return copied
 
+    def __deepcopy__(self, memo: dict) -> AxLM:
+        """A view of the same client: DSPy deep-copies programs with the LMs set on their predictors
+        (GEPA, for each candidate), and the model behind the client must not be copied with them."""
+        return self.copy()
+
     @contextmanager
     def using_adapter(self, adapter: str | None) -> Iterator[AxLM]:
         lm = self.with_adapter(adapter)

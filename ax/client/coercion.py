@@ -15,7 +15,8 @@ from typing import Any, get_args, get_origin
 import json_repair
 from pydantic import TypeAdapter, ValidationError
 
-_TYPE_NAMES = {"list": list, "dict": dict, "str": str, "int": int, "float": float, "bool": bool}
+# `Any` too: dspy.ReAct's tool arguments are typed "dict[str, Any]".
+_TYPE_NAMES = {"list": list, "dict": dict, "str": str, "int": int, "float": float, "bool": bool, "Any": Any}
 _TYPE_TEXT = re.compile(r"^[\w\[\], ]+$")
 
 
