@@ -4,7 +4,7 @@
     python bench/arms.py --fixture sentences --fixture passage_qa --run-dir runs/arms_fixtures
     python bench/arms.py --summarize runs/main runs/arms_fixtures      # tables only, from finished runs
     python bench/arms.py --domain support_agent --domain claim_check --domain tool_agent \
-        --no-ablate-context --run-dir runs/agents                      # the multi-step domains
+        --no-context --run-dir runs/agents                             # the multi-step domains
 
 Each domain runs the main job (`ax compare --ablate-context`, quick preset unless --preset): the four
 configurations with their playbooks, plus each one's `-no-playbook` twin (the same stages, nothing
@@ -137,6 +137,8 @@ def main() -> None:
     parser.add_argument("--summarize", nargs="+", type=Path, help="only print the tables of these run directories")
     parser.add_argument("--no-ablate-context", dest="ablate_context", action="store_false",
                         help="answer with the playbooks only (no playbook-off twins): half the answering")
+    parser.add_argument("--no-context", dest="context", action="store_false",
+                        help="no ACE playbooks at all (implies --no-ablate-context)")
     args = parser.parse_args()
     if args.summarize:
         for run_dir in args.summarize:
@@ -146,7 +148,7 @@ def main() -> None:
 
     domains = args.domain + [import_fixture(name, args.run_dir) for name in args.fixture]
     compare(domains, preset=args.preset, seeds=[int(s) for s in args.seeds.split(",")], run_dir=args.run_dir,
-            ablate_context=args.ablate_context)
+            context=args.context, ablate_context=args.ablate_context and args.context)
     summarize(args.run_dir)
 
 

@@ -19,7 +19,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 def test_every_notebook_is_collected_and_stored_without_outputs():
     import nbformat
 
-    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_"]
+    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_"]
     for path in NOTEBOOKS:
         cells = nbformat.read(path, as_version=4).cells
         assert not [c for c in cells if c.cell_type == "code" and (c.outputs or c.execution_count)], path.name
@@ -27,7 +27,7 @@ def test_every_notebook_is_collected_and_stored_without_outputs():
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    """The folder every notebook runs in (and writes its runs/ into), shared by the three."""
+    """The folder every notebook runs in (and writes its runs/ into), shared by all of them."""
     return tmp_path_factory.mktemp("notebooks")
 
 

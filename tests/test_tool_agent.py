@@ -233,3 +233,20 @@ def test_lora_label_data_holds_the_teachers_whole_runs_with_tool_observations(lo
     assert observation not in react[0].prompt and observation in react[1].prompt and observation in extract[0].prompt
     assert '"item"' in react[0].completion and "calculator" in react[1].completion and "finish" in react[2].completion
     assert str(example.answer) in extract[0].completion
+
+
+def test_a_trajectory_past_the_models_positions_is_cut_by_react_not_fatal(tmp_path):
+    """The client's overlong-prompt error is DSPy's context-window error, so ReAct shortens its
+    trajectory (here down to nothing) and the program returns instead of crashing the evaluation."""
+    from ax.client import Client
+    from ax.client.local import LocalBackend
+    from ax.model import load_model
+    from ax.testing import make_tiny_model
+
+    backend = LocalBackend(load_model(str(make_tiny_model(tmp_path / "tiny"))))  # 2048 positions: a ReAct prompt fills them
+    try:
+        with dspy.context(lm=Client(backend, model_name="tiny", cache=False, max_field_tokens=8).lm()):
+            prediction = ToolAgent()(question=get_domain("tool_agent").splits().test[0].question)
+    finally:
+        backend.close()
+    assert prediction.finished is False and prediction.steps == 0

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from dspy.lm15 import ContextLengthError
 
 from ax.client.batcher import Batcher, Intake
 from ax.client.constraints import ChoiceConstraint, Constraint, NumberConstraint, NumberListConstraint, TokenTables
@@ -41,6 +42,11 @@ from ax.errors import AxError
 from ax.model import LoadedModel
 
 BASE = "__base__"  # PEFT's name for "no adapter" in mixed batches
+
+
+class PromptTooLong(AxError, ContextLengthError):
+    """A prompt that fills the model's positions. DSPy reads it as its ContextWindowExceededError, on
+    which dspy.ReAct drops the oldest turns of its trajectory and asks again."""
 
 
 class LocalBackend:
@@ -257,7 +263,7 @@ class LocalBackend:
         for (request, future), prompt in zip(jobs, ids):
             room = context - len(prompt)
             if room < 1:
-                future.set_exception(AxError(
+                future.set_exception(PromptTooLong(
                     f"The prompt has {len(prompt)} tokens and {self.loaded.name} has {context} positions "
                     f"(max_position_embeddings): shorten it (fewer demos, a smaller playbook) or use a "
                     f"model with a longer context."))
