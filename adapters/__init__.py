@@ -1,4 +1,4 @@
-"""Per-domain LoRA adapters: train, store, merge, route and sweep them (imported as `ax.adapters`).
+"""Per-domain LoRA adapters: train, store, merge and sweep them (imported as `ax.adapters`).
 
 Modules, one job each (import them directly; nothing heavy loads with the package):
   config      LoraTrainingConfig and lora_config.yaml with per-domain overrides
@@ -11,7 +11,6 @@ Modules, one job each (import them directly; nothing heavy loads with the packag
   train       Trainer-based training with eval, early stopping, checkpoints and resume
   store       PEFT format + ax_manifest.json, atomic saves, base-model checks, list/delete
   merge       fold into the base, or combine adapters (rsLoRA-safe)
-  router      which adapter (or the base model) serves a query
   ablate      weight decay / rank / target-module sweeps over seeds with 95% intervals
   domain_ablation  a sweep on a domain: adapters trained on its train split, scored on its dev items
   cli         `ax train`, `ax adapters ...`, `ax merge`, `ax ablate`

@@ -12,22 +12,16 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from ax.adapters.domain_ablation import KINDS
+from ax.cli_common import handle_errors, parse_seeds
 from ax.errors import AxError
 
 console = Console()
 adapters_app = typer.Typer(help="Stored LoRA adapters: list, show, delete.", no_args_is_help=True)
 
 _ROOT_HELP = "Adapter store folder (default: <ax cache>/adapters)."
-
-
-def _fail(exc: AxError) -> None:
-    # One line whatever the terminal width, and brackets in paths or values are not taken for markup.
-    console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
 
 
 def train_cmd(
@@ -47,7 +41,7 @@ def train_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint of an interrupted run."),
 ) -> None:
     """Train a LoRA adapter for a domain and store it with its manifest."""
-    try:
+    with handle_errors():
         from ax.adapters.config import load_config
         from ax.adapters.dataset import domain_pairs
         from ax.adapters.peft_model import load_training_base
@@ -67,8 +61,6 @@ def train_cmd(
                       f"weight_decay={settings.weight_decay:g}, lr={settings.learning_rate:g}")
         result, manifest = train_and_save(base, train, settings, domain=domain, target=target,
                                           dev_pairs=dev or None, resume=resume)
-    except AxError as exc:
-        _fail(exc)
     m = result.metrics
     if m.resumed_from_step is not None:
         console.print(f"Resumed from the checkpoint at step {m.resumed_from_step} of the interrupted run.")
@@ -103,10 +95,8 @@ def show_cmd(name: str, root: Optional[Path] = typer.Option(None, "--root", help
     """Print an adapter's manifest."""
     from ax.adapters.store import adapter_path, read_manifest
 
-    try:
+    with handle_errors():
         console.print_json(read_manifest(adapter_path(root, name)).model_dump_json())
-    except AxError as exc:
-        _fail(exc)
 
 
 @adapters_app.command("delete")
@@ -115,13 +105,11 @@ def delete_cmd(name: str, root: Optional[Path] = typer.Option(None, "--root", he
     """Remove an adapter from the store."""
     from ax.adapters.store import adapter_path, delete_adapter
 
-    try:
+    with handle_errors():
         path = adapter_path(root, name)
         if not yes and not typer.confirm(f"Delete adapter {name!r} at {path}?"):
             raise typer.Exit(1)
         delete_adapter(root, name)
-    except AxError as exc:
-        _fail(exc)
     console.print(f"Deleted {name!r}.")
 
 
@@ -136,7 +124,7 @@ def merge_cmd(
     root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP),
 ) -> None:
     """Combine domain adapters into one, or fold an adapter into the base model for deployment."""
-    try:
+    with handle_errors():
         from ax.adapters.merge import merge_adapters, merge_into_base
         from ax.adapters.store import adapter_path, check_weights
         from ax.model import load_model
@@ -157,8 +145,6 @@ def merge_cmd(
         else:
             manifest = merge_adapters(base, paths, output, weights=parsed, combination_type=method, density=density)
             console.print(f"Saved adapter {manifest.name!r} ({method} of {', '.join(paths)}) to {output}")
-    except AxError as exc:
-        _fail(exc)
 
 
 SweepKind = Enum("SweepKind", {kind.replace("-", "_"): kind for kind in KINDS}, type=str)
@@ -184,13 +170,13 @@ def ablate_cmd(
     for flag, value in (("--steps", steps), ("--train", train), ("--eval-items", eval_items), ("--values", values),
                         ("--out", out), ("--config", config), ("--base-model", base_model)):
         words += [flag, str(value)] if value is not None else []
-    try:
+    with handle_errors():
         import ax
         from ax.adapters.config import load_config
         from ax.adapters.dataset import data_hash, domain_pairs
         from ax.adapters.domain_ablation import (
-            JSON_FILE, MARKDOWN_FILE, AblationSetup, DomainAblation, check_target_modules, parse_seeds,
-            run_domain_ablation, sweep_settings,
+            JSON_FILE, MARKDOWN_FILE, AblationSetup, DomainAblation, check_target_modules, run_domain_ablation,
+            sweep_settings,
         )
         from ax.evals.runner import domain_items
         from ax.programs.registry import get_domain
@@ -210,22 +196,19 @@ def ablate_cmd(
         target = out or Path("ax_ablations") / f"{domain}-{kind.value}"
         console.print(f"Loading base model {base_model or 'smollm2'} ...")
         lm = ax.LM(base_model, cache=False)
-        check_target_modules(lm.client.backend.model, settings)
-        pairs = domain_pairs(lm.client.backend.tokenizer, task)[0]
+        check_target_modules(lm.client.torch_model, settings)
+        pairs = domain_pairs(lm.client.tokenizer, task)[0]
         if train is not None and train > len(pairs):
             raise AxError(f"--train {train}: domain {domain!r} has only {len(pairs)} training examples")
         pairs = pairs[:train]
-        backend = lm.client.backend
-        setup = AblationSetup(kind=kind.value, domain=domain, base_model=backend.loaded.name,
-                              base_fingerprint=backend.base_fingerprint, train_examples=len(pairs),
+        setup = AblationSetup(kind=kind.value, domain=domain, base_model=lm.client.model_name,
+                              base_fingerprint=lm.client.base_fingerprint, train_examples=len(pairs),
                               train_data_hash=data_hash(pairs), eval_items=[str(item.id) for item in items],
                               config=base_config.model_dump(mode="json", exclude={"seed"}))
         console.print(f"Sweeping {kind.value} on {domain!r}: {len(settings)} settings x {len(chosen_seeds)} seeds, "
                       f"{len(pairs)} training examples, {len(items)} dev items; results in {target}")
         report = run_domain_ablation(DomainAblation(target, task, lm, pairs, items, num_threads=threads), setup,
                                      settings, chosen_seeds, base_config, shlex.join(words))
-    except AxError as exc:
-        _fail(exc)
     console.print(report.table(), highlight=False)
     console.print(f"Accuracy on {len(items)} dev items, mean over seeds with 95% t-intervals; "
                   f"written to {target / JSON_FILE} and {target / MARKDOWN_FILE}")

@@ -21,7 +21,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -33,19 +33,11 @@ from ax.adapters.config import LoraTrainingConfig
 from ax.errors import AxError
 from ax.model import atomic_write_text
 
+if TYPE_CHECKING:
+    from ax.client.client import AxLM
+
 KINDS = ("weight-decay", "rank", "target-modules")
 SETUP_FILE, RUNS_FILE, JSON_FILE, MARKDOWN_FILE = "setup.json", "runs.json", "ablation.json", "ablation.md"
-
-
-def parse_seeds(text: str) -> list[int]:
-    """'0,1,2' -> [0, 1, 2]; at least one, distinct, not negative."""
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise AxError(f"--seeds {text!r}: give comma-separated integers such as 0,1,2") from None
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise AxError(f"--seeds {text!r}: give at least one seed, each once, none negative")
-    return seeds
 
 
 def sweep_settings(kind: str, values: str | None = None,
@@ -140,7 +132,7 @@ class DomainAblation:
 
     out: Path
     domain: Any  # ax.programs.Domain
-    lm: Any  # an ax LM on the in-process base model; its adapters answer the dev items
+    lm: AxLM  # on the in-process base model; its adapters answer the dev items
     train_pairs: list[Any]
     items: list[Any]
     num_threads: int = 8
@@ -148,7 +140,7 @@ class DomainAblation:
     def run_key(self, config: LoraTrainingConfig) -> str:
         from ax.adapters.dataset import data_hash
 
-        identity = [config.model_dump(mode="json"), data_hash(self.train_pairs), self.lm.client.backend.base_fingerprint]
+        identity = [config.model_dump(mode="json"), data_hash(self.train_pairs), self.lm.client.base_fingerprint]
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
     def train(self, config: LoraTrainingConfig) -> TrainedRun:
@@ -159,7 +151,7 @@ class DomainAblation:
         target = self.out / "adapters" / self.run_key(config)
         if not (target / MANIFEST_FILE).is_file():
             # PEFT wraps the model it is given, so each run trains on a fresh copy of the serving base.
-            base = load_training_base(str(self.lm.client.backend.loaded.directory), config)
+            base = load_training_base(str(self.lm.client.model_directory), config)
             # No dev pairs: without eval loss there is no early stopping, so every setting trains
             # the same number of steps, and the dev items stay unseen until they are scored.
             train_and_save(base, self.train_pairs, config, domain=self.domain.name, target=target,
@@ -176,8 +168,6 @@ class DomainAblation:
         configuration = Configuration(name=run.path.name, domain=self.domain.name, lora=True, gepa=False,
                                       seed=run.config.seed, role="calibration", adapter=run.path,
                                       source=f"ablation run {run.path.name} in {self.out}")
-        # The adapter stays loaded (~18 MB each on SmolLM2 at r=16): unloading the client's only
-        # adapter leaves PEFT's active adapter pointing at it, and the next load then fails.
         evaluate_configurations([configuration], self.domain, lm=self.lm, store=store, items=self.items,
                                 num_threads=self.num_threads)
         wanted = {str(item.id) for item in self.items}

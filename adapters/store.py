@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ax.errors import AxError
 from ax.model import _file_sha256, atomic_write_text, cache_dir
+from ax.versions import package_versions
 
 log = logging.getLogger(__name__)
 MANIFEST_FILE = "ax_manifest.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 CONFIG_FILE = "adapter_config.json"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-_PACKAGES = ("ax", "torch", "transformers", "peft", "accelerate", "dspy")
 
 
 class MergeSource(BaseModel):
@@ -79,16 +78,6 @@ def check_name(name: str) -> str:
     if not _NAME.fullmatch(name or ""):
         raise AxError(f"Invalid adapter name {name!r}: use letters, digits and . _ + - (not starting with . or -).")
     return name
-
-
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for package in _PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 def adapter_fingerprint(path: str | Path) -> str:

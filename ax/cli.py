@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ax.cli_common import handle_errors, parse_seeds
 from ax.optimizers.cli import ABLATE_CONTEXT, WORKERS
 
 app = typer.Typer(help="ax: LoRA + GEPA optimization of DSPy programs, evaluated with IRT.", no_args_is_help=True,
@@ -85,16 +86,11 @@ def compare(
 ):
     """The main job: optimize baseline / LoRA / GEPA / LoRA+GEPA per domain, evaluate them, write the IRT report."""
     from ax.pipeline import compare as run_compare
-    from ax.errors import AxError
-    from ax.optimizers.cli import parse_seeds
 
-    try:
+    with handle_errors():
         run_compare(domain, preset=preset, seeds=parse_seeds(seeds), model=model, run_dir=run_dir,
                     reflection_lm=reflection_lm, context=context, ablate_context=ablate_context,
                     workers=workers)
-    except AxError as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error}", soft_wrap=True)
-        raise typer.Exit(1)
 
 
 def main() -> None:

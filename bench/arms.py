@@ -50,6 +50,12 @@ def import_fixture(name: str, run_dir: Path) -> str:
     return domain
 
 
+def _predictors(outcome: dict) -> str:
+    """Each predictor's instruction: changed (with the validation gain of the proposals that changed it) or kept."""
+    return ", ".join(f"{p['name']} {'changed' if p['changed'] else 'kept'} ({p['val_gain']:+.2f})"
+                     for p in outcome.get("predictors", [])) or "—"
+
+
 def gepa_stages(run_dir: Path, domain: str) -> list[tuple[int, dict]]:
     """(seed, outcome.json) of each seed's GEPA stage."""
     out = []
@@ -73,8 +79,8 @@ def summarize(run_dir: Path) -> None:
             print(f"| {c['domain']} | {c['items']} | {floor} | {cell['cell']} | {100 * acc['estimate']:.1f}% "
                   f"[{100 * acc['low']:.1f}, {100 * acc['high']:.1f}] | {f1} | {', '.join(cell['flags']) or 'none'} |")
     print("\n| domain | seed | GEPA proposer | proposals | accepted | program changed | GEPA − baseline "
-          "| LoRA+GEPA − LoRA |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| LoRA+GEPA − LoRA | predictors (validation gain) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for c in report["comparisons"]:
         pairs = {(p["a"], p["b"], p["run_a"].rsplit("-s", 1)[1]): p for p in c["pairwise"]}
         for seed, outcome in gepa_stages(run_dir, c["domain"]):
@@ -82,7 +88,7 @@ def summarize(run_dir: Path) -> None:
             print(f"| {c['domain']} | {seed} | {outcome['proposer']} | {outcome['stall']['proposals']} | "
                   f"{outcome['stall']['accepted']} | {'yes' if outcome['best_index'] != 0 else 'no'} | "
                   + " | ".join(_points(p["difference"], p["not_measured"]) if p else "—" for p in (gepa, combined))
-                  + " |")
+                  + f" | {_predictors(outcome)} |")
     print("\n| domain | macro-F1 contrast | points [95% CI] |")
     print("|---|---|---|")
     for c in report["comparisons"]:

@@ -73,9 +73,9 @@ def playbook_size(playbook: Playbook | None, count_tokens) -> dict:
     return {"bullets": len(playbook.bullets), "tokens": count_tokens(playbook.render()) if playbook.bullets else 0}
 
 
-def run_domain(name: str, lm, work: Path, args) -> dict:
+def run_domain(name: str, lm: ax.AxLM, work: Path, args) -> dict:
     domain = get_domain(name)
-    tokenizer = lm.client.backend.tokenizer
+    tokenizer = lm.client.tokenizer
     count_tokens = token_counter(tokenizer)
     handwritten_store, adapted_store = PlaybookStore(work / "handwritten"), PlaybookStore(work / "adapted")
     handwritten = handwritten_playbook(name)

@@ -74,7 +74,7 @@ def main() -> None:
 
     print(f"$ {shlex.join(['python', *sys.argv])}")
     lm = ax.LM(args.model, cache=False)
-    model_dir = str(lm.client.backend.loaded.directory)
+    model_dir = str(lm.client.model_directory)
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         own = {}

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/router_accuracy.py [--threshold 0.3] [--domains financial,legal,...] [--out-of-domain]
 
-The router (ax.adapters.router: TF-IDF words and word pairs into a softmax regression) is fit
+The router (bench/router.py: TF-IDF words and word pairs into a softmax regression) is fit
 on each domain's train split and asked to route every item of every domain's test split, all
 domains mixed. A query is an item's input fields joined, as a user would send them. No LM is
 loaded: the router is a lexical classifier, so this runs in seconds on any machine.
@@ -27,10 +27,10 @@ import shlex
 import sys
 import time
 
-from ax.adapters.router import DEFAULT_THRESHOLD, DomainRouter, Route
 from ax.evals.stats import wilson_interval
 from ax.programs import get_domain
 from ax.programs.registry import BUILTIN_DOMAINS
+from router import DEFAULT_THRESHOLD, DomainRouter, Route
 
 SWEEP = (0.0, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9, 0.95)
 

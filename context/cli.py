@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
+from ax.cli_common import handle_errors
 from ax.context.store import DEFAULT_ROOT, PlaybookStore
 from ax.context.tokens import token_counter
-from ax.errors import AxError
 
 playbook_app = typer.Typer(help="Inspect ACE playbooks (evolving domain contexts).", no_args_is_help=True)
 
@@ -17,11 +17,8 @@ RootOption = Annotated[Path, typer.Option("--dir", help="Directory holding one f
 
 
 def _load(domain: str, root: Path):
-    try:
+    with handle_errors():
         return PlaybookStore(root).load(domain, create=False)
-    except AxError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from error
 
 
 @playbook_app.command()

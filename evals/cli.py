@@ -1,7 +1,8 @@
 """`ax evaluate` (answer items, store responses) and `ax report` (numbers and plots from stored responses).
 
 The lead mounts them as commands of the main app: ("ax.evals.cli", "evaluate_cmd", "evaluate")
-and ("ax.evals.cli", "report_cmd", "report"). Both print AxErrors as one red line and exit 1.
+and ("ax.evals.cli", "report_cmd", "report"). Both print an AxError as one red `error:` line and exit 1
+(ax.cli_common.handle_errors, as every ax command does).
 """
 
 from __future__ import annotations
@@ -14,15 +15,11 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from ax.cli_common import handle_errors
 from ax.errors import AxError
 from ax.evals.configuration import CONFIGURATIONS_FILE
 
 console = Console(stderr=True)
-
-
-def _fail(error: AxError) -> None:
-    console.print(f"[red]{error}[/red]", soft_wrap=True)
-    raise typer.Exit(1)
 
 
 def report_cmd(
@@ -37,7 +34,7 @@ def report_cmd(
     """Write report.md, report.html (self-contained, with plots), report.json and manifest.json from responses."""
     from ax.evals.report import REPORT_DIR, ReportSettings, build_report, write_report
 
-    try:
+    with handle_errors():
         try:
             settings = ReportSettings(n_bootstrap=bootstrap, seed=seed, power_simulations=power_simulations,
                                       domains=list(domain or []), split=split)
@@ -47,8 +44,6 @@ def report_cmd(
             raise AxError(f"--{option.replace('_', '-')} = {first['input']!r}: {first['msg']}") from None
         target = out or run_dir / REPORT_DIR
         files = write_report(build_report(run_dir, settings, out=target), target)
-    except AxError as error:
-        _fail(error)
     console.print(f"Report written: {files.html}, {files.markdown}, {files.json_path}, {files.manifest}",
                   soft_wrap=True)
 
@@ -82,7 +77,7 @@ def evaluate_cmd(
         words += ["--adaptive"] + (["--target-se", str(target_se)] if target_se is not None else [])
         words += ["--max-items", str(max_items)] if max_items else []
     command = shlex.join(words)
-    try:
+    with handle_errors():
         chosen = load_configurations(configs or run_dir / CONFIGURATIONS_FILE).select(domain, list(only or []))
         task = get_domain(domain)
         lm = ax.LM(model)
@@ -104,8 +99,6 @@ def evaluate_cmd(
 
         summary = evaluate_run_dir(run_dir, chosen, task, lm=lm, split=split, limit=limit, num_threads=threads,
                                    command=command, show_progress=True)
-    except AxError as error:
-        _fail(error)
     for name, new in summary.new_cells.items():
         console.print(f"{name}: {new} new answers, {summary.stored_cells[name]} already stored", soft_wrap=True)
     usage = lm.usage_summary()

@@ -16,6 +16,10 @@ from pydantic import BaseModel
 
 from ax.errors import AxError
 from ax.evals.matrix_store import ResponseStore
+from ax.versions import RECORDED_PACKAGES, package_versions
+
+# Manifest.report_versions: ax's recorded packages plus the ones the statistics and plots run on.
+REPORT_PACKAGES = (*RECORDED_PACKAGES, "numpy", "scipy", "statsmodels", "matplotlib")
 
 
 class ModelEntry(BaseModel):
@@ -66,21 +70,6 @@ def _adapter_entry(path: Path, fingerprint: str, users: list[str]) -> AdapterEnt
                         training_data_hash=data)
 
 
-def _report_versions() -> dict[str, str]:
-    """ax's recorded packages plus the ones the statistics and plots run on."""
-    from importlib import metadata
-
-    from ax.adapters.store import package_versions
-
-    versions = package_versions()
-    for package in ("numpy", "scipy", "statsmodels", "matplotlib"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
 def build_manifest(store: ResponseStore, domains: list[str], report_command: str) -> Manifest:
     models: dict[tuple, ModelEntry] = {}
     adapters: dict[tuple[str, str], list[str]] = {}
@@ -112,5 +101,5 @@ def build_manifest(store: ResponseStore, domains: list[str], report_command: str
     return Manifest(
         created=datetime.now(timezone.utc), run_dir=str(store.run_dir), models=list(models.values()),
         adapters=[_adapter_entry(Path(path), fp, users) for (path, fp), users in adapters.items()],
-        domains=entries, evaluation_versions=versions, report_versions=_report_versions(),
+        domains=entries, evaluation_versions=versions, report_versions=package_versions(REPORT_PACKAGES),
         evaluation_commands=commands, report_command=report_command)

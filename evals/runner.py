@@ -26,11 +26,13 @@ from dspy.utils.exceptions import AdapterParseError
 from dspy.utils.parallelizer import ParallelExecutor
 from pydantic import BaseModel
 
+from ax.client.client import AxLM
 from ax.errors import AxError
 from ax.evals.configuration import Configuration, build_program, file_digest
 from ax.evals.matrix_store import CORRECT_AT, Cell, RespondentRecord, ResponseStore, TaskInfo, item_record
 from ax.programs.floors import label_choices
 from ax.programs.metrics import step_scores
+from ax.versions import package_versions
 
 SPLITS = ("train", "dev", "test")
 
@@ -58,12 +60,6 @@ def task_info(domain: Any) -> TaskInfo:
     return TaskInfo(task=domain.task, label_fields=list(domain.labels()), labels=labels)
 
 
-def _package_versions() -> dict[str, str]:
-    from ax.adapters.store import package_versions
-
-    return package_versions()
-
-
 @dataclass
 class PreparedRespondent:
     """A configuration made runnable: its program, the LM that answers for it, and its stored record."""
@@ -76,10 +72,10 @@ class PreparedRespondent:
 
 def _model_identity(lm: dspy.BaseLM) -> tuple[str, str, dict[str, Any]]:
     """(model name, base-weights fingerprint, decoding settings) of the LM that answers."""
-    client = getattr(lm, "client", None)
-    backend = getattr(client, "backend", None)
-    fingerprint = getattr(backend, "base_fingerprint", None) or f"model:{lm.model}"
-    name = getattr(client, "model_name", None) or lm.model
+    if isinstance(lm, AxLM):
+        name, fingerprint = lm.client.model_name, lm.client.base_fingerprint
+    else:
+        name, fingerprint = lm.model, f"model:{lm.model}"
     settings = json.loads(json.dumps(dict(getattr(lm, "kwargs", {}) or {}), default=str))
     return name, fingerprint, settings
 
@@ -88,13 +84,13 @@ def _with_adapter(lm: dspy.BaseLM, configuration: Configuration, path: Path) -> 
     """The LM answering with the adapter at ``path`` (loaded once per weights), and its fingerprint."""
     from ax.adapters.store import adapter_fingerprint
 
-    if not hasattr(lm, "with_adapter"):
+    if not isinstance(lm, AxLM):
         raise AxError(f"configuration {configuration.name!r} needs LoRA adapter {path}, which only "
                       f"an ax LM can serve (ax.LM(...)); got {type(lm).__name__}")
     fingerprint = adapter_fingerprint(path)
-    name = f"eval-{fingerprint[:12]}"  # named by weights: the same adapter under two paths loads once
-    if name not in lm.client.backend.adapters():
-        lm.client.load_adapter(name, path, allow_unverified=configuration.unverified_adapter)
+    # Named by weights, which the client loads once however many names (a training run's too) serve them.
+    name = f"eval-{fingerprint[:12]}"
+    lm.client.ensure_adapter(name, path, allow_unverified=configuration.unverified_adapter)
     return lm.with_adapter(name), fingerprint
 
 
@@ -135,11 +131,11 @@ def prepare(configuration: Configuration, domain: Any, lm: dspy.BaseLM, store: R
                                         model_fingerprint=model_fp, adapter_fingerprint=adapter_fp,
                                         predictor_adapter_fingerprints={
                                             name: fingerprint for name, (_, fingerprint) in predictor_lms.items()},
-                                        lm_settings=settings, versions=_package_versions())
+                                        lm_settings=settings, versions=package_versions())
     record = record.model_copy(update={"configuration": configuration})
     if command and command not in record.commands:
         record = record.model_copy(update={"commands": [*record.commands, command]})
-    tokenizer = getattr(getattr(getattr(lm, "client", None), "backend", None), "tokenizer", None)
+    tokenizer = lm.client.tokenizer if isinstance(lm, AxLM) else None
     program = build_program(configuration, domain, tokenizer=tokenizer,
                             predictor_lms={name: answering for name, (answering, _) in predictor_lms.items()})
     return PreparedRespondent(configuration, program, answering_lm, record)

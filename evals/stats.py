@@ -22,9 +22,15 @@ from dataclasses import dataclass
 from typing import Iterable, NamedTuple
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 from scipy.special import expit
-from scipy.stats import binom, norm
+from scipy.stats import bootstrap, norm
+from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from ax.errors import AxError
 from ax.evals.responses import as_response_matrix
@@ -67,12 +73,8 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> In
     if trials <= 0 or not 0 <= successes <= trials:
         raise AxError(f"wilson_interval(successes={successes!r}, trials={trials!r}): "
                       "need 0 <= successes <= trials, trials > 0")
-    z = norm.ppf(1 - (1 - confidence) / 2)
-    share = successes / trials
-    denominator = 1 + z**2 / trials
-    center = (share + z**2 / (2 * trials)) / denominator
-    half = z * np.sqrt(share * (1 - share) / trials + z**2 / (4 * trials**2)) / denominator
-    return Interval(share, float(center - half), float(center + half), confidence)
+    low, high = proportion_confint(successes, trials, alpha=1 - confidence, method="wilson")
+    return Interval(successes / trials, float(low), float(high), confidence)
 
 
 def _correct_vector(correct, name: str) -> np.ndarray:
@@ -80,6 +82,15 @@ def _correct_vector(correct, name: str) -> np.ndarray:
     if vector.shape[0] != 1:
         raise AxError(f"{name} must be a 1-D vector of per-item results, got shape {np.shape(correct)}")
     return vector[0]
+
+
+def _bootstrap_mean_interval(values: np.ndarray, confidence: float, n_bootstrap: int, seed: int) -> Interval:
+    """Percentile bootstrap interval for the mean of per-item values, resampling items."""
+    if values.size == 1:  # scipy's bootstrap needs two observations; one item only ever resamples to itself
+        return Interval(float(values[0]), float(values[0]), float(values[0]), confidence)
+    interval = bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=n_bootstrap,
+                         method="percentile", rng=seed).confidence_interval
+    return Interval(float(values.mean()), float(interval.low), float(interval.high), confidence)
 
 
 def bootstrap_accuracy_interval(correct, *, confidence: float = 0.95, n_bootstrap: int = 2000,
@@ -90,9 +101,7 @@ def bootstrap_accuracy_interval(correct, *, confidence: float = 0.95, n_bootstra
     vector = vector[~np.isnan(vector)]
     if vector.size == 0:
         raise AxError("correct has no answered items")
-    rng = np.random.default_rng(seed)
-    replicates = rng.choice(vector, size=(n_bootstrap, vector.size)).mean(axis=1)
-    return _percentile_interval(vector.mean(), replicates, confidence)
+    return _bootstrap_mean_interval(vector, confidence, n_bootstrap, seed)
 
 
 def _paired(correct_a, correct_b) -> tuple[np.ndarray, np.ndarray]:
@@ -115,10 +124,7 @@ def paired_bootstrap_difference(correct_a, correct_b, *, confidence: float = 0.9
     """
     _check_confidence(confidence)
     a, b = _paired(correct_a, correct_b)
-    difference = a - b
-    rng = np.random.default_rng(seed)
-    replicates = rng.choice(difference, size=(n_bootstrap, difference.size)).mean(axis=1)
-    return _percentile_interval(difference.mean(), replicates, confidence)
+    return _bootstrap_mean_interval(a - b, confidence, n_bootstrap, seed)  # per-item differences keep the pairs
 
 
 @dataclass(frozen=True)
@@ -135,13 +141,12 @@ def mcnemar_exact(correct_a, correct_b) -> McNemarResult:
 
     Under the null each discordant item is equally likely to favour either configuration,
     so the count favouring ``a`` is Binomial(discordant, 1/2); the two-sided p-value doubles
-    the smaller tail (capped at 1).
+    the smaller tail (capped at 1; 1 when there are no discordant items).
     """
     a, b = _paired(correct_a, correct_b)
-    only_a, only_b = int(np.sum((a == 1) & (b == 0))), int(np.sum((a == 0) & (b == 1)))
-    discordant = only_a + only_b
-    p_value = 1.0 if discordant == 0 else min(1.0, 2 * binom.cdf(min(only_a, only_b), discordant, 0.5))
-    return McNemarResult(only_a, only_b, float(p_value))
+    both, only_a = int(np.sum((a == 1) & (b == 1))), int(np.sum((a == 1) & (b == 0)))
+    only_b, neither = int(np.sum((a == 0) & (b == 1))), int(np.sum((a == 0) & (b == 0)))
+    return McNemarResult(only_a, only_b, float(mcnemar([[both, only_a], [only_b, neither]], exact=True).pvalue))
 
 
 def holm_adjust(p_values) -> np.ndarray:
@@ -153,11 +158,7 @@ def holm_adjust(p_values) -> np.ndarray:
     p = np.asarray(p_values, dtype=float)
     if p.ndim != 1 or p.size == 0 or np.any(np.isnan(p)) or np.any((p < 0) | (p > 1)):
         raise AxError(f"p_values must be a non-empty 1-D list of probabilities in [0, 1], got {p_values!r}")
-    order = np.argsort(p)
-    scaled = p[order] * (p.size - np.arange(p.size))
-    adjusted = np.empty_like(p)
-    adjusted[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
-    return adjusted
+    return multipletests(p, method="holm")[1]
 
 
 # --------------------------------------------------------------------------- the 2x2 design
@@ -320,6 +321,7 @@ def hierarchical_bootstrap_interaction(table: FactorialResponses, *, confidence:
     """
     _check_confidence(confidence)
     cells = _cells(table)
+    # Hand-written: scipy.stats.bootstrap resamples observations, not runs per cell plus one item draw for all cells.
     rng = np.random.default_rng(seed)
     n_items = next(iter(cells.values())).correct.shape[1]
     run_weights = {
@@ -379,12 +381,6 @@ def mixed_model_interaction(table: FactorialResponses, *, seed: int = 0) -> Mixe
     The coefficient is item- and run-conditional: the log-odds interaction for a typical
     item and run, larger in magnitude than the pooled logit contrast when items vary a lot.
     """
-    try:
-        import pandas as pd
-        from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
-        from statsmodels.tools.sm_exceptions import ConvergenceWarning
-    except ImportError as exc:
-        raise AxError(f"the mixed model needs statsmodels (pip install statsmodels): {exc}") from None
     fewest_runs = min(cell.correct.shape[0] for cell in _cells(table).values())  # also checks all 4 cells exist
     frame = pd.DataFrame({
         "correct": table.correct.astype(float), "lora": table.lora.astype(float),

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from ax.errors import AxError
+from ax.cli_common import handle_errors, parse_seeds
 
 console = Console(stderr=True)
 # Options `ax compare` (ax/cli.py) takes too.
@@ -19,13 +19,6 @@ ABLATE_CONTEXT = typer.Option(False, "--ablate-context", help="Also answer with 
                               "(<config>-no-playbook, no extra optimization); the report measures playbook on vs off.")
 WORKERS = typer.Option(1, "--workers", min=1,
                        help="Optimize (domain, seed) pairs in this many processes at once (one GPU each).")
-
-
-def parse_seeds(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise AxError(f"--seeds must be comma-separated integers, got {text!r}") from None
 
 
 def optimize_cmd(
@@ -48,12 +41,9 @@ def optimize_cmd(
     """Optimize a domain into baseline / LoRA / GEPA / LoRA+GEPA configurations, each with a manifest."""
     from ax.optimizers.configurations import optimize
 
-    try:
+    with handle_errors():
         manifests = optimize(domain, configs=[c.strip() for c in configs.split(",") if c.strip()], seeds=parse_seeds(seeds),
                              preset=preset, run_dir=run_dir, model=model, combined=combined,
                              reflection_lm=reflection_lm, playbook=playbook, context=context,
                              ablate_context=ablate_context, console=console, workers=workers)
-    except AxError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1)
     console.print(f"{len(manifests)} manifests under {run_dir / domain}")

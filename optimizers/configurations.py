@@ -27,7 +27,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dspy
 from rich.console import Console
@@ -35,7 +35,7 @@ from rich.table import Table
 
 from ax.errors import AxError
 from ax.optimizers.manifest import (
-    MANIFEST_FILE, BaseModelRef, ConfigManifest, DataRef, PlaybookRef, package_versions, save_relative,
+    MANIFEST_FILE, MANIFEST_PACKAGES, BaseModelRef, ConfigManifest, DataRef, PlaybookRef, save_relative,
 )
 from ax.optimizers.presets import Preset, get_preset
 from ax.optimizers.reflection import resolve_reflection_lm
@@ -44,6 +44,10 @@ from ax.optimizers.run_files import read_json, write_json
 from ax.optimizers.strategies import (
     StrategyContext, baseline, parse_strategy, run_strategy, strategy_name, subset, with_playbook,
 )
+from ax.versions import package_versions
+
+if TYPE_CHECKING:
+    from ax.client.client import AxLM
 
 DEFAULT_CONFIGS = ("baseline", "lora", "gepa", "combined")
 NAMED_CONFIGS = {"baseline": "", "lora": "lora", "gepa": "gepa"}
@@ -123,7 +127,7 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Sequence[int] = (0,),
-             preset: str | Preset = "quick", run_dir: str | Path = "ax_runs", *, lm: Any = None,
+             preset: str | Preset = "quick", run_dir: str | Path = "ax_runs", *, lm: AxLM | None = None,
              model: str | None = None, combined: str = "gepa->lora", playbook: str | Path | None = None,
              context: bool = True, ablate_context: bool = False, reflection_lm: Any = None,
              console: Console | None = None, show_progress: bool = True, workers: int = 1) -> list[ConfigManifest]:
@@ -166,8 +170,7 @@ def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Seque
     # the configuration's own LM, so an adapted configuration's playbook is written by its adapted model.
     spec = reflection_lm or preset.gepa.reflection_lm
     reflection = resolve_reflection_lm(spec, lm) if spec is not None else None
-    backend = lm.client.backend
-    base_model = BaseModelRef(name=lm.client.model_name, fingerprint=backend.base_fingerprint)
+    base_model = BaseModelRef(name=lm.client.model_name, fingerprint=lm.client.base_fingerprint)
     start_playbook = None
     if playbook is not None:
         from ax.context import Playbook
@@ -192,7 +195,7 @@ def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Seque
             manifest = ConfigManifest(
                 **state.model_dump(), domain=domain.name, config=config, strategy=strategy_name(steps),
                 preset=preset.name, seed=seed, base_model=base_model, data=data, total_cost=state.cost,
-                package_versions=package_versions(), created=datetime.now(timezone.utc),
+                package_versions=package_versions(MANIFEST_PACKAGES), created=datetime.now(timezone.utc),
                 without_playbook_of=ablation_of.get(config),
             )
             save_relative(manifest, _config_dir(seed_dir, config) / MANIFEST_FILE)

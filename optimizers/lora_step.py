@@ -40,6 +40,7 @@ from ax.adapters.dataset import (
     LabelBalance, TrainingPair, balance_labels, label_balance, labelled_predictors, pairs_from_trace,
     predictor_label_pairs,
 )
+from ax.client.client import AxLM, Client
 from ax.errors import AxError
 from ax.optimizers.cost import Cost, CostMeter
 from ax.optimizers.scoring import score_of
@@ -162,9 +163,9 @@ def class_label(domain: Any) -> str | None:
     return labels[0] if labels else None
 
 
-def _named_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: Any, metric: Callable[..., Any],
+def _named_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: AxLM, metric: Callable[..., Any],
                  settings: LoraSettings, name: str, domain: Any) -> tuple[NamedPairs, int]:
-    tokenizer = _local_backend(lm).tokenizer
+    tokenizer = _training_client(lm).tokenizer
     pairs: NamedPairs = []
     rollouts = 0
     if settings.data in ("traces", "both"):
@@ -190,7 +191,7 @@ def _balanced(pairs: list[TrainingPair], settings: LoraSettings, name: str, doma
     return balance_labels(pairs, field) if field else pairs
 
 
-def collect_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: Any, metric: Callable[..., Any],
+def collect_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: AxLM, metric: Callable[..., Any],
                   settings: LoraSettings, name: str, domain: Any = None) -> tuple[list[TrainingPair], int]:
     """Training pairs per `settings.data`, of all predictors together, and how many program runs it took to get them.
 
@@ -201,7 +202,7 @@ def collect_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: Any
     return _balanced([pair for _, pair in named], settings, name, domain), rollouts
 
 
-def collect_predictor_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: Any,
+def collect_predictor_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: AxLM,
                             metric: Callable[..., Any], settings: LoraSettings, name: str,
                             domain: Any = None) -> tuple[dict[str, list[TrainingPair]], int]:
     """`collect_pairs` grouped by predictor name (as `named_predictors` of the domain's own program
@@ -216,12 +217,13 @@ def collect_predictor_pairs(program: dspy.Module, examples: list[dspy.Example], 
     return {predictor: _balanced(pairs, settings, name, domain) for predictor, pairs in groups.items()}, rollouts
 
 
-def _local_backend(lm: Any) -> Any:
-    backend = getattr(getattr(lm, "client", None), "backend", None)
-    if backend is None or not hasattr(backend, "loaded"):
+def _training_client(lm: dspy.BaseLM) -> Client:
+    """`lm`'s client, refused unless LoRA can train its model: an ax LM's, in process."""
+    if not isinstance(lm, AxLM):
         raise AxError("LoRA training needs an ax LM on an in-process model (ax.LM(model)); "
                       f"{getattr(lm, 'model', lm)!r} does not run one")
-    return backend
+    lm.client.model_directory  # a remote model's AxError, before any data is collected
+    return lm.client
 
 
 def training_key(pairs: list[TrainingPair], config: LoraTrainingConfig, base_fingerprint: str) -> str:
@@ -230,7 +232,7 @@ def training_key(pairs: list[TrainingPair], config: LoraTrainingConfig, base_fin
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def train_into_client(lm: Any, pairs: list[TrainingPair], config: LoraTrainingConfig, *, name: str, target: Path,
+def train_into_client(lm: AxLM, pairs: list[TrainingPair], config: LoraTrainingConfig, *, name: str, target: Path,
                       domain: Any, training_data: str, same_as: Path | None = None) -> tuple[AdapterRef, Cost]:
     """Train an adapter on `pairs`, store it at `target`, load it into `lm`'s client as `name`.
 
@@ -245,7 +247,7 @@ def train_into_client(lm: Any, pairs: list[TrainingPair], config: LoraTrainingCo
     from ax.adapters.store import atomic_directory, read_manifest
     from ax.adapters.train import train_and_save
 
-    backend = _local_backend(lm)
+    client = _training_client(lm)
     if not pairs:
         raise AxError(f"No training data for adapter {name!r}: no run was accepted by the metric and no "
                       "predictor's outputs are labelled; use training data 'labels' or lower min_score")
@@ -257,16 +259,16 @@ def train_into_client(lm: Any, pairs: list[TrainingPair], config: LoraTrainingCo
         metrics = manifest.metrics
         steps, tokens = 0, 0
     else:
-        base = load_training_base(str(backend.loaded.directory), config)
-        if base.fingerprint != backend.base_fingerprint:
-            raise AxError(f"The model at {backend.loaded.directory} changed since the client loaded it "
-                          f"(fingerprint {base.fingerprint} != {backend.base_fingerprint})")
+        base = load_training_base(str(client.model_directory), config)
+        if base.fingerprint != client.base_fingerprint:
+            raise AxError(f"The model at {client.model_directory} changed since the client loaded it "
+                          f"(fingerprint {base.fingerprint} != {client.base_fingerprint})")
         result, manifest = train_and_save(base, pairs, config, domain=getattr(domain, "name", domain), target=target,
                                           resume=True)
         del base
         metrics = result.metrics.model_dump(mode="json")
         steps, tokens = result.metrics.steps, result.metrics.tokens_seen
-    lm.client.load_adapter(name, target)
+    client.load_adapter(name, target)
     field = class_label(domain)
     ref = AdapterRef(name=name, path=target, fingerprint=manifest.adapter_fingerprint,
                      base_model_fingerprint=manifest.base_model_fingerprint, training_data=training_data,

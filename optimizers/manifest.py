@@ -12,9 +12,8 @@ be moved or copied whole.
 from __future__ import annotations
 
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import dspy
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -25,9 +24,14 @@ from ax.evals.configuration import set_predictor_lms
 from ax.optimizers.cost import Cost
 from ax.optimizers.lora_step import AdapterRef, AdapterScope
 from ax.optimizers.run_files import load_program, read_json, relative_path, write_json
+from ax.versions import RECORDED_PACKAGES
+
+if TYPE_CHECKING:
+    from ax.client.client import AxLM
 
 MANIFEST_FILE = "manifest.json"
 PROGRAM_FILE = "program.json"
+MANIFEST_PACKAGES = (*RECORDED_PACKAGES, "gepa")  # ConfigManifest.package_versions: an adapter's list plus gepa
 
 
 class PlaybookRef(BaseModel):
@@ -153,18 +157,6 @@ def load_relative(path: str | Path, kind: type[A]) -> A:
     return read_json(path, kind).moved(lambda p: (path.parent / p).resolve())
 
 
-def package_versions() -> dict[str, str]:
-    """ax.adapters' package list (ax, torch, transformers, peft, accelerate, dspy) plus gepa."""
-    from ax.adapters.store import package_versions as adapter_packages
-
-    versions = adapter_packages()
-    try:
-        versions["gepa"] = metadata.version("gepa")
-    except metadata.PackageNotFoundError:
-        pass
-    return versions
-
-
 def read_manifest(path: str | Path) -> ConfigManifest:
     """The manifest in `path` (its file or its folder), paths resolved."""
     path = Path(path)
@@ -184,9 +176,8 @@ def restore_program(artifacts: Artifacts, domain: Any, tokenizer: Any = None, lm
     return attach_playbook(program, artifacts.playbook, tokenizer) if artifacts.playbook else program
 
 
-def _answering_with(adapter: AdapterRef, lm: Any) -> Any:
-    if adapter.name not in lm.client.backend.adapters():
-        lm.client.load_adapter(adapter.name, adapter.path)
+def _answering_with(adapter: AdapterRef, lm: AxLM) -> AxLM:
+    lm.client.ensure_adapter(adapter.name, adapter.path)
     return lm.with_adapter(adapter.name)
 
 
@@ -201,7 +192,8 @@ def lm_with_adapter(artifacts: Artifacts, lm: Any) -> Any:
     return _answering_with(artifacts.adapter, lm)
 
 
-def load_configuration(manifest: ConfigManifest | str | Path, lm: Any, domain: Any = None) -> tuple[dspy.Module, Any]:
+def load_configuration(manifest: ConfigManifest | str | Path, lm: AxLM,
+                       domain: Any = None) -> tuple[dspy.Module, AxLM]:
     """The configuration's program and `lm` answering with its adapter(s), ready to evaluate.
 
     `domain` defaults to the registered domain the manifest names. Refuses an `lm` on another
@@ -211,10 +203,9 @@ def load_configuration(manifest: ConfigManifest | str | Path, lm: Any, domain: A
 
     manifest = manifest if isinstance(manifest, ConfigManifest) else read_manifest(manifest)
     domain = domain if domain is not None else get_domain(manifest.domain)
-    backend = lm.client.backend
-    if backend.base_fingerprint != manifest.base_model.fingerprint:
+    if lm.client.base_fingerprint != manifest.base_model.fingerprint:
         raise AxError(f"Configuration {manifest.config!r} of {manifest.domain!r} was optimized on base model "
                       f"{manifest.base_model.name!r} (fingerprint {manifest.base_model.fingerprint}); the LM runs "
-                      f"fingerprint {backend.base_fingerprint}")
-    program = restore_program(manifest, domain, getattr(backend, "tokenizer", None), lm)
+                      f"fingerprint {lm.client.base_fingerprint}")
+    program = restore_program(manifest, domain, lm.client.tokenizer, lm)
     return program, lm_with_adapter(manifest, lm)

@@ -23,7 +23,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dspy.clients.provider import Provider, TrainingJob
 from dspy.clients.utils_finetune import TrainDataFormat
@@ -34,6 +34,9 @@ from ax.adapters.store import MANIFEST_FILE, default_store_root, read_manifest
 from ax.client.prompting import completion_text, render_chat
 from ax.errors import AxError
 from ax.optimizers.lora_step import train_into_client
+
+if TYPE_CHECKING:
+    from ax.client.client import AxLM
 
 _FIELD = re.compile(r"\[\[ ## (\w+) ## \]\]\n(.*?)(?=\n\n\[\[ ## |\n*\Z)", re.S)
 
@@ -73,7 +76,7 @@ class AxProvider(Provider):
     fine-tune reuses the stored adapter instead of training it again.
     """
 
-    def __init__(self, lm: Any, *, config: LoraTrainingConfig | None = None, store: str | Path | None = None,
+    def __init__(self, lm: AxLM, *, config: LoraTrainingConfig | None = None, store: str | Path | None = None,
                  domain: str = "dspy"):
         super().__init__()
         self.finetunable = True
@@ -88,12 +91,12 @@ class AxProvider(Provider):
         if TrainDataFormat(train_data_format) != TrainDataFormat.CHAT:
             raise AxError(f"AxProvider trains on chat data (DSPy's ChatAdapter/JSONAdapter); got {train_data_format!r}")
         config = self.config.with_overrides(**(train_kwargs or {}))
-        tokenizer = self.lm.client.backend.tokenizer
+        tokenizer = self.lm.client.tokenizer
         pairs = [chat_pair(tokenizer, example["messages"]) for example in train_data]
         key = json.dumps([data_hash(pairs), config.model_dump(mode="json")], sort_keys=True)
         name = f"ft-{self.domain}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
         target = self.store / name
-        if name not in self.lm.client.backend.adapters():
+        if name not in self.lm.client.adapters():
             if (target / MANIFEST_FILE).is_file() and read_manifest(target).training_data_hash == data_hash(pairs):
                 self.lm.client.load_adapter(name, target)
             else:

@@ -29,6 +29,7 @@ import dspy
 from rich.console import Console
 
 from ax.adapters.dataset import TrainingPair
+from ax.client.client import AxLM
 from ax.errors import AxError
 from ax.optimizers.cost import Cost, CostMeter
 from ax.optimizers.gepa_run import run_gepa
@@ -96,7 +97,7 @@ class StrategyContext:
     @property
     def tokenizer(self) -> Any:
         """The local model's tokenizer (to count context tokens); None for other LMs."""
-        return getattr(getattr(getattr(self.lm, "client", None), "backend", None), "tokenizer", None)
+        return self.lm.client.tokenizer if isinstance(self.lm, AxLM) else None
 
     def stage_dir(self, steps: tuple[str, ...]) -> Path:
         return self.seed_dir / "stages" / ("-".join(steps) or "baseline")
@@ -149,12 +150,12 @@ def _lora(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
     return state.model_copy(update={**update, "program_file": program_file, "steps": [*state.steps, step]})
 
 
-def _train(lm: Any, pairs: list[TrainingPair], ctx: StrategyContext, name: str,
+def _train(lm: AxLM, pairs: list[TrainingPair], ctx: StrategyContext, name: str,
            stage_dir: Path) -> tuple[AdapterRef, Cost, dict[str, Any]]:
     """One adapter trained on `pairs` (or copied from an earlier stage's with the same training key), and its summary."""
     settings = ctx.preset.lora
     config = settings.training_config(ctx.domain.name, ctx.seed)
-    key = training_key(pairs, config, ctx.lm.client.backend.base_fingerprint)
+    key = training_key(pairs, config, ctx.lm.client.base_fingerprint)
     earlier = _trained_adapter(ctx, key)
     adapter, cost = train_into_client(lm, pairs, config, name=name, target=stage_dir / name, domain=ctx.domain,
                                       training_data=settings.data, same_as=earlier)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ax.cli_common import handle_errors
 from ax.errors import AxError
 from ax.programs.floors import NEAR_COPY, domain_stats
 from ax.programs.imported import DEFAULT_DOMAINS_DIR, DEFAULT_MAX_INPUT_TOKENS, import_domain
@@ -30,12 +31,6 @@ def _data_group() -> None:
 @domains_app.callback()
 def _domains_group() -> None:
     """Built-in and imported domains."""
-
-
-def _fail(error: AxError) -> typer.Exit:
-    # One line whatever the terminal width, and brackets in users' values are not taken for markup.
-    Console(stderr=True).print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 def _size(text: str) -> float:
@@ -67,12 +62,10 @@ def import_command(
     model: Optional[str] = typer.Option(None, "--model", help="Whose tokenizer counts tokens (default: the embedded model)."),
 ) -> None:
     """Validate FILE, split it (60/20/20 by default) and save it as a domain that `--domain NAME` finds later."""
-    try:
+    with handle_errors():
         result = import_domain(file, domain, input_col, label_col, task=task, out=out, id_col=id_col,  # type: ignore[arg-type]
                                overwrite=force, encoding=encoding, dev_size=_size(dev_size), test_size=_size(test_size),
                                sample=sample, max_input_tokens=max_input_tokens, model=model)
-    except AxError as error:
-        raise _fail(error) from None
     summary, task = result.summary, result.domain.task
     table = Table(title=f"Imported domain '{domain}' ({task})", show_header=False)
     table.add_row("source", f"{summary.source} ({summary.format})")
@@ -125,14 +118,12 @@ def stats_command(
     for column in ("domain", "task", "test", "majority label", "majority floor", "chance", "nearest-train floor",
                    "median overlap", f"near-copies (>= {NEAR_COPY})"):
         table.add_column(column, justify="left" if column in ("domain", "task", "majority label") else "right")
-    try:
+    with handle_errors():
         for name in names or list_domains(root=root):
             s = domain_stats(get_domain(name, root=root))
             table.add_row(name, s.task, str(s.sizes["test"]), s.majority_label, f"{s.majority_floor:.1%}",
                           "—" if s.chance is None else f"{s.chance:.1%}", f"{s.nearest_neighbour_floor:.1%}",
                           f"{s.median_overlap:.2f}", f"{s.near_copies:.0%}")
-    except AxError as error:
-        raise _fail(error) from None
     Console().print(table)
     Console().print("majority floor: the most common gold answer's share (the best constant answer); nearest-train "
                     "floor: each test item answered with the label of the training item whose words overlap it most "

@@ -121,7 +121,7 @@ def sent(monkeypatch) -> Sent:
 
 
 def test_label_pairs_come_only_from_predictors_whose_inputs_the_examples_hold(tiny_lm):
-    tokenizer = tiny_lm.client.backend.tokenizer
+    tokenizer = tiny_lm.client.tokenizer
     example = support_domain(gold_passage=False).examples()[0]
     assert [name for name, _ in labelled_predictors(Support(), example)] == ["route"]
     assert [name for name, _ in labelled_predictors(Support(), example.copy(passage="p"))] == ["route", "reply"]

@@ -197,6 +197,29 @@ def test_sampling_with_a_seed_is_reproducible(tiny_client):
     assert len({backend.generate(request(s)).text for s in range(5)}) > 1
 
 
+def test_weights_served_under_several_names_are_loaded_once(tiny_model_dir, tiny_adapters):
+    backend = LocalBackend(load_model(str(tiny_model_dir)))
+    client = Client(backend, model_name="tiny", cache=False)
+    lm = client.lm(max_tokens=20)
+    predict = dspy.Predict("question -> answer")
+
+    def answer(adapter):
+        with dspy.context(lm=lm.with_adapter(adapter)):
+            return predict(question="who binds the clause?").answer
+
+    client.load_adapter("trained", tiny_adapters["alpha"])
+    first = answer("trained")
+    client.ensure_adapter("eval", tiny_adapters["alpha"])
+    client.ensure_adapter("eval", tiny_adapters["alpha"])  # already served: nothing happens
+    assert client.adapters() == ["eval", "trained"] and len(backend.torch_model.peft_config) == 1
+    assert answer("eval") == first
+    client.unload_adapter("trained")  # the weights stay while another name serves them
+    assert answer("eval") == first
+    client.load_adapter("eval", tiny_adapters["beta"])  # alpha's weights go with their last name
+    assert len(backend.torch_model.peft_config) == 1 and answer("eval") != first
+    backend.close()
+
+
 def test_adapter_errors_are_actionable(tiny_client, tmp_path):
     with pytest.raises(AxError, match="no adapter_config.json"):
         tiny_client.load_adapter("x", tmp_path)

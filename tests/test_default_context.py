@@ -28,7 +28,7 @@ def test_each_configuration_adapts_its_playbook_last_with_its_own_program_and_ad
     assert {c: m.strategy for c, m in by_config.items()} == {
         "baseline": "ace", "lora": "lora->ace", "gepa": "gepa->ace", "combined": "gepa->lora->ace"}
     seed_dir = tmp_path / "tinysent" / "seed-0"
-    count_tokens = token_counter(tiny_lm.client.backend.tokenizer)
+    count_tokens = token_counter(tiny_lm.client.tokenizer)
     for config, manifest in by_config.items():
         ace = manifest.steps[-1]
         assert ace.step == "ace" and ace.stage_dir == (seed_dir / "stages" / LAST_STAGES[config]).resolve()
@@ -58,7 +58,7 @@ def test_each_configuration_adapts_its_playbook_last_with_its_own_program_and_ad
     for config, manifest in by_config.items():
         respondent = respondents[f"{config}-s0"]
         assert respondent.playbook == manifest.playbook.path
-        program = build_program(respondent, domain, tokenizer=tiny_lm.client.backend.tokenizer)
+        program = build_program(respondent, domain, tokenizer=tiny_lm.client.tokenizer)
         assert isinstance(program, WithContext) and len(program.assembler.playbook.bullets) == manifest.playbook.bullets
         with dspy.context(lm=tiny_lm):
             _, assembled = program.run(review="The product was great.")

@@ -42,7 +42,7 @@ def tiny_lm(tiny_model_dir, tmp_path):
 
 
 def test_chat_data_becomes_exactly_the_text_the_client_trains_on(tiny_lm):
-    tokenizer = tiny_lm.client.backend.tokenizer
+    tokenizer = tiny_lm.client.tokenizer
     demo = dspy.Example(clause="Buyer pays in 30 days.", kind="payment", party="Buyer")
     inputs, outputs = {"clause": "Seller warrants the goods."}, {"kind": "warranty", "party": "Seller"}
     messages = ChatAdapter().format_finetune_data(Review, [demo], inputs, outputs)["messages"]
@@ -60,7 +60,7 @@ def test_finetune_trains_a_lora_adapter_and_returns_an_lm_that_uses_it(tiny_lm, 
     assert not isinstance(tuned, Exception), tuned
     assert tuned.adapter.startswith("ft-legal-") and tuned.model == f"ax/tiny@{tuned.adapter}" and job.status() == "succeeded"
     manifest = read_manifest(tmp_path / "adapters" / tuned.adapter)
-    assert manifest.base_model_fingerprint == tiny_lm.client.backend.base_fingerprint
+    assert manifest.base_model_fingerprint == tiny_lm.client.base_fingerprint
     assert manifest.metrics["steps"] == 2 and manifest.metrics["train_examples"] == 4
 
     with dspy.context(lm=tuned):
@@ -93,7 +93,7 @@ def test_better_together_runs_gepa_then_bootstrap_finetune_on_the_ax_lm(tiny_lm)
     assert not best.flag_compilation_error_occurred
     tuned = next(c["program"] for c in best.candidate_programs if c["strategy"] == "p -> w")
     assert tuned.predictors()[0].lm.adapter.startswith("ft-legal-")
-    assert tuned.predictors()[0].lm.adapter in tiny_lm.client.backend.adapters()
+    assert tuned.predictors()[0].lm.adapter in tiny_lm.client.adapters()
 
 
 def test_passing_turns_a_feedback_metric_into_an_accept_decision():

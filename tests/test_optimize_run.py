@@ -73,7 +73,7 @@ def test_optimize_writes_four_configurations_from_shared_stages(tiny_lm, tmp_pat
         raw = json.loads((seed_dir / "configs" / config / "manifest.json").read_text())
         assert not raw["program_file"].startswith("/")  # relative: the run folder can move
         assert saved.program_file.is_file() and saved == ConfigManifest.model_validate(saved.model_dump())
-        assert saved.base_model.fingerprint == tiny_lm.client.backend.base_fingerprint
+        assert saved.base_model.fingerprint == tiny_lm.client.base_fingerprint
         assert saved.data == by_config["baseline"].data and len(saved.data.train_ids) == 4
         assert saved.package_versions["dspy"] and saved.package_versions["gepa"] and saved.seed == 0
         assert saved.total_cost.rollouts == sum(s.cost.rollouts for s in saved.steps)

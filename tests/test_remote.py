@@ -131,6 +131,13 @@ def test_lm_loads_an_adapter_into_the_running_server_once(stub, tiny_model_dir, 
     assert local_backend.adapters() == []
 
 
+def test_a_remote_model_is_not_there_to_train(stub, tiny_model_dir):
+    url, _, _ = stub
+    lm = ax.LM(str(tiny_model_dir), remote=url, served_model="tiny", cache=False)
+    with pytest.raises(AxError, match="LoRA training needs an in-process model"):
+        lm.client.model_directory
+
+
 def test_a_failed_load_is_one_line_naming_adapter_path_and_server_message(stub, tiny_model_dir, tmp_path):
     url, _, _ = stub
     missing = tmp_path / "no-adapter-here"

@@ -39,9 +39,36 @@ class Client:
         self.cache = ResponseCache(cache_path or cache_dir() / "responses", enabled=enabled)
         self.usage = UsageLog()
 
+    @property
+    def tokenizer(self) -> Any:
+        return self.backend.tokenizer
+
+    @property
+    def base_fingerprint(self) -> str:
+        """What identifies the base model's weights (adapters and saved configurations record it)."""
+        return self.backend.base_fingerprint
+
+    @property
+    def model_directory(self) -> Path:
+        """The in-process model's directory, which LoRA training loads a fresh copy from; AxError for a remote model."""
+        return self.backend.model_directory
+
+    @property
+    def torch_model(self) -> Any:
+        """The in-process torch model (adapters' layers included); AxError for a remote model."""
+        return self.backend.torch_model
+
+    def adapters(self) -> list[str]:
+        return self.backend.adapters()
+
     def load_adapter(self, name: str, path: str | Path, *, allow_unverified: bool = False) -> None:
-        """`allow_unverified`: load an adapter without an ax manifest (its base weights unchecked)."""
+        """`allow_unverified`: load an adapter without an ax manifest (its base weights unchecked).
+        The same weights served under several names are loaded once."""
         self.backend.load_adapter(name, path, allow_unverified=allow_unverified)
+
+    def ensure_adapter(self, name: str, path: str | Path, *, allow_unverified: bool = False) -> None:
+        """`load_adapter`, unless `name` already serves the adapter at `path`: call it as often as you like."""
+        self.backend.ensure_adapter(name, path, allow_unverified=allow_unverified)
 
     def unload_adapter(self, name: str) -> None:
         self.backend.unload_adapter(name)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 ConstraintKind = Literal["choice", "int", "float", "int_list", "float_list"]
 
@@ -42,9 +43,21 @@ class GenerationRequest:
 
 
 class Backend(Protocol):
-    """Where completions come from: the in-process model or an OpenAI-compatible server."""
+    """Where completions come from: the in-process model or an OpenAI-compatible server.
+
+    `model_directory` and `torch_model` serve LoRA training, which trains a fresh copy of the model
+    read from its directory and targets its layers by name: only an in-process backend has them,
+    a remote one raises AxError.
+    """
 
     base_fingerprint: str
+    tokenizer: Any  # the base model's (its chat template renders prompts; training counts tokens with it)
+
+    @property
+    def model_directory(self) -> Path: ...
+
+    @property
+    def torch_model(self) -> Any: ...
 
     def render(self, messages: list[dict[str, str]]) -> str: ...
 
@@ -53,5 +66,13 @@ class Backend(Protocol):
     def adapter_fingerprint(self, adapter: str | None) -> str: ...
 
     def adapters(self) -> list[str]: ...
+
+    def load_adapter(self, name: str, path: str | Path, *, allow_unverified: bool = False) -> None: ...
+
+    def ensure_adapter(self, name: str, path: str | Path, *, allow_unverified: bool = False) -> None:
+        """`load_adapter`, unless `name` already serves the adapter at `path`."""
+        ...
+
+    def unload_adapter(self, name: str) -> None: ...
 
     def close(self) -> None: ...

@@ -78,6 +78,14 @@ class LocalBackend:
         self.step_costs = StepCosts()
         self.batcher: Batcher[GenerationRequest, Generation] = Batcher(self._serve, max_wait_s=max_wait_s)
 
+    @property
+    def model_directory(self) -> Path:
+        return Path(self.loaded.directory)
+
+    @property
+    def torch_model(self) -> Any:
+        return self.model
+
     # -- adapters ---------------------------------------------------------------------------
 
     def adapters(self) -> list[str]:
@@ -95,8 +103,9 @@ class LocalBackend:
             raise AxError(f"Unknown adapter {adapter!r}; loaded adapters: {self.adapters() or 'none'}") from None
 
     def load_adapter(self, name: str, path: str | Path, *, allow_unverified: bool = False) -> None:
-        """Load a PEFT adapter directory under `name`, refusing one trained on another base model,
-        and one whose base cannot be checked (no ax manifest) unless `allow_unverified`."""
+        """Serve the PEFT adapter directory at `path` as `name` (in place of what `name` served), refusing
+        one trained on another base model, and one whose base cannot be checked (no ax manifest) unless
+        `allow_unverified`. Weights already served under another name are shared, not loaded again."""
         from ax.adapters.store import (
             CONFIG_FILE, MANIFEST_FILE, adapter_fingerprint, check_base, check_unverified, check_weights,
             read_peft_config,
@@ -119,18 +128,28 @@ class LocalBackend:
                 "states_key": _states_key(fingerprint, path / CONFIG_FILE), "base_check": base_check}
         self.batcher.call_in_worker(lambda: self._attach(name, path, info))
 
+    def ensure_adapter(self, name: str, path: str | Path, *, allow_unverified: bool = False) -> None:
+        """`load_adapter`, unless `name` already serves the adapter at `path` (the same directory and weights)."""
+        from ax.adapters.store import adapter_fingerprint
+
+        served = self._adapters.get(name)
+        if served is None or served["path"] != str(path) or served["fingerprint"] != adapter_fingerprint(path):
+            self.load_adapter(name, path, allow_unverified=allow_unverified)
+
     def unload_adapter(self, name: str) -> None:
         self._adapter_info(name)
-        self.batcher.call_in_worker(lambda: self._detach(name))
-        del self._adapters[name]
+        self.batcher.call_in_worker(lambda: self._release(self._adapters.pop(name)["states_key"]))
 
-    def _detach(self, name: str) -> None:
-        if len(self._adapters) == 1:
+    def _release(self, slot: str) -> None:
+        """Take PEFT's adapter `slot` out of the model once no name serves it."""
+        if any(info["states_key"] == slot for info in self._adapters.values()):
+            return
+        if not self._adapters:
             # PEFT keeps a deleted last adapter as its active one, and the next load fails on it:
             # take the LoRA layers out and serve the plain base model again.
             self.model = self.model.unload()
         else:
-            self.model.delete_adapter(name)
+            self.model.delete_adapter(slot)
 
     def _shape_mismatch(self, weights: Path) -> str | None:
         """Why the adapter's LoRA matrices cannot sit on this base model, checked before PEFT touches it.
@@ -159,17 +178,23 @@ class LocalBackend:
         return None
 
     def _attach(self, name: str, path: Path, info: dict[str, Any]) -> None:
+        """Serve `info`'s adapter as `name`. PEFT holds each adapter once, named by its states key (its
+        weights and config), whatever names serve it: an evaluation's name for an adapter a training
+        run loaded under its own shares those weights."""
         from peft import PeftModel
 
-        if name in self._adapters:
-            self.model.delete_adapter(name)
-        if isinstance(self.model, PeftModel):
-            self.model.load_adapter(str(path), adapter_name=name)
-        else:
-            self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name)
-        self.model.eval()
+        slot = info["states_key"]
+        if not any(other["states_key"] == slot for other in self._adapters.values()):
+            if isinstance(self.model, PeftModel):
+                self.model.load_adapter(str(path), adapter_name=slot)
+            else:
+                self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=slot)
+            self.model.eval()
+        replaced = self._adapters.get(name)
         # Registered here, on the worker, so no batch sees the new weights under the old states key.
         self._adapters[name] = info
+        if replaced is not None:
+            self._release(replaced["states_key"])
 
     # -- generation -------------------------------------------------------------------------
 
@@ -319,10 +344,11 @@ class LocalBackend:
 
         if not isinstance(self.model, PeftModel):
             return {}
-        if len(set(names)) == 1 and self._adapters.get(names[0], {}).get("dora"):
-            self.model.set_adapter(names[0])  # safe: only this worker thread touches the model
+        slots = [BASE if name == BASE else self._states_key(name) for name in names]  # PEFT's names (_attach)
+        if len(set(slots)) == 1 and self._adapters.get(names[0], {}).get("dora"):
+            self.model.set_adapter(slots[0])  # safe: only this worker thread touches the model
             return {}
-        return {"adapter_names": names}
+        return {"adapter_names": slots}
 
     def _states_key(self, name: str) -> str:
         return "base" if name == BASE else self._adapter_info(name)["states_key"]

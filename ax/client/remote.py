@@ -39,6 +39,18 @@ class RemoteBackend:
         self._adapters: dict[str, str | None] = {}
         self.base_fingerprint = "remote-" + hashlib.sha256(f"{self.api_base}|{model}".encode()).hexdigest()[:12]
 
+    @property
+    def model_directory(self) -> Path:
+        raise self._not_in_process()
+
+    @property
+    def torch_model(self) -> Any:
+        raise self._not_in_process()
+
+    def _not_in_process(self) -> AxError:
+        return AxError(f"LoRA training needs an in-process model (ax.LM(model)); {self.model!r} is served "
+                       f"at {self.api_base}")
+
     def adapters(self) -> list[str]:
         return sorted(self._adapters)
 
@@ -65,6 +77,9 @@ class RemoteBackend:
             self._post("load_lora_adapter", {"lora_name": name, "lora_path": path},
                        failure=f"Loading adapter {name!r} from {path}")
         self._adapters[name] = path
+
+    # Loading is already idempotent here: a name served from the same path is left as it is.
+    ensure_adapter = load_adapter
 
     def unload_adapter(self, name: str) -> None:
         if name not in self._adapters:

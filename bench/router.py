@@ -1,9 +1,10 @@
-"""Routing a query to a domain adapter, or to the base model when no domain is clearly meant.
+"""A domain router for bench/router_accuracy.py: which adapter, or the base model, would serve a query.
 
-A small multinomial logistic regression over TF-IDF word and word-pair features (or over the
-unit vectors of a user's embedding function), trained on each domain's own example texts. It
-answers with the most probable domain and that probability; below `threshold` it answers None,
-which the client serves with the base model rather than guess an adapter.
+Not part of ax (the client serves the adapter a call names); the bench measures whether a lexical
+classifier could pick it. A multinomial logistic regression (scikit-learn) over TF-IDF word and
+word-pair features (or over the unit vectors of a user's embedding function), trained on each
+domain's own example texts. It answers with the most probable domain and that probability; below
+`threshold` it answers None, meaning the base model should answer rather than a guessed adapter.
 
 TF-IDF rows are not length-normalized (only scaled so a typical training text has norm 1): a
 query that shares one common word with a domain then carries little evidence and gets a low
@@ -12,29 +13,28 @@ confidence, where a normalized row would make that one word look as decisive as 
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
+from scipy.sparse.linalg import norm as sparse_norm
+from scipy.special import softmax
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import normalize
 
 from ax.errors import AxError
 from ax.model import atomic_write_text
 
 Embed = Callable[[Sequence[str]], np.ndarray]
-# On the 12 shipped domains (bench/router_accuracy.py --out-of-domain), 0.3 left 2.5% of in-domain
-# queries to the base model needlessly and still sent 98.6% of a held-out domain's queries there;
-# 0.5 left 26.3% needlessly for 99.8%.
-DEFAULT_THRESHOLD = 0.3
-_WORD = re.compile(r"[a-z0-9]+")
+DEFAULT_THRESHOLD = 0.3  # the trade between needless and missed fallbacks: README.md, "Router"
 
 
-def _terms(text: str) -> list[str]:
-    words = _WORD.findall(text.lower())
-    return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+def _vectorizer(vocabulary: Sequence[str] | None = None) -> TfidfVectorizer:
+    """Lower-cased alphanumeric words and word pairs, raw counts times IDF, rows left unnormalized."""
+    return TfidfVectorizer(token_pattern=r"[a-z0-9]+", ngram_range=(1, 2), norm=None, vocabulary=vocabulary)
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,9 @@ class DomainRouter:
             raise AxError("This router was trained on embeddings; pass the same embedding function to use it.")
         self.state = state
         self.embed = embed
-        self._index = {term: i for i, term in enumerate(state.vocabulary)}
-        self._idf = np.asarray(state.idf)
+        if embed is None:
+            self._vectorizer = _vectorizer(state.vocabulary)
+            self._vectorizer.idf_ = np.asarray(state.idf)
         self._weights = np.asarray(state.weights).reshape(-1, len(state.domains))
         self._bias = np.asarray(state.bias)
 
@@ -82,14 +83,14 @@ class DomainRouter:
 
     def _featurize(self, texts: Sequence[str]) -> np.ndarray:
         if self.embed is not None:
-            return _unit_rows(np.asarray(self.embed(list(texts)), dtype=float))
-        return _tfidf(texts, self._index, self._idf)
+            return normalize(np.asarray(self.embed(list(texts)), dtype=float))
+        return self._vectorizer.transform(texts).toarray()
 
     def route(self, query: str) -> Route:
         features = self._featurize([query])
         if not features.any():  # nothing known in the query: no evidence for any domain
             return Route(None, 0.0, {d: 0.0 for d in self.domains})
-        probs = _softmax(features @ self._weights + self._bias)[0]
+        probs = softmax(features @ self._weights + self._bias, axis=1)[0]
         best = int(probs.argmax())
         chosen = self.domains[best] if probs[best] >= self.threshold else None
         return Route(chosen, float(probs[best]), dict(zip(self.domains, map(float, probs))))
@@ -105,11 +106,22 @@ class DomainRouter:
         labels = np.array([i for i, d in enumerate(domains) for _ in texts_by_domain[d]])
         if embed is not None:
             vocabulary, idf = [], np.zeros(0)
-            features = _unit_rows(np.asarray(embed(texts), dtype=float))
+            features = normalize(np.asarray(embed(texts), dtype=float))
         else:
-            vocabulary, idf = _fit_vocabulary(texts)
-            features = _tfidf(texts, {t: i for i, t in enumerate(vocabulary)}, idf)
-        weights, bias = _fit_logistic(features, labels, len(domains), l2)
+            vectorizer = _vectorizer()
+            features = vectorizer.fit_transform(texts)
+            scale = 1 / max(sparse_norm(features, axis=1).mean(), 1e-12)
+            features, idf = features * scale, vectorizer.idf_ * scale
+            vocabulary = vectorizer.get_feature_names_out().tolist()
+        # Softmax regression, class-balanced, with penalty l2/2 * |weights|^2 on the mean loss (C scales the
+        # summed loss). For two domains scikit-learn fits one logit z: softmax over (-z/2, z/2) is the same
+        # model, whose penalty is half of |z|^2, hence twice the C.
+        binary = len(domains) == 2
+        model = LogisticRegression(C=(1 + binary) / (l2 * len(texts)), class_weight="balanced", tol=1e-5,
+                                   max_iter=15000).fit(features, labels)
+        weights, bias = model.coef_.T, model.intercept_
+        if binary:
+            weights, bias = np.hstack([-weights / 2, weights / 2]), np.concatenate([-bias / 2, bias / 2])
         state = RouterState(domains=domains, features="embedding" if embed else "tfidf", vocabulary=vocabulary,
                             idf=idf.tolist(), weights=weights.tolist(), bias=bias.tolist(), threshold=threshold)
         return cls(state, embed)
@@ -134,51 +146,3 @@ def evaluate_router(router: DomainRouter, labelled_queries: Iterable[tuple[str, 
     if not pairs:
         raise AxError("No labelled queries to evaluate the router on.")
     return sum(router.route(query).domain == expected for query, expected in pairs) / len(pairs)
-
-
-def _fit_vocabulary(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """Terms and their IDF, scaled so that the training texts' rows have mean norm 1."""
-    document_frequency = Counter(term for text in texts for term in set(_terms(text)))
-    vocabulary = sorted(document_frequency)
-    idf = np.log((1 + len(texts)) / (1 + np.array([document_frequency[t] for t in vocabulary]))) + 1
-    rows = _tfidf(texts, {t: i for i, t in enumerate(vocabulary)}, idf)
-    return vocabulary, idf / max(np.linalg.norm(rows, axis=1).mean(), 1e-12)
-
-
-def _tfidf(texts: Sequence[str], index: Mapping[str, int], idf: np.ndarray) -> np.ndarray:
-    matrix = np.zeros((len(texts), len(index)))
-    for row, text in enumerate(texts):
-        for term, count in Counter(_terms(text)).items():
-            if term in index:
-                matrix[row, index[term]] = count * idf[index[term]]
-    return matrix
-
-
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
-def _fit_logistic(features: np.ndarray, labels: np.ndarray, classes: int, l2: float) -> tuple[np.ndarray, np.ndarray]:
-    """Class-balanced softmax regression with an L2 penalty, solved by L-BFGS."""
-    from scipy.optimize import minimize
-
-    n, dim = features.shape
-    onehot = np.eye(classes)[labels]
-    sample_weight = (n / (classes * np.bincount(labels, minlength=classes)))[labels][:, None] / n
-
-    def loss(flat: np.ndarray) -> tuple[float, np.ndarray]:
-        weights, bias = flat[:-classes].reshape(dim, classes), flat[-classes:]
-        probs = _softmax(features @ weights + bias)
-        value = -(sample_weight * onehot * np.log(probs + 1e-12)).sum() + 0.5 * l2 * (weights ** 2).sum()
-        residual = sample_weight * (probs - onehot)
-        grad_w = features.T @ residual + l2 * weights
-        return value, np.concatenate([grad_w.ravel(), residual.sum(axis=0)])
-
-    result = minimize(loss, np.zeros(dim * classes + classes), jac=True, method="L-BFGS-B")
-    return result.x[:-classes].reshape(dim, classes), result.x[-classes:]
