@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ax-installed
 
-.PHONY: setup browser test compare bench clean
+.PHONY: setup browser lint-imports test compare bench clean
 
 setup: $(STAMP)
 
@@ -26,7 +26,19 @@ browser:
 		apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
 		echo "chromium not installed: the report rendering test will be skipped"
 
-test: setup browser
+# The layers of docs/architecture.md, checked by import-linter ([tool.importlinter] in pyproject.toml). It finds
+# a package's modules by walking the package's folder, and programs/, optimizers/, ... are mapped into ax from
+# folders beside it, so it walks a tree of links laid out as the installed package.
+IMPORT_TREE := build/import-tree
+
+lint-imports: setup
+	rm -rf $(IMPORT_TREE) && mkdir -p $(IMPORT_TREE)/ax
+	ln -s $(CURDIR)/ax/* $(IMPORT_TREE)/ax/
+	for init in */__init__.py; do part=$${init%/__init__.py}; \
+		[ "$$part" = ax ] || ln -s $(CURDIR)/$$part $(IMPORT_TREE)/ax/$$part; done
+	cd $(IMPORT_TREE) && $(CURDIR)/$(BIN)/lint-imports --no-logo --no-cache $(CURDIR)/pyproject.toml
+
+test: setup browser lint-imports
 	$(BIN)/pytest -q
 
 compare: setup

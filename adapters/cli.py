@@ -1,6 +1,6 @@
 """Command line for adapters: `ax train`, `ax adapters list|show|delete`, `ax merge`, `ax ablate` (mounted by ax.cli).
 
-Heavy imports (torch, transformers, the domains) happen inside the commands, so `ax --help` stays fast.
+torch and transformers are imported inside the commands that train, so `ax --help` stays fast.
 """
 
 from __future__ import annotations
@@ -14,9 +14,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ax.adapters.domain_ablation import KINDS
+import ax
+from ax.adapter_store import (
+    adapter_path, check_name, check_weights, default_store_root, delete_adapter, list_adapters, read_manifest,
+)
+from ax.adapters.config import load_config
+from ax.adapters.dataset import data_hash, domain_pairs
+from ax.adapters.merge import merge_adapters, merge_into_base
+from ax.adapters.peft_model import load_training_base
 from ax.cli_common import handle_errors, parse_seeds
 from ax.errors import AxError
+from ax.evals.runner import domain_items
+from ax.experiments.ablate import KINDS, sweep_settings
+from ax.model import load_model
+from ax.programs.registry import get_domain
 
 console = Console()
 adapters_app = typer.Typer(help="Stored LoRA adapters: list, show, delete.", no_args_is_help=True)
@@ -42,12 +53,7 @@ def train_cmd(
 ) -> None:
     """Train a LoRA adapter for a domain and store it with its manifest."""
     with handle_errors():
-        from ax.adapters.config import load_config
-        from ax.adapters.dataset import domain_pairs
-        from ax.adapters.peft_model import load_training_base
-        from ax.adapters.store import check_name, default_store_root
-        from ax.adapters.train import train_and_save
-        from ax.programs.registry import get_domain
+        from ax.adapters.train import train_and_save  # torch and transformers, loaded only when the command runs
 
         settings = load_config(config, domain).with_overrides(
             max_steps=max_steps, num_epochs=num_epochs, r=r, lora_alpha=lora_alpha, weight_decay=weight_decay,
@@ -76,8 +82,6 @@ def train_cmd(
 @adapters_app.command("list")
 def list_cmd(root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP)) -> None:
     """Adapters in the store with their domain, base model and eval loss."""
-    from ax.adapters.store import list_adapters
-
     table = Table(title=f"Adapters in {root or 'the ax cache'}")
     for column in ("name", "domain", "base model", "eval loss", "created", "problem"):
         table.add_column(column)
@@ -93,8 +97,6 @@ def list_cmd(root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP
 @adapters_app.command("show")
 def show_cmd(name: str, root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP)) -> None:
     """Print an adapter's manifest."""
-    from ax.adapters.store import adapter_path, read_manifest
-
     with handle_errors():
         console.print_json(read_manifest(adapter_path(root, name)).model_dump_json())
 
@@ -103,8 +105,6 @@ def show_cmd(name: str, root: Optional[Path] = typer.Option(None, "--root", help
 def delete_cmd(name: str, root: Optional[Path] = typer.Option(None, "--root", help=_ROOT_HELP),
                yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
     """Remove an adapter from the store."""
-    from ax.adapters.store import adapter_path, delete_adapter
-
     with handle_errors():
         path = adapter_path(root, name)
         if not yes and not typer.confirm(f"Delete adapter {name!r} at {path}?"):
@@ -125,10 +125,6 @@ def merge_cmd(
 ) -> None:
     """Combine domain adapters into one, or fold an adapter into the base model for deployment."""
     with handle_errors():
-        from ax.adapters.merge import merge_adapters, merge_into_base
-        from ax.adapters.store import adapter_path, check_weights
-        from ax.model import load_model
-
         paths = {Path(a).name: Path(a) if Path(a).is_dir() else adapter_path(root, a) for a in adapters}
         for path in paths.values():  # a cut-off copy fails here, named, rather than inside safetensors
             check_weights(path)
@@ -171,15 +167,9 @@ def ablate_cmd(
                         ("--out", out), ("--config", config), ("--base-model", base_model)):
         words += [flag, str(value)] if value is not None else []
     with handle_errors():
-        import ax
-        from ax.adapters.config import load_config
-        from ax.adapters.dataset import data_hash, domain_pairs
-        from ax.adapters.domain_ablation import (
+        from ax.experiments.domain_ablation import (  # torch and transformers, loaded only when the command runs
             JSON_FILE, MARKDOWN_FILE, AblationSetup, DomainAblation, check_target_modules, run_domain_ablation,
-            sweep_settings,
         )
-        from ax.evals.runner import domain_items
-        from ax.programs.registry import get_domain
 
         chosen_seeds = parse_seeds(seeds)
         for flag, value in (("--train", train), ("--steps", steps), ("--threads", threads)):

@@ -3,12 +3,12 @@
 Compiling the whole model, as the Trainer's own `torch_compile` does, traces transformers' mask
 making into the graph; there it cannot hand SDPA `is_causal` and builds the full mask, and with
 batches of changing shapes the graph recompiles. Each decoder layer compiled alone (inductor fuses LoRA's
-low-rank additions, norms, rotary embeddings and activations around the matmuls) measured 37.5% MFU against 32.6% for
-the whole model, same GPU and process (`python bench/lora_step_ceiling.py bench
-"m,32,1024,layers,0;m,32,1024,default,0"`, README). With `fixed_packing` every step has one
-shape: in the first steps the layers compile four times (the first layer apart, its input needing
-no gradient; each again once the count of packed examples changes, which then stays symbolic) and
-never after (`TORCH_LOGS=recompiles`, lent H200).
+low-rank additions, norms, rotary embeddings and activations around the matmuls) reaches a higher MFU than
+the whole model compiled, same GPU and process (`python bench/lora_step_ceiling.py bench
+"m,32,1024,layers,0;m,32,1024,default,0"`; figures in the README's Measured section). With `fixed_packing`
+every step has one shape: in the first steps the layers compile four times (the first layer apart, its
+input needing no gradient; each again once the count of packed examples changes, which then stays
+symbolic) and never after (`TORCH_LOGS=recompiles`).
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 Loss is on completion tokens only, so the output head's logits are needed only at the position
 before each of them; a stock causal-LM forward computes them at every position (prompt and padding
-too) and casts them all to fp32 for the softmax. On ax's GPU training bench, where 12% of the
-positions predict a completion token, computing the head there only took the GPU kernel time of a
-step from 271.7 ms to 254.0 ms (torch.profiler, README). Here a pre-hook on the head keeps only the
+too) and casts them all to fp32 for the softmax. On ax's GPU training bench, where few of the
+positions predict a completion token, computing the head there only cut the GPU kernel time of a
+step (`python bench/train_throughput.py --cuda ... --profile`; figures in the README's Measured
+section). Here a pre-hook on the head keeps only the
 hidden states of those positions, so the model's own head and its final logit processing
 (soft-capping, scaling) run on them alone, and the loss is transformers' causal-LM loss over the
 same targets.

@@ -19,7 +19,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ax.client.prompting import FIELD_SEPARATOR, field_header, training_pair
 from ax.errors import AxError
+from ax.programs.modules import CONTEXT
 
 log = logging.getLogger(__name__)
 IGNORE_INDEX = -100  # label value that torch's cross-entropy skips
@@ -36,8 +38,6 @@ class TrainingPair(BaseModel):
 
 def _pair(tokenizer: Any, signature: Any, inputs: dict[str, Any], outputs: dict[str, Any],
           demos: Sequence[Any]) -> TrainingPair:
-    from ax.client.prompting import training_pair
-
     prompt, completion = training_pair(tokenizer, signature, inputs, outputs, list(demos))
     return TrainingPair(prompt=prompt, completion=completion)
 
@@ -105,8 +105,6 @@ class LabelBalance(BaseModel):
 
 def completion_label(completion: str, field: str) -> str | None:
     """The value a training completion gives `field`, or None when it has no such field."""
-    from ax.client.prompting import FIELD_SEPARATOR, field_header
-
     header = field_header(field)
     start = completion.find(header)
     if start < 0:
@@ -204,8 +202,6 @@ def labelled_predictors(program: Any, example: Any) -> list[tuple[str, Any]]:
     example holds its gold value under that input's name; filled in empty instead, it would give a
     prompt the predictor never sees at inference, so such a predictor learns from traces.
     """
-    from ax.programs.modules import CONTEXT
-
     return [(name, predictor) for name, predictor in program.named_predictors()
             if all(field in example for field in predictor.signature.output_fields)
             and all(field in example for field in predictor.signature.input_fields if field != CONTEXT)]

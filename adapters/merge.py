@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 
-from ax.adapters.store import (
+from ax.adapter_store import (
     AdapterManifest, MergeSource, atomic_directory, check_base, check_name, save_adapter,
 )
 from ax.errors import AxError

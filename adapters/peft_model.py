@@ -8,7 +8,7 @@ from typing import Any
 
 from ax.adapters.config import ARCHITECTURE_TARGETS, LoraTrainingConfig
 from ax.errors import AxError
-from ax.model import LoadedModel
+from ax.model import LoadedModel, _hub_fingerprint, load_model, local_directory, resolve, weights_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,6 @@ def load_training_base(spec: str | None, config: LoraTrainingConfig, *, device: 
 
     The 4-bit base keeps the full-precision model's fingerprint, so its adapters load on that base.
     """
-    from ax.model import load_model
-
     if not config.qlora_4bit:
         return load_model(spec, device=device)
     require_qlora()
@@ -78,7 +76,6 @@ def load_training_base(spec: str | None, config: LoraTrainingConfig, *, device: 
     from peft import prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
-    from ax.model import _hub_fingerprint, weights_fingerprint, local_directory, resolve
 
     source = resolve(spec)
     directory = local_directory(source)

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
+from ax.adapter_store import AdapterManifest, check_name, save_adapter
 from ax.adapters.collate import REAL_TOKENS_KEY, make_collator, pack_dataset
 from ax.adapters.compiled_layers import compiled_layers
 from ax.adapters.completion_loss import LOSS_POSITIONS_KEY, completion_loss, logits_at
@@ -36,7 +37,6 @@ from ax.adapters.dataset import TrainingPair, data_hash, encode_pairs, split_dev
 from ax.adapters.fused_lora import fused_lora
 from ax.adapters.peft_model import attach_lora, resolve_target_modules
 from ax.adapters.shared_lora_input import shared_lora_input
-from ax.adapters.store import AdapterManifest, check_name, save_adapter
 from ax.adapters.varlen_attention import varlen_attention, varlen_supported
 from ax.errors import AxError
 from ax.model import LoadedModel, atomic_write_text
@@ -132,7 +132,7 @@ class SteadyThroughput(TrainerCallback):
 
 def _checkpointing_arguments(enabled: bool) -> dict[str, Any]:
     """Recent transformers releases call it activation checkpointing, 5.17 still gradient checkpointing
-    (on the lent GPU machine it refused the new name)."""
+    (and refuses the new name)."""
     names = {f.name for f in fields(TrainingArguments)}
     prefix = "activation" if "activation_checkpointing" in names else "gradient"
     return {f"{prefix}_checkpointing": enabled, f"{prefix}_checkpointing_kwargs": {"use_reentrant": False}}
@@ -193,7 +193,7 @@ def attention_without_cudnn() -> Any:
 
     cuDNN attention (PyTorch's first choice on Hopper) builds an execution plan for every new
     shape, milliseconds of CPU per layer call; with length-grouped or packed batches nearly every
-    step is a new shape, which left an H100 idle most of each step. Flash and memory-efficient
+    step is a new shape, which leaves the GPU idle most of each step. Flash and memory-efficient
     attention need no plan.
     """
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -204,8 +204,9 @@ def attention_without_cudnn() -> Any:
 def _autocast_owns_dtypes(model: Any, bf16: bool) -> Any:
     """Under bf16 autocast, stop PEFT casting each activation to its fp32 adapter weights' dtype.
 
-    autocast casts it straight back to bf16 for the matmul, so the round trip bought nothing: on
-    the H100 it was a quarter of a LoRA step's GPU time (copies and casts, torch.profiler). The
+    autocast casts it straight back to bf16 for the matmul, so the round trip bought nothing but
+    copies and casts, a large share of a LoRA step's GPU time (torch.profiler; the MFU before and
+    after is in the README's Measured section, `python bench/train_throughput.py --cuda`). The
     adapter weights stay fp32, so optimizer updates keep full precision.
     """
     from peft.helpers import disable_input_dtype_casting

@@ -2,8 +2,8 @@
 
 Given packed rows (position_ids restarting at each example, no attention mask), transformers
 builds SDPA a [rows, 1, width, width] block-diagonal mask, and SDPA computes every block of it:
-for a 3,057-token row of examples of a few hundred tokens, many times the attention the examples
-need, and the bound on ax's packed training on an H100 (issue 3). PyTorch's `varlen_attn` takes
+for a row packed with examples of a few hundred tokens, many times the attention the examples
+need, and the bound on ax's packed training on a GPU (issue 3). PyTorch's `varlen_attn` takes
 the examples' boundaries instead (cumulative lengths over the flattened rows) and computes each
 example's own causal triangle only. The packing collators give those boundaries as host values,
 under the names of transformers' flash-attention kwargs, which every decoder layer passes on to
@@ -42,13 +42,13 @@ except ImportError:  # before PyTorch 2.10
 _PARAMETERS = frozenset(inspect.signature(varlen_attn).parameters) if varlen_attn else frozenset()
 # PyTorch 2.10's first version takes `is_causal` only: no scale, window or grouped heads. 2.11 adds
 # the scale and windows, and hands fewer key than query heads to its kernel as they are, which
-# groups them (tests/test_packed_training.py's grouped Llama passed so on the lent H200); 2.12 asks
+# groups them (tests/test_packed_training.py's grouped Llama checks it on a GPU); 2.12 asks
 # for `enable_gqa` to do so.
 _WINDOWS = "window_size" in _PARAMETERS
 _FLAGGED_GROUPS = "enable_gqa" in _PARAMETERS
 _FA4_ARCHITECTURES = (9, 10)  # the compute-capability majors FlashAttention 4 has kernels for
 # flash-attn-4 4.0.0b36's Hopper backward gave wrong query, key and value gradients at head dims
-# 8, 16, 48 and 80 (against PyTorch's kernel, on the lent H200); at every multiple of 32 from 32
+# 8, 16, 48 and 80 (against PyTorch's kernel, `python bench/varlen_kernels.py`); at every multiple of 32 from 32
 # to 256 they agreed to bf16's precision.
 _FA4_HEAD_DIM_MULTIPLE = 32
 

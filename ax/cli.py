@@ -10,8 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ax.cli_common import handle_errors, parse_seeds
-from ax.optimizers.cli import ABLATE_CONTEXT, WORKERS
+from ax.adapter_store import list_adapters
+from ax.cli_common import ABLATE_CONTEXT, WORKERS, handle_errors, parse_seeds
+from ax.errors import AxError
+from ax.model import DEFAULT_MODEL, cache_dir, embedded_gguf_path
 
 app = typer.Typer(help="ax: LoRA + GEPA optimization of DSPy programs, evaluated with IRT.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -46,9 +48,6 @@ def _mount() -> None:
 @app.command()
 def models(adapter_root: Optional[str] = typer.Option(None, help="Adapter store to list (default: ax's cache).")):
     """Show the default model, converted model copies and stored adapters."""
-    from ax.model import DEFAULT_MODEL, cache_dir, embedded_gguf_path
-    from ax.errors import AxError
-
     table = Table(title="Models")
     table.add_column("name")
     table.add_column("where")
@@ -60,7 +59,6 @@ def models(adapter_root: Optional[str] = typer.Option(None, help="Adapter store 
     for directory in sorted(converted.glob("*")) if converted.is_dir() else []:
         table.add_row(directory.name, str(directory))
     console.print(table)
-    from ax.adapters.store import list_adapters
 
     adapters = Table(title="Adapters")
     for column in ("name", "domain", "base model", "path"):
@@ -85,7 +83,7 @@ def compare(
     workers: int = WORKERS,
 ):
     """The main job: optimize baseline / LoRA / GEPA / LoRA+GEPA per domain, evaluate them, write the IRT report."""
-    from ax.pipeline import compare as run_compare
+    from ax.pipeline import compare as run_compare  # scipy and matplotlib (the report): not for `ax --help`
 
     with handle_errors():
         run_compare(domain, preset=preset, seeds=parse_seeds(seeds), model=model, run_dir=run_dir,

@@ -1,8 +1,8 @@
-"""What every `ax` command shares: how an AxError ends a command, and how `--seeds` is read.
+"""What the `ax` commands share: how an AxError ends a command, how `--seeds` is read, and the options
+`ax compare` (ax/cli.py) and `ax optimize` (optimizers/cli.py) both take.
 
-Each part's cli.py imports this module; it is not in ax/cli.py because ax/cli.py imports
-optimizers/cli.py (options `ax compare` shares with `ax optimize`), so the parts importing ax/cli.py
-back would be circular.
+Each part's cli.py imports this module; it is not in ax/cli.py because ax/cli.py mounts the parts'
+commands, so a part importing it would import the app above it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from ax.errors import AxError
+
+ABLATE_CONTEXT = typer.Option(False, "--ablate-context", help="Also answer with each configuration without its playbook "
+                              "(<config>-no-playbook, no extra optimization); the report measures playbook on vs off.")
+WORKERS = typer.Option(1, "--workers", min=1,
+                       help="Optimize (domain, seed) pairs in this many processes at once (one GPU each).")
 
 
 @contextmanager

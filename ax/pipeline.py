@@ -20,7 +20,16 @@ from typing import Any
 from pydantic import ValidationError
 from rich.console import Console
 
+import ax
+from ax.configuration import CONFIGURATIONS_FILE, load_configurations
 from ax.errors import AxError
+from ax.evals.render import write_report
+from ax.evals.report import REPORT_DIR, ReportSettings, build_report
+from ax.evals.runner import evaluate_run_dir
+from ax.optimizers import optimize
+from ax.optimizers.fanout import optimize_in_workers
+from ax.optimizers.presets import get_preset, preset_argument
+from ax.programs.registry import get_domain
 
 
 def compare_command(domains: Sequence[str], preset: str, seeds: Sequence[int], model: str | None, run_dir: Path,
@@ -46,14 +55,6 @@ def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[in
     `workers`: optimize the (domain, seed) pairs in that many processes at once (one GPU each where
     there are GPUs); the answering and the report then run here as usual.
     """
-    import ax
-    from ax.evals.configuration import CONFIGURATIONS_FILE, load_configurations
-    from ax.evals.report import REPORT_DIR, ReportSettings, build_report, write_report
-    from ax.evals.runner import evaluate_run_dir
-    from ax.optimizers import optimize
-    from ax.optimizers.presets import get_preset, preset_argument
-    from ax.programs.registry import get_domain
-
     if not domains:
         raise AxError("compare needs at least one domain (see `ax domains list`)")
     console = console or Console(stderr=True)
@@ -69,8 +70,6 @@ def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[in
                               ablate_context)
     started = time.perf_counter()
     if workers > 1:
-        from ax.optimizers.fanout import optimize_in_workers
-
         console.rule(f"[bold]optimize[/bold]: {len(tasks) * len(seeds)} (domain, seed) jobs in {workers} workers")
         optimize_in_workers([(task.name, seed) for task in tasks for seed in seeds], workers=workers, console=console,
                             preset=chosen, run_dir=run_dir, model=model, reflection_lm=reflection_lm, context=context,

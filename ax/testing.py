@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ax.adapter_store import save_adapter
+from ax.client.generation import GenerationParams, GenerationRequest
+from ax.client.remote import NUMBER_REGEX
+from ax.errors import AxError
+from ax.model import weights_fingerprint
+
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
@@ -97,8 +103,6 @@ def make_tiny_adapter(model_dir: str | Path, path: str | Path, *, seed: int = 1,
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from ax.adapters.store import save_adapter
-    from ax.model import weights_fingerprint
 
     torch.manual_seed(seed)
     base = AutoModelForCausalLM.from_pretrained(model_dir)
@@ -132,9 +136,6 @@ def serve_openai_stub(backend, host: str = "127.0.0.1"):
 
     from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-    from ax.client.generation import GenerationParams, GenerationRequest
-    from ax.client.remote import NUMBER_REGEX
-    from ax.errors import AxError
 
     number_kinds = {regex: kind for kind, regex in NUMBER_REGEX.items()}
     removed = ("guided_choice", "guided_regex", "guided_json", "guided_grammar", "guided_whitespace_pattern",

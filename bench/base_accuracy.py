@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import ax
-from ax.evals.configuration import Configuration
+from ax.configuration import Configuration
 from ax.evals.report import ReportSettings, build_report
 from ax.evals.runner import evaluate_run_dir
 from ax.programs import get_domain
-from ax.programs.registry import BUILTIN_DOMAINS
+from ax.programs.domain import BUILTIN_DOMAINS
 from ax.programs.floors import domain_stats
 
 

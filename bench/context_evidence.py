@@ -31,9 +31,9 @@ from pathlib import Path
 import dspy
 
 import ax
+from ax.configuration import Configuration
 from ax.context import ContextAssembler, Playbook, PlaybookLearner, PlaybookStore, WithContext
 from ax.context.tokens import token_counter
-from ax.evals.configuration import Configuration
 from ax.evals.matrix_store import ResponseStore
 from ax.evals.runner import domain_items, evaluate_configurations
 from ax.evals.stats import mcnemar_exact, paired_bootstrap_difference, wilson_interval

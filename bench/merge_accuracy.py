@@ -26,7 +26,7 @@ from ax.adapters.dataset import domain_pairs
 from ax.adapters.merge import merge_adapters
 from ax.adapters.peft_model import load_training_base
 from ax.adapters.train import train_and_save
-from ax.evals.configuration import Configuration
+from ax.configuration import Configuration
 from ax.evals.matrix_store import ResponseStore
 from ax.evals.runner import domain_items, evaluate_configurations
 from ax.evals.stats import paired_bootstrap_difference, wilson_interval

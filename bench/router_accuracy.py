@@ -29,7 +29,7 @@ import time
 
 from ax.evals.stats import wilson_interval
 from ax.programs import get_domain
-from ax.programs.registry import BUILTIN_DOMAINS
+from ax.programs.domain import BUILTIN_DOMAINS
 from router import DEFAULT_THRESHOLD, DomainRouter, Route
 
 SWEEP = (0.0, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9, 0.95)

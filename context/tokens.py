@@ -1,6 +1,6 @@
 """Count tokens the way the model will see them, so context budgets hold on the real prompt.
 
-A whitespace count underestimates BPE token counts by 30-100%, which is how "budgeted"
+A whitespace count falls well short of a BPE tokenizer's count, which is how "budgeted"
 contexts overflow a small model's window; it is only the fallback when no tokenizer is given.
 """
 

@@ -135,7 +135,7 @@ def presets_section() -> str:
 def entries() -> list[Entry]:
     from ax.adapters.config import DEFAULT_CONFIG_PATH, LoraTrainingConfig, load_config
     from ax.context.refine import RefinePolicy
-    from ax.evals.configuration import Configuration, ConfigurationSet
+    from ax.configuration import Configuration, ConfigurationSet
     from ax.evals.report import ReportSettings
     from ax.optimizers import GepaSettings, LoraSettings, Preset
     from ax.programs.imported import DomainSpec

@@ -15,8 +15,9 @@ Pure functions on numpy arrays, no model needed:
 
 From programs to a report:
 
-* ``ax.evals.configuration`` - what a respondent is (program, adapter, playbook, its 2x2
-  cell and seed) and ``configurations.json``, the list a run directory's optimizers write.
+* ``ax.configuration`` (below the optimizers and the evaluator) - what a respondent is (program,
+  adapter, playbook, its 2x2 cell and seed) and ``configurations.json``, the list a run
+  directory's optimizers write; ``ax.evals.configuration`` rebuilds one into a runnable program.
 * ``ax.evals.matrix_store`` - every answer on disk (``RUN_DIR/responses``), atomically.
 * ``ax.evals.runner`` - answers missing cells through the LM client's batching threads.
 * ``ax.evals.calibration`` - items calibrated on the whole respondent pool (2PL from 100

@@ -26,6 +26,7 @@ import dspy
 import numpy as np
 from pydantic import BaseModel
 
+from ax.configuration import Configuration
 from ax.errors import AxError
 from ax.evals.adaptive import (
     GOAL_ERROR,
@@ -38,7 +39,6 @@ from ax.evals.adaptive import (
 )
 from ax.evals.calibration import calibrate_pool
 from ax.evals.comparison import comparison_rows
-from ax.evals.configuration import Configuration
 from ax.evals.matrix_store import ResponseMatrix, ResponseStore, item_record
 from ax.evals.runner import answer, prepare
 

@@ -6,13 +6,11 @@ elsewhere). Item parameters are estimated once on the pool and held fixed; every
 ability is then its EAP estimate on that fixed scale, with a standard error.
 
 Which model: 2PL from ``MIN_RESPONDENTS_2PL`` respondents up, 1PL below. On simulated 2PL data
-(discrimination ~ lognormal(0, 0.3), 4 replicates per size; the data generator and metrics of
-``bench/irt_recovery.py``), the 2PL's difficulty RMSE, against the 1PL fitted to the same
-matrices, was 0.88 vs 0.70 at 10 respondents, 0.58 vs 0.49 at 25, 0.43 vs 0.44 at 50 and
-0.35 vs 0.36 at 100 (100 items); with 300 items 0.54 vs 0.46 at 25, 0.43 vs 0.38 at 50 and
-0.30 vs 0.30 at 100. Discrimination recovery r(a) reached 0.70-0.74 at 100 respondents (0.36-0.49
-at 25). Below about 100 respondents the extra parameters cost more than they explain, so the
-1PL is used; it is also what the issue's anchors report (girth 2PL: r = 0.38 at 4 respondents,
+(discrimination ~ lognormal(0, 0.3); the data generator and metrics of ``bench/irt_recovery.py``,
+figures in the README's Measured section), the 2PL recovers difficulties worse than the 1PL fitted
+to the same matrices at few respondents, and no better until about 100; its discriminations are
+recovered poorly below that. Below about 100 respondents the extra parameters cost more than they
+explain, so the 1PL is used; it is also what the issue's anchors report (girth 2PL: r = 0.38 at 4 respondents,
 0.91 at 100). Under the 1PL ability orders respondents who answered the same items exactly as
 accuracy does: the report says so rather than presenting it as new information.
 """

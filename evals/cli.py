@@ -15,9 +15,13 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+import ax
 from ax.cli_common import handle_errors
+from ax.configuration import CONFIGURATIONS_FILE, load_configurations
 from ax.errors import AxError
-from ax.evals.configuration import CONFIGURATIONS_FILE
+from ax.evals.matrix_store import ResponseStore
+from ax.evals.runner import evaluate_run_dir
+from ax.programs import get_domain
 
 console = Console(stderr=True)
 
@@ -32,7 +36,8 @@ def report_cmd(
     split: str = typer.Option("test", help="Which split's answers the report covers: train, dev or test."),
 ):
     """Write report.md, report.html (self-contained, with plots), report.json and manifest.json from responses."""
-    from ax.evals.report import REPORT_DIR, ReportSettings, build_report, write_report
+    from ax.evals.render import write_report  # matplotlib and scipy: not for `ax --help`
+    from ax.evals.report import REPORT_DIR, ReportSettings, build_report  # scipy, likewise
 
     with handle_errors():
         try:
@@ -64,11 +69,6 @@ def evaluate_cmd(
                    "(default 0.02: a mean error of 2 accuracy points, allowing for calibration error)."),
 ):
     """Answer a domain's items with each configuration and store every response; stored answers are skipped."""
-    import ax
-    from ax.evals.configuration import load_configurations
-    from ax.evals.matrix_store import ResponseStore
-    from ax.programs import get_domain
-
     words = ["ax", "evaluate", "--domain", domain, "--run-dir", str(run_dir), "--model", model, "--split", split]
     words += ["--configs", str(configs)] if configs else []
     words += [w for name in only or [] for w in ("--only", name)]
@@ -82,8 +82,8 @@ def evaluate_cmd(
         task = get_domain(domain)
         lm = ax.LM(model)
         if adaptive:
-            from ax.evals.adaptive import TARGET_STANDARD_ERROR
-            from ax.evals.adaptive_eval import adaptive_evaluate
+            from ax.evals.adaptive import TARGET_STANDARD_ERROR  # scipy: not for `ax --help`
+            from ax.evals.adaptive_eval import adaptive_evaluate  # scipy, likewise
 
             store = ResponseStore(run_dir)
             for configuration in chosen:
@@ -95,7 +95,6 @@ def evaluate_cmd(
                               f"{result.calibrated_items} items ({result.stop_reason}); ability "
                               f"{result.theta:+.2f} ± {result.standard_error:.2f}", soft_wrap=True)
             return
-        from ax.evals.runner import evaluate_run_dir
 
         summary = evaluate_run_dir(run_dir, chosen, task, lm=lm, split=split, limit=limit, num_threads=threads,
                                    command=command, show_progress=True)

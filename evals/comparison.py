@@ -30,9 +30,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, field_validator
 
+from ax.configuration import CELL_NAMES, Configuration
 from ax.errors import AxError
 from ax.evals.calibration import PoolCalibration
-from ax.evals.configuration import CELL_NAMES, Configuration
 from ax.evals.classification import (
     DEGENERATE_SHARE, ClassMetrics, Floors, answer_distribution, class_metrics, domain_floors, macro_f1_replicates,
 )

@@ -153,7 +153,8 @@ class CalibrationPriors:
     (BILOG's default); guessing ~ Beta(guessing_alpha, guessing_beta), mean about 0.23,
     near chance for 4-option multiple choice. The difficulty prior is wide on purpose: summed
     over hundreds of items, a tighter one pulls the common scale (the 1PL discrimination)
-    upward; with 100 respondents x 300 items, SD 2 inflated it by about 30%, SD 5 by 8%.
+    upward: on simulated 100 respondents x 300 items (bench/irt_recovery.py's generator), SD 2
+    inflated it several times as much as SD 5.
     """
 
     difficulty_sd: float = 5.0

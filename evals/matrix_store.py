@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ax.configuration import Configuration
 from ax.errors import AxError
-from ax.evals.configuration import Configuration
 from ax.locking import locked
 from ax.model import atomic_write_text
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ax.adapter_store import read_manifest
 from ax.errors import AxError
 from ax.evals.matrix_store import ResponseStore
 from ax.versions import RECORDED_PACKAGES, package_versions
@@ -59,8 +60,6 @@ class Manifest(BaseModel):
 
 
 def _adapter_entry(path: Path, fingerprint: str, users: list[str]) -> AdapterEntry:
-    from ax.adapters.store import read_manifest
-
     try:
         manifest = read_manifest(path)
         base, data = f"{manifest.base_model_name} ({manifest.base_model_fingerprint})", manifest.training_data_hash

@@ -2,7 +2,8 @@
 
 ``blocks(report)`` decides what the report contains; ``to_markdown`` and ``to_html`` only
 decide how each kind of block looks. The HTML is one self-contained file: inline CSS, and
-plots as base64 PNGs in ``<img>`` tags (no scripts, no external requests).
+plots as base64 PNGs in ``<img>`` tags (no scripts, no external requests). ``write_report``
+writes both with report.json and manifest.json.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ import base64
 import html
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel
 
 from ax.evals.comparison import Comparison, Estimate
-from ax.evals.plots import LABELS, TITLES, Plot
+from ax.evals.plots import LABELS, TITLES, Plot, draw_figures
 from ax.evals.report import CalibrationSummary, Report
+from ax.model import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -337,3 +342,22 @@ def to_html(report: Report, plots: list[Plot]) -> str:
                          f"{e(plot.caption)}</figcaption></figure>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+class ReportFiles(BaseModel):
+    json_path: Path
+    markdown: Path
+    html: Path
+    manifest: Path
+
+
+def write_report(report: Report, out: str | Path) -> ReportFiles:
+    """Write report.json, report.md, report.html (plots inline) and manifest.json into ``out``, atomically each."""
+    out = Path(out)
+    files = ReportFiles(json_path=out / "report.json", markdown=out / "report.md", html=out / "report.html",
+                        manifest=out / "manifest.json")
+    atomic_write_text(files.json_path, report.model_dump_json(indent=1) + "\n")
+    atomic_write_text(files.manifest, report.manifest.model_dump_json(indent=1) + "\n")
+    atomic_write_text(files.markdown, to_markdown(report))
+    atomic_write_text(files.html, to_html(report, draw_figures(report)))
+    return files

@@ -1,8 +1,8 @@
-"""Build the evaluation report of a run directory from its stored responses, and write it out.
+"""Build the evaluation report of a run directory from its stored responses.
 
 ``build_report`` reads only ``RUN_DIR/responses`` (no model): per domain it calibrates the
 items on the whole respondent pool, compares the four configurations, checks adaptive
-testing, and pools the synergy analysis over domains. ``write_report`` writes
+testing, and pools the synergy analysis over domains. ``ax.evals.render.write_report`` writes
 
     report.json      every number (the Report model below); the plots are drawn from it alone
     report.md        the same in Markdown
@@ -28,7 +28,6 @@ from ax.evals.calibration import MIN_RESPONDENTS_2PL, PoolCalibration, calibrate
 from ax.evals.comparison import LABELS_SHORT, Comparison, compare_domain, compare_pooled, outcome_against_best
 from ax.evals.matrix_store import ResponseMatrix, ResponseStore
 from ax.evals.provenance import Manifest, build_manifest
-from ax.model import atomic_write_text
 
 REPORT_DIR = "report"
 
@@ -204,25 +203,3 @@ def build_report(run_dir: str | Path, settings: ReportSettings | None = None, *,
                   summary=[_summary_line(c) for c in ([pooled] if pooled else []) + comparisons],
                   calibrations=calibrations, comparisons=comparisons,
                   pooled=pooled, adaptive=adaptive, manifest=build_manifest(store, domains, command))
-
-
-class ReportFiles(BaseModel):
-    json_path: Path
-    markdown: Path
-    html: Path
-    manifest: Path
-
-
-def write_report(report: Report, out: str | Path) -> ReportFiles:
-    """Write report.json, report.md, report.html (plots inline) and manifest.json into ``out``, atomically each."""
-    from ax.evals.plots import draw_figures
-    from ax.evals.render import to_html, to_markdown
-
-    out = Path(out)
-    files = ReportFiles(json_path=out / "report.json", markdown=out / "report.md", html=out / "report.html",
-                        manifest=out / "manifest.json")
-    atomic_write_text(files.json_path, report.model_dump_json(indent=1) + "\n")
-    atomic_write_text(files.manifest, report.manifest.model_dump_json(indent=1) + "\n")
-    atomic_write_text(files.markdown, to_markdown(report))
-    atomic_write_text(files.html, to_html(report, draw_figures(report)))
-    return files

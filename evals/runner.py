@@ -26,12 +26,14 @@ from dspy.utils.exceptions import AdapterParseError
 from dspy.utils.parallelizer import ParallelExecutor
 from pydantic import BaseModel
 
+from ax.adapter_store import adapter_fingerprint
 from ax.client.client import AxLM
+from ax.configuration import Configuration
 from ax.errors import AxError
-from ax.evals.configuration import Configuration, build_program, file_digest
+from ax.evals.configuration import build_program, file_digest
 from ax.evals.matrix_store import CORRECT_AT, Cell, RespondentRecord, ResponseStore, TaskInfo, item_record
 from ax.programs.floors import label_choices
-from ax.programs.metrics import step_scores
+from ax.programs.metrics import score_of, step_scores
 from ax.versions import package_versions
 
 SPLITS = ("train", "dev", "test")
@@ -82,7 +84,6 @@ def _model_identity(lm: dspy.BaseLM) -> tuple[str, str, dict[str, Any]]:
 
 def _with_adapter(lm: dspy.BaseLM, configuration: Configuration, path: Path) -> tuple[dspy.BaseLM, str]:
     """The LM answering with the adapter at ``path`` (loaded once per weights), and its fingerprint."""
-    from ax.adapters.store import adapter_fingerprint
 
     if not isinstance(lm, AxLM):
         raise AxError(f"configuration {configuration.name!r} needs LoRA adapter {path}, which only "
@@ -147,7 +148,6 @@ def _jsonable(value: Any) -> Any:
 
 def answer(respondent: PreparedRespondent, example: dspy.Example, metric: Callable[..., Any]) -> Cell:
     """Run the respondent's program on one item and score it; non-parse errors propagate."""
-    from ax.optimizers.scoring import score_of
 
     with dspy.context(lm=respondent.lm):
         try:

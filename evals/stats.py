@@ -10,7 +10,8 @@ Two kinds of evidence live here:
   combined - lora - gepa + baseline. Its uncertainty has two sources: which items were
   sampled, and run-to-run variation (seeds, sampling temperature, training noise). An
   item-only bootstrap ignores the second and, with one run per cell and a run SD of 0.25
-  logits, rejects a null interaction about 42% of the time at a nominal 5%. Hence the
+  logits, rejects a null interaction far more often than its nominal 5% (simulated with
+  :func:`simulate_factorial_responses`). Hence the
   run-level hierarchical bootstrap, the mixed model with a random run effect, and a power
   simulation that tells how many items and runs a design needs before it can detect anything.
 """
@@ -348,7 +349,7 @@ class MixedModelInteraction:
     posterior of the fixed and random effects *given* the random-effect SDs, which are set at
     their variational-Bayes posterior means (``item_sd``, ``run_sd``) from statsmodels'
     ``BinomialBayesMixedGLM.fit_vb`` (run with L-BFGS: same optimum as its default BFGS,
-    14x faster with 500 items); the same conditioning on variance components that lme4's
+    and much faster with hundreds of items); the same conditioning on variance components that lme4's
     standard errors use. ``p_value`` is two-sided from that normal approximation,
     2 * Phi(-|estimate| / posterior_sd), numerically a Wald p-value. Priors: N(0, 2^2) on fixed
     effects and log-normal(0, 1) on the random-effect SDs (statsmodels' defaults).
@@ -357,7 +358,7 @@ class MixedModelInteraction:
     exceeded the sampling SD of the estimate and a null interaction was rejected at most at
     the nominal rate. ``captures_run_variance`` is False when some cell has one run: the run
     SD is then not identified (it is fixed by the prior) and the interval is not trustworthy;
-    the same simulation with one run per cell rejected a null 17% of the time at 5%.
+    the same simulation with one run per cell rejected a null well above the nominal rate.
     """
 
     estimate: float
@@ -469,10 +470,10 @@ def interaction_power(interaction_logit: float, *, n_items: int, runs_per_cell: 
     Simulates the design with :func:`simulate_factorial_responses` and counts how often the
     (1 - alpha) hierarchical-bootstrap interval of the logit contrast excludes 0, i.e. the
     power of the procedure actually reported, not of an idealized test. Run it before
-    spending compute: with run SD 0.25 and 3 runs per cell, a 0.5-logit interaction was
-    detected in 36% of 200 simulations with 200 items and 40% with 500, so past a few hundred
-    items more runs, not more items, is what helps. With one run per cell the figure is
-    inflated by false positives (a null was "detected" 31% of the time at alpha 0.05).
+    spending compute: with run SD 0.25 and 3 runs per cell, a 0.5-logit interaction's power
+    barely rises from 200 items to 500, so past a few hundred items more runs, not more items,
+    is what helps. With one run per cell the figure is inflated by false positives (run it with
+    ``interaction_logit=0``: a null is "detected" far more often than ``alpha``).
     """
     if not 0 < alpha < 1:
         raise AxError(f"alpha = {alpha!r}: must lie strictly between 0 and 1")

@@ -26,7 +26,7 @@ _EXPORTS = {
     "load_configuration": "ax.optimizers.manifest",
     "AxProvider": "ax.optimizers.provider",
     "finetunable": "ax.optimizers.provider",
-    "passing": "ax.optimizers.scoring",
+    "passing": "ax.programs.metrics",
 }
 
 

@@ -11,14 +11,10 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from ax.cli_common import handle_errors, parse_seeds
+from ax.cli_common import ABLATE_CONTEXT, WORKERS, handle_errors, parse_seeds
+from ax.optimizers.configurations import optimize
 
 console = Console(stderr=True)
-# Options `ax compare` (ax/cli.py) takes too.
-ABLATE_CONTEXT = typer.Option(False, "--ablate-context", help="Also answer with each configuration without its playbook "
-                              "(<config>-no-playbook, no extra optimization); the report measures playbook on vs off.")
-WORKERS = typer.Option(1, "--workers", min=1,
-                       help="Optimize (domain, seed) pairs in this many processes at once (one GPU each).")
 
 
 def optimize_cmd(
@@ -39,8 +35,6 @@ def optimize_cmd(
     workers: int = WORKERS,
 ) -> None:
     """Optimize a domain into baseline / LoRA / GEPA / LoRA+GEPA configurations, each with a manifest."""
-    from ax.optimizers.configurations import optimize
-
     with handle_errors():
         manifests = optimize(domain, configs=[c.strip() for c in configs.split(",") if c.strip()], seeds=parse_seeds(seeds),
                              preset=preset, run_dir=run_dir, model=model, combined=combined,

@@ -33,7 +33,10 @@ import dspy
 from rich.console import Console
 from rich.table import Table
 
+import ax
+from ax.context import Playbook
 from ax.errors import AxError
+from ax.optimizers.fanout import optimize_in_workers
 from ax.optimizers.manifest import (
     MANIFEST_FILE, MANIFEST_PACKAGES, BaseModelRef, ConfigManifest, DataRef, PlaybookRef, save_relative,
 )
@@ -44,6 +47,7 @@ from ax.optimizers.run_files import read_json, write_json
 from ax.optimizers.strategies import (
     StrategyContext, baseline, parse_strategy, run_strategy, strategy_name, subset, with_playbook,
 )
+from ax.programs.registry import get_domain
 from ax.versions import package_versions
 
 if TYPE_CHECKING:
@@ -142,15 +146,11 @@ def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Seque
     preset's, else the local model).
     Finished stages are reused and an interrupted one resumes when run again with the same `run_dir`.
     """
-    from ax.programs.registry import get_domain
-
     console = console or Console(stderr=True)
     domain = get_domain(domain) if isinstance(domain, str) else domain
     preset = get_preset(preset) if isinstance(preset, str) else preset
     strategies = config_strategies(configs, combined, context, ablate_context)
     if workers > 1:
-        from ax.optimizers.fanout import optimize_in_workers
-
         manifests = optimize_in_workers(
             [(domain.name, seed) for seed in seeds], workers=workers, console=console, configs=configs, preset=preset,
             run_dir=run_dir, lm=lm, model=model, combined=combined, playbook=playbook, context=context,
@@ -159,8 +159,6 @@ def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Seque
         return manifests
     ablation_of = {name + NO_PLAYBOOK: name for name in configs} if ablate_context else {}
     if lm is None:
-        import ax
-
         lm = ax.LM(model)
     splits = domain.splits()
     trainset = subset(splits.train, preset.train_size, f"{domain.name}-train")
@@ -173,8 +171,6 @@ def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Seque
     base_model = BaseModelRef(name=lm.client.model_name, fingerprint=lm.client.base_fingerprint)
     start_playbook = None
     if playbook is not None:
-        from ax.context import Playbook
-
         loaded = read_json(Path(playbook), Playbook)
         start_playbook = PlaybookRef(path=Path(playbook), version=loaded.version, bullets=len(loaded.bullets))
     console.print(f"Optimizing {domain.name!r} ({preset.name} preset): {len(trainset)} train / {len(valset)} val "

@@ -20,6 +20,8 @@ from rich.console import Console
 
 from ax.errors import AxError
 from ax.optimizers.manifest import ConfigManifest
+from ax.programs.domain import BUILTIN_DOMAINS
+from ax.programs.imported import saved_domain_names
 
 
 def _start_worker(slots: Any, workers: int) -> None:
@@ -35,15 +37,13 @@ def _start_worker(slots: Any, workers: int) -> None:
 
 
 def _optimize_one(domain: str, seed: int, options: dict[str, Any]) -> list[ConfigManifest]:
-    from ax.optimizers.configurations import optimize
+    from ax.optimizers.configurations import optimize  # configurations imports this module: its workers>1 runs here
 
     return optimize(domain, seeds=[seed], console=Console(stderr=True, quiet=True), show_progress=False, **options)
 
 
 def check_findable(domains: Sequence[str]) -> None:
     """Workers are new processes: they find built-in and imported domains, not ones registered in this one."""
-    from ax.programs.registry import BUILTIN_DOMAINS, saved_domain_names
-
     lost = [name for name in domains if name not in BUILTIN_DOMAINS and name not in saved_domain_names()]
     if lost:
         raise AxError(f"workers run each (domain, seed) in a new process, which finds built-in and imported domains "

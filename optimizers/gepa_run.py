@@ -37,11 +37,10 @@ from rich.console import Console
 from ax.errors import AxError
 from ax.optimizers.budget import AutoBudget, BudgetPlan, plan_budget, resolve_budget
 from ax.optimizers.cost import Cost, CostMeter
-from ax.optimizers.manifest import own_program
 from ax.optimizers.proposer import GroundedProposer
 from ax.optimizers.quiet import quiet_console
 from ax.optimizers.reflection import instruction_proposer, is_local_reflection, resolve_reflection_lm
-from ax.optimizers.run_files import read_json, save_program, write_json
+from ax.optimizers.run_files import own_program, read_json, save_program, write_json
 from ax.optimizers.stall import StallReport, stall_report
 from ax.optimizers.tracking import FRONTIER_FILE, Frontier, PredictorChange, RunTracker, predictor_changes
 

@@ -35,15 +35,19 @@ from typing import Any, Literal
 import dspy
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ax.adapter_store import atomic_directory, read_manifest
 from ax.adapters.config import LoraTrainingConfig, load_config
 from ax.adapters.dataset import (
     LabelBalance, TrainingPair, balance_labels, label_balance, labelled_predictors, pairs_from_trace,
     predictor_label_pairs,
 )
+from ax.adapters.peft_model import load_training_base
 from ax.client.client import AxLM, Client
 from ax.errors import AxError
 from ax.optimizers.cost import Cost, CostMeter
-from ax.optimizers.scoring import score_of
+from ax.optimizers.run_files import own_program
+from ax.programs.metrics import score_of
+from ax.programs.registry import get_domain
 
 TrainingData = Literal["traces", "labels", "both"]
 AdapterScope = Literal["shared", "per_predictor"]
@@ -94,16 +98,10 @@ def _with_context(program: dspy.Module, examples: list[dspy.Example]) -> list[ds
     return [e.copy(**{program.field: program.assembler(program.query(e.inputs()))}) for e in examples]
 
 
-def _own_program(program: dspy.Module) -> dspy.Module:
-    from ax.optimizers.manifest import own_program  # the manifest module imports this one
-
-    return own_program(program)
-
-
 def label_pairs(program: dspy.Module, examples: list[dspy.Example], tokenizer: Any, name: str) -> NamedPairs:
     """Gold outputs in the program's current prompts, for each predictor the examples label (`labelled_predictors`)."""
     examples = _with_context(program, examples)
-    labelled = labelled_predictors(_own_program(program), examples[0]) if examples else []
+    labelled = labelled_predictors(own_program(program), examples[0]) if examples else []
     if not labelled:
         raise AxError(f"Domain {name!r}: no predictor has all its inputs and outputs in its examples; "
                       "train from traces of successful runs instead (pairs_from_trace).")
@@ -115,7 +113,7 @@ def teacher_pairs(program: dspy.Module, examples: list[dspy.Example], tokenizer:
                   teacher: Callable[[dspy.Example], dspy.BaseLM]) -> NamedPairs:
     """Every call of one run per example under the domain's `teacher` (a scripted right run): gold
     whole traces, with the real tools' observations, in the program's current prompts."""
-    names = {id(predictor): name for name, predictor in _own_program(program).named_predictors()}
+    names = {id(predictor): name for name, predictor in own_program(program).named_predictors()}
     pairs: NamedPairs = []
     for example in examples:
         with dspy.context(lm=teacher(example), trace=[]):
@@ -134,7 +132,7 @@ def trace_pairs(program: dspy.Module, examples: list[dspy.Example], tokenizer: A
     """
     from dspy.teleprompt.bootstrap_trace import bootstrap_trace_data
 
-    names = {id(predictor): name for name, predictor in _own_program(program).named_predictors()}
+    names = {id(predictor): name for name, predictor in own_program(program).named_predictors()}
     runs = bootstrap_trace_data(program=program, dataset=examples, metric=metric, num_threads=num_threads,
                                 raise_on_error=False)
     pairs: NamedPairs = []
@@ -151,8 +149,6 @@ def class_label(domain: Any) -> str | None:
     The first label field, the one a domain's splits are stratified by.
     """
     if isinstance(domain, str):
-        from ax.programs.registry import get_domain
-
         try:
             domain = get_domain(domain)
         except AxError:
@@ -243,9 +239,7 @@ def train_into_client(lm: AxLM, pairs: list[TrainingPair], config: LoraTrainingC
     the same weights, so it is copied instead of trained again (e.g. `gepa->lora` after a GEPA stage
     that accepted no proposal trains exactly what `lora` trained).
     """
-    from ax.adapters.peft_model import load_training_base
-    from ax.adapters.store import atomic_directory, read_manifest
-    from ax.adapters.train import train_and_save
+    from ax.adapters.train import train_and_save  # torch and transformers: only a LoRA step that trains loads them
 
     client = _training_client(lm)
     if not pairs:

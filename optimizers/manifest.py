@@ -19,11 +19,13 @@ import dspy
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from typing_extensions import Self
 
+from ax.context import ContextAssembler, Playbook, WithContext
 from ax.errors import AxError
-from ax.evals.configuration import set_predictor_lms
 from ax.optimizers.cost import Cost
 from ax.optimizers.lora_step import AdapterRef, AdapterScope
 from ax.optimizers.run_files import load_program, read_json, relative_path, write_json
+from ax.programs.modules import set_predictor_lms
+from ax.programs.registry import get_domain
 from ax.versions import RECORDED_PACKAGES
 
 if TYPE_CHECKING:
@@ -47,14 +49,7 @@ def attach_playbook(program: dspy.Module, playbook: PlaybookRef, tokenizer: Any)
     The assembler keeps its default token budget, as the evaluator's does (ax.evals.configuration),
     so that a configuration is evaluated with the context it was optimized with.
     """
-    from ax.context import ContextAssembler, Playbook, WithContext
-
     return WithContext(program, ContextAssembler(read_json(playbook.path, Playbook), tokenizer=tokenizer))
-
-
-def own_program(program: dspy.Module) -> dspy.Module:
-    """The domain's own program inside a playbook wrapper: its state is what program files hold."""
-    return program.program if hasattr(program, "assembler") else program
 
 
 class BaseModelRef(BaseModel):
@@ -199,8 +194,6 @@ def load_configuration(manifest: ConfigManifest | str | Path, lm: AxLM,
     `domain` defaults to the registered domain the manifest names. Refuses an `lm` on another
     base model than the one the configuration was optimized on.
     """
-    from ax.programs.registry import get_domain
-
     manifest = manifest if isinstance(manifest, ConfigManifest) else read_manifest(manifest)
     domain = domain if domain is not None else get_domain(manifest.domain)
     if lm.client.base_fingerprint != manifest.base_model.fingerprint:

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 from dspy.clients.provider import Provider, TrainingJob
 from dspy.clients.utils_finetune import TrainDataFormat
 
+from ax.adapter_store import MANIFEST_FILE, default_store_root, read_manifest
 from ax.adapters.config import LoraTrainingConfig, load_config
 from ax.adapters.dataset import TrainingPair, data_hash
-from ax.adapters.store import MANIFEST_FILE, default_store_root, read_manifest
 from ax.client.prompting import completion_text, render_chat
 from ax.errors import AxError
 from ax.optimizers.lora_step import train_into_client

@@ -1,6 +1,6 @@
 """The run directory's `configurations.json`: every program variant the evaluator should answer with.
 
-The evaluator (ax.evals.configuration) reads one `ConfigurationSet` per run directory. The
+The evaluator reads one `ConfigurationSet` per run directory. The
 optimized configurations are its `comparison` respondents, placed in the LoRA x GEPA design by
 what they hold (an adapter; a GEPA step). Every other candidate a GEPA stage evaluated on its
 frontier becomes a `calibration` respondent: the stage's program file with that candidate's
@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ax.configuration import CONFIGURATIONS_FILE, Configuration, ConfigurationSet, StepInfo, load_configurations
 from ax.locking import locked
-from ax.evals.configuration import CONFIGURATIONS_FILE, Configuration, ConfigurationSet, StepInfo, load_configurations
 from ax.optimizers.gepa_run import OUTCOME_FILE, GepaOutcome
 from ax.optimizers.manifest import Artifacts, ConfigManifest, StepRecord, load_relative
 from ax.optimizers.run_files import read_json, relative_path, write_json

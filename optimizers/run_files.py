@@ -61,6 +61,11 @@ def _without_lms(program: dspy.Module) -> Iterator[None]:
             p.lm = lm
 
 
+def own_program(program: dspy.Module) -> dspy.Module:
+    """The domain's own program inside a playbook wrapper: its state is what program files hold."""
+    return program.program if hasattr(program, "assembler") else program
+
+
 def save_program(program: dspy.Module, path: Path) -> Path:
     """`program.save` to `path` (a .json file) atomically, leaving out predictor LMs."""
     path = Path(path)

@@ -30,17 +30,17 @@ from rich.console import Console
 
 from ax.adapters.dataset import TrainingPair
 from ax.client.client import AxLM
+from ax.context import ContextAssembler, Playbook, PlaybookLearner, PlaybookStore, WithContext
 from ax.errors import AxError
 from ax.optimizers.cost import Cost, CostMeter
 from ax.optimizers.gepa_run import run_gepa
 from ax.optimizers.lora_step import AdapterRef, collect_pairs, collect_predictor_pairs, train_into_client, training_key
 from ax.optimizers.manifest import (
-    PROGRAM_FILE, Artifacts, PlaybookRef, StepRecord, lm_with_adapter, load_relative, own_program, restore_program,
-    save_relative,
+    PROGRAM_FILE, Artifacts, PlaybookRef, StepRecord, lm_with_adapter, load_relative, restore_program, save_relative,
 )
 from ax.optimizers.presets import Preset
 from ax.optimizers.quiet import quiet_console
-from ax.optimizers.run_files import save_program
+from ax.optimizers.run_files import own_program, save_program
 
 STEPS = ("gepa", "lora", "ace")
 SEPARATOR = "->"
@@ -180,8 +180,6 @@ def _trained_adapter(ctx: StrategyContext, key: str) -> Path | None:
 
 
 def _ace(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
-    from ax.context import ContextAssembler, Playbook, PlaybookLearner, PlaybookStore, WithContext
-
     store = PlaybookStore(stage_dir / "playbooks")
     program = restore_program(state, ctx.domain, ctx.tokenizer, ctx.lm)
     if store.path(ctx.domain.name).is_file():  # an interrupted ACE step: continue with the playbook it saved

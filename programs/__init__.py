@@ -10,13 +10,13 @@ A new domain is a program, a metric and data:
     Domain(name="tickets", program=TicketRouter, metric=label_metric("queue"), data="tickets.jsonl")
 """
 
-from ax.programs.domain import Domain, TaskKind
+from ax.programs.domain import AGENT_DOMAINS, BUILTIN_DOMAINS, Domain, TaskKind
 from ax.programs.generation import Splits
 from ax.programs.imported import ImportResult, import_domain, load_domain
 from ax.programs.loading import FieldMapping, LoadedExamples, LoadSummary, load_examples
 from ax.programs.metrics import Step, label_metric, mean_metric, numeric_metric, step_metric, step_scores, text_metric
 from ax.programs.modules import ExtractThenCompute, PredictProgram, context_field
-from ax.programs.registry import AGENT_DOMAINS, BUILTIN_DOMAINS, get_domain, list_domains, register_domain
+from ax.programs.registry import get_domain, list_domains, register_domain
 
 __all__ = [
     "AGENT_DOMAINS", "BUILTIN_DOMAINS", "Domain", "ExtractThenCompute", "FieldMapping", "ImportResult", "LoadSummary",

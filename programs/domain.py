@@ -16,12 +16,18 @@ import dspy
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from ax.errors import AxError
-from ax.programs.generation import META_FIELDS, Splits, split_examples
+from ax.programs.generation import META_FIELDS, UNRATED, Splits, split_examples
+from ax.programs.loading import load_examples
 from ax.programs.modules import CONTEXT, program_inputs
 
 TaskKind = Literal["classification", "extraction", "computation"]
 NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
-UNRATED = "unrated"  # difficulty of examples that came without one (users' data)
+# The built-ins' names (each a module of ax.programs, loaded by the registry), which no other domain may take.
+BUILTIN_DOMAINS = (
+    "financial", "legal", "healthcare", "marketing", "manufacturing", "real_estate",
+    "education", "data_analytics", "operations", "customer_service", "research", "specialized",
+)
+AGENT_DOMAINS = ("support_agent", "claim_check", "tool_agent")
 
 
 class Domain(BaseModel):
@@ -116,8 +122,6 @@ class Domain(BaseModel):
 
     def _materialize(self) -> list[dspy.Example]:
         if isinstance(self.data, Path):
-            from ax.programs.loading import load_examples  # loading imports this module
-
             return load_examples(self.data, input_fields=self.inputs(), label_fields=self.label_fields,
                                  id_prefix=self.name).examples
         raw = self.data() if callable(self.data) else self.data

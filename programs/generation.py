@@ -24,6 +24,7 @@ import dspy
 from ax.errors import AxError
 
 DIFFICULTIES = ("easy", "medium", "hard")
+UNRATED = "unrated"  # difficulty of examples that came without one (users' data)
 DEFAULT_ITEMS = 360  # per built-in domain: 216 train / 72 dev / 72 test
 # Fields examples carry besides their inputs and gold labels; metrics never score them.
 META_FIELDS = ("id", "difficulty", "explanation", "family")

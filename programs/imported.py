@@ -25,8 +25,8 @@ import dspy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ax.errors import AxError
-from ax.model import atomic_write_text
-from ax.programs.domain import NAME_PATTERN, Domain
+from ax.model import atomic_write_text, load_tokenizer
+from ax.programs.domain import AGENT_DOMAINS, BUILTIN_DOMAINS, NAME_PATTERN, Domain
 from ax.programs.generation import META_FIELDS, Splits, input_key, split_examples
 from ax.programs.loading import LoadSummary, load_examples
 from ax.programs.metrics import label_metric, text_metric
@@ -135,8 +135,6 @@ def import_domain(path: str | Path | Any, name: str, input_col: str | Sequence[s
     than that many tokens of `model`'s tokenizer (default: the embedded model's) is cut, and counted
     in the result's warnings. Identical input texts share a split.
     """
-    from ax.programs.registry import AGENT_DOMAINS, BUILTIN_DOMAINS  # the registry imports this module
-
     if not re.fullmatch(NAME_PATTERN, name):
         raise AxError(f"domain name {name!r} must be lowercase letters, digits, '_' or '-', starting with a letter")
     if name in (*BUILTIN_DOMAINS, *AGENT_DOMAINS):
@@ -259,8 +257,6 @@ def _truncate_inputs(examples: list[dspy.Example], input_fields: list[str], budg
             if len(text.encode()) <= budget:
                 continue
             if tokenizer is None:
-                from ax.model import load_tokenizer
-
                 tokenizer = load_tokenizer(model)
             ids = tokenizer.encode(text, add_special_tokens=False)
             if len(ids) > budget:

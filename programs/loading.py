@@ -22,8 +22,7 @@ import dspy
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from ax.errors import AxError
-from ax.programs.domain import UNRATED
-from ax.programs.generation import META_FIELDS
+from ax.programs.generation import META_FIELDS, UNRATED
 from ax.programs.modules import CONTEXT
 
 SourceFormat = Literal["jsonl", "csv"]

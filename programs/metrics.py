@@ -6,6 +6,11 @@ the feedback text, so a wrong answer's feedback names the expected value, what c
 and the example's `explanation` (the cue in the text that decides the answer). A prediction
 that is missing, of the wrong type or unparseable scores 0 with feedback: metrics never
 raise on model output.
+
+`score_of` reads any metric result as a number. Such a Prediction is truthy even when its
+score is 0 (it is a non-empty mapping), so DSPy's `BootstrapFinetune`, which keeps traces whose
+metric result is truthy, would train on every failure; `passing` turns a feedback metric into
+the boolean one weight optimizers need.
 """
 
 from __future__ import annotations
@@ -197,3 +202,27 @@ def _decides(step: Step, pred_name: str) -> bool:
 def step_scores(metric: Metric, gold: Any, output: Any) -> dict[str, float]:
     """Each step's score for one stored output (empty for a metric without steps)."""
     return {step.name: float(step.metric(gold, output).score) for step in getattr(metric, "steps", ())}
+
+
+def score_of(result: Any) -> float:
+    """The numeric score of a metric result: a number, a bool, or anything with a `score`."""
+    if result is None:
+        return 0.0
+    if isinstance(result, (bool, int, float)):
+        return float(result)
+    score = result["score"] if hasattr(result, "keys") and "score" in result.keys() else getattr(result, "score", None)
+    return float(score) if score is not None else 0.0
+
+
+def passing(metric: Callable[..., Any], min_score: float = 1.0) -> Callable[..., bool]:
+    """A metric that is True exactly when `metric` scores at least `min_score`.
+
+    Use it as `dspy.BootstrapFinetune(metric=passing(domain.metric))` so that only traces the
+    domain metric accepts become training data.
+    """
+
+    def accepted(gold: Any, pred: Any, trace: Any = None, *args: Any, **kwargs: Any) -> bool:
+        return score_of(metric(gold, pred, trace)) >= min_score
+
+    accepted.__name__ = f"passing_{getattr(metric, '__name__', 'metric')}"
+    return accepted

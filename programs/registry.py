@@ -13,14 +13,9 @@ import importlib
 from pathlib import Path
 
 from ax.errors import AxError
-from ax.programs.domain import Domain
+from ax.programs.domain import AGENT_DOMAINS, BUILTIN_DOMAINS, Domain
 from ax.programs.imported import DEFAULT_DOMAINS_DIR, SPEC_FILE, load_domain, saved_domain_names
 
-BUILTIN_DOMAINS = (
-    "financial", "legal", "healthcare", "marketing", "manufacturing", "real_estate",
-    "education", "data_analytics", "operations", "customer_service", "research", "specialized",
-)
-AGENT_DOMAINS = ("support_agent", "claim_check", "tool_agent")
 _registered: dict[str, Domain] = {}
 
 

@@ -13,9 +13,9 @@ from typing import Literal
 import dspy
 import pytest
 
+from ax.adapter_store import adapter_fingerprint
 from ax.adapters.dataset import domain_pairs, labelled_predictors
-from ax.adapters.store import adapter_fingerprint
-from ax.evals.configuration import CONFIGURATIONS_FILE, load_configurations
+from ax.configuration import CONFIGURATIONS_FILE, load_configurations
 from ax.evals.matrix_store import ResponseStore
 from ax.evals.runner import domain_items, evaluate_configurations
 from ax.optimizers.configurations import optimize

@@ -229,7 +229,7 @@ def test_adapter_for_another_base_model_is_refused_naming_both(tiny_model_dir, t
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from ax.adapters.store import save_adapter
+    from ax.adapter_store import save_adapter
     from ax.testing import make_tiny_adapter, make_tiny_model
 
     other_dir = make_tiny_model(tmp_path / "other", seed=3, hidden_size=32)

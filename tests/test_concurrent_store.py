@@ -16,8 +16,8 @@ from datetime import datetime
 import dspy
 import pytest
 
+from ax.configuration import Configuration, load_configurations
 from ax.errors import AxError
-from ax.evals.configuration import Configuration, load_configurations
 from ax.evals.matrix_store import LOCK_FILE, Cell, ItemRecord, RespondentRecord, ResponseStore
 from ax.locking import locked
 

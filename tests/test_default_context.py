@@ -10,9 +10,10 @@ import typer
 from typer.testing import CliRunner
 
 import ax
+from ax.configuration import load_configurations
 from ax.context import Playbook, WithContext
 from ax.context.tokens import token_counter
-from ax.evals.configuration import build_program, load_configurations
+from ax.evals.configuration import build_program
 from ax.optimizers.configurations import optimize
 from ax.optimizers.presets import preset_argument
 from test_optimize_run import TINY, tiny_domain, tiny_lm  # noqa: F401  (tiny_lm is a fixture)

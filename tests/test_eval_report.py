@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ax.configuration import CELL_NAMES, Configuration
 from ax.errors import AxError
-from ax.evals.configuration import CELL_NAMES, Configuration
 from ax.evals.irt import ItemParameters, calibrate, estimate_ability_eap, response_probability
 from ax.evals.matrix_store import Cell, ItemRecord, RespondentRecord, ResponseStore
 from ax.evals.stats import (
@@ -60,7 +60,8 @@ def synthetic_run_dir(run_dir: Path, *, domains=("legal", "financial"), n_items=
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
-    from ax.evals.report import ReportSettings, build_report, write_report
+    from ax.evals.render import write_report
+    from ax.evals.report import ReportSettings, build_report
 
     run_dir = tmp_path_factory.mktemp("run")
     store = synthetic_run_dir(run_dir)
@@ -203,7 +204,8 @@ def test_plots_render_in_headless_chromium(written, tmp_path):
 
 
 def test_report_survives_uncalibratable_items_and_missing_cells(tmp_path):
-    from ax.evals.report import ReportSettings, build_report, write_report
+    from ax.evals.render import write_report
+    from ax.evals.report import ReportSettings, build_report
 
     store = ResponseStore(tmp_path, create=True)
     store.register_items("legal", [ItemRecord(id=f"i{j}", digest=f"d{j}") for j in range(8)])

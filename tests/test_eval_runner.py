@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ax.configuration import Configuration
 from ax.errors import AxError
-from ax.evals.configuration import Configuration
 from ax.evals.matrix_store import Cell, RespondentRecord, ResponseStore, item_record
 from ax.evals.runner import domain_items, evaluate_configurations
 

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from ax.configuration import Configuration, ConfigurationSet, load_configurations
 from ax.errors import AxError
-from ax.evals.configuration import Configuration, ConfigurationSet, build_program, load_configurations
+from ax.evals.configuration import build_program
 from ax.evals.matrix_store import Cell, ItemRecord, RespondentRecord, ResponseStore
 
 

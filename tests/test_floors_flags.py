@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
+from ax.configuration import Configuration, StepInfo
 from ax.evals.classification import class_metrics, macro_f1_replicates
-from ax.evals.configuration import Configuration, StepInfo
 from ax.evals.matrix_store import Cell, ItemRecord, RespondentRecord, ResponseStore, TaskInfo
-from ax.evals.report import ReportSettings, build_report, write_report
-from ax.evals.render import to_markdown
+from ax.evals.render import to_markdown, write_report
+from ax.evals.report import ReportSettings, build_report
 
 SETTINGS = ReportSettings(n_bootstrap=200, seed=1, power_simulations=10)
 LABELS = ["positive", "neutral", "negative"]

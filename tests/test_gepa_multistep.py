@@ -9,9 +9,10 @@ import pytest
 
 from ax.context import ContextAssembler, Playbook, WithContext
 from ax.optimizers.gepa_run import OUTCOME_FILE, GepaOutcome, GepaSettings, run_gepa
-from ax.optimizers.manifest import ConfigManifest, StepRecord, own_program
+from ax.optimizers.manifest import ConfigManifest, StepRecord
 from ax.optimizers.proposer import GroundedProposer, failures
 from ax.optimizers.respondents import step_info
+from ax.optimizers.run_files import own_program
 from ax.optimizers.testing import rule_lm
 from ax.optimizers.tracking import Frontier, FrontierCandidate, ProposalLog, predictor_changes
 from ax.programs.metrics import Step, numeric_metric, step_metric, text_metric

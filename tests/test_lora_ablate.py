@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from ax.adapters.ablate import (
-    confidence_interval, rank_settings, rank_sweep_alpha_ratio, run_sweep, target_module_settings, weight_decay_settings,
-)
 from ax.adapters.config import LoraTrainingConfig
-from ax.adapters.domain_ablation import sweep_settings
 from ax.errors import AxError
+from ax.experiments.ablate import (
+    confidence_interval, rank_settings, rank_sweep_alpha_ratio, run_sweep, sweep_settings, target_module_settings,
+    weight_decay_settings,
+)
 
 
 def fake_train(config: LoraTrainingConfig) -> LoraTrainingConfig:

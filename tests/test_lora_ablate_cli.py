@@ -10,7 +10,7 @@ from test_lora_cli import register_toy_domain
 from typer.testing import CliRunner
 
 from ax.adapters.cli import ablate_cmd
-from ax.adapters.domain_ablation import sweep_settings
+from ax.experiments.ablate import sweep_settings
 
 app = typer.Typer()
 app.command("ablate")(ablate_cmd)

@@ -6,8 +6,8 @@ import dspy
 import typer
 from typer.testing import CliRunner
 
+from ax.adapter_store import list_adapters, read_manifest
 from ax.adapters.cli import adapters_app, merge_cmd, train_cmd
-from ax.adapters.store import list_adapters, read_manifest
 
 app = typer.Typer()
 app.command("train")(train_cmd)

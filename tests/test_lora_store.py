@@ -8,12 +8,12 @@ import shutil
 import pytest
 import torch
 
-from ax.adapters import store
-from ax.adapters.config import LoraTrainingConfig
-from ax.adapters.peft_model import attach_lora
-from ax.adapters.store import (
+from ax import adapter_store as store
+from ax.adapter_store import (
     adapter_fingerprint, check_base, delete_adapter, list_adapters, read_manifest, save_adapter,
 )
+from ax.adapters.config import LoraTrainingConfig
+from ax.adapters.peft_model import attach_lora
 from ax.errors import AxError
 from ax.model import load_model
 from ax.testing import randomize_lora_b

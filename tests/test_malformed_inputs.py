@@ -240,7 +240,7 @@ def test_a_very_long_value_loads_with_a_warning_naming_row_and_field(app, tmp_pa
 
 
 def test_domains_list_shows_the_good_domains_and_warns_once_per_broken_one(app, tmp_path):
-    from ax.programs.registry import BUILTIN_DOMAINS
+    from ax.programs.domain import BUILTIN_DOMAINS
 
     root = tmp_path / "domains"
     source = tmp_path / "good.csv"
@@ -283,7 +283,7 @@ def adapter_with_manifest(tiny_model_dir, tmp_path):
 
 @pytest.mark.parametrize("cut", [0, 7, 0.5], ids=["empty", "header-cut", "half"])
 def test_truncated_adapter_weights_are_an_ax_error_naming_the_file(backend, adapter_with_manifest, cut):
-    from ax.adapters.store import WEIGHTS_FILE, list_adapters
+    from ax.adapter_store import WEIGHTS_FILE, list_adapters
 
     weights = adapter_with_manifest / WEIGHTS_FILE
     data = weights.read_bytes()
@@ -297,7 +297,7 @@ def test_truncated_adapter_weights_are_an_ax_error_naming_the_file(backend, adap
 
 
 def test_merging_a_truncated_adapter_is_one_error_line(app, tiny_model_dir, adapter_with_manifest, tmp_path):
-    from ax.adapters.store import WEIGHTS_FILE
+    from ax.adapter_store import WEIGHTS_FILE
 
     weights = adapter_with_manifest / WEIGHTS_FILE
     weights.write_bytes(weights.read_bytes()[:100])
@@ -308,7 +308,7 @@ def test_merging_a_truncated_adapter_is_one_error_line(app, tiny_model_dir, adap
 
 
 def test_an_adapter_without_manifest_loads_only_with_an_explicit_opt_in(backend, tiny_model_dir, tmp_path):
-    from ax.adapters.store import CONFIG_FILE, MANIFEST_FILE
+    from ax.adapter_store import CONFIG_FILE, MANIFEST_FILE
     from ax.testing import make_tiny_adapter
 
     named = make_tiny_adapter(tiny_model_dir, tmp_path / "named", manifest=False)  # PEFT names the tiny model
@@ -327,7 +327,7 @@ def test_an_adapter_without_manifest_loads_only_with_an_explicit_opt_in(backend,
 
 def test_an_evaluation_records_the_opt_in_for_an_adapter_without_manifest(backend, tiny_model_dir, tmp_path):
     from ax.client import Client
-    from ax.evals.configuration import Configuration
+    from ax.configuration import Configuration
     from ax.evals.matrix_store import ResponseStore
     from ax.evals.runner import evaluate_run_dir
     from ax.programs import get_domain
@@ -345,7 +345,7 @@ def test_an_evaluation_records_the_opt_in_for_an_adapter_without_manifest(backen
 
 
 def test_an_unreadable_adapter_config_is_an_ax_error(backend, adapter_with_manifest):
-    from ax.adapters.store import CONFIG_FILE
+    from ax.adapter_store import CONFIG_FILE
 
     (adapter_with_manifest / CONFIG_FILE).write_text('{"r": 4,')
     with pytest.raises(AxError, match=f"{adapter_with_manifest / CONFIG_FILE} cannot be read"):

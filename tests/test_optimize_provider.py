@@ -7,13 +7,13 @@ import pytest
 from dspy.adapters.chat_adapter import ChatAdapter
 from dspy.clients.utils_finetune import TrainDataFormat
 
+from ax.adapter_store import read_manifest
 from ax.adapters.config import load_config
 from ax.adapters.dataset import TrainingPair
-from ax.adapters.store import read_manifest
 from ax.client.prompting import training_pair
 from ax.errors import AxError
 from ax.optimizers.provider import chat_pair, finetunable
-from ax.optimizers.scoring import passing
+from ax.programs.metrics import passing
 
 
 class Review(dspy.Signature):

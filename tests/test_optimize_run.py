@@ -91,7 +91,8 @@ def test_optimize_writes_four_configurations_from_shared_stages(tiny_lm, tmp_pat
     else:
         assert combined_lora["copied_from"] is None and combined.steps[1].cost.train_steps == 1
 
-    from ax.evals.configuration import build_program, load_configurations
+    from ax.configuration import load_configurations
+    from ax.evals.configuration import build_program
 
     respondents = {c.name: c for c in load_configurations(tmp_path / "configurations.json").configurations}
     assert {name: c.cell for name, c in respondents.items()} == {

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from ax.client.client import AxLM, Client
+from ax.client.remote import RemoteBackend
+from ax.model import load_model, load_tokenizer, resolve
 
 
 def LM(model: str | None = None, *, adapters: dict[str, str | Path | None] | None = None, device: str | None = None,
@@ -28,16 +30,12 @@ def LM(model: str | None = None, *, adapters: dict[str, str | Path | None] | Non
     `draft_tokens` caps the prompt-lookup tokens a greedy row checks per step (0: none; default 6),
     which change no greedy token.
     """
-    from ax.model import load_model, load_tokenizer, resolve
-
     if remote:
-        from ax.client.remote import RemoteBackend
-
         backend = RemoteBackend(remote, model=served_model or resolve(model).name, tokenizer=load_tokenizer(model),
                                 api_key=api_key)
         name = backend.model
     else:
-        from ax.client.local import LocalBackend
+        from ax.client.local import LocalBackend  # torch: a remote LM never loads it
 
         loaded = load_model(model, device=device, dtype=dtype)
         backend = LocalBackend(loaded, max_batch_size=max_batch_size, prefix_cache=prefix_cache,

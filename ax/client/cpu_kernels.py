@@ -1,10 +1,10 @@
 """fp32 linear layers on oneDNN's pre-packed weights, for generation on a CPU.
 
-On this project's 2-core CPU, MKL's sgemm (PyTorch's default) runs the skinny products of
-decoding poorly: a batch-8 decode step of SmolLM2 took 173 ms on it and 135 ms on weights
-reordered once into oneDNN's blocked layout, at batch 1 105 and 100 ms (`python
-bench/decode_cost.py --repeats 15`, "rooms" and "rooms+packed"). PyTorch's inductor does the
-same reorder when it freezes a model for CPU inference; here it is done without compiling anything.
+MKL's sgemm (PyTorch's default) runs the skinny products of decoding poorly; a decode step runs
+faster on weights reordered once into oneDNN's blocked layout, most at batch 8 (`python
+bench/decode_cost.py --repeats 15`, "rooms" against "rooms+packed"; figures in the README's
+Measured section). PyTorch's inductor does the same reorder when it freezes a model for CPU
+inference; here it is done without compiling anything.
 
 The packed copy only serves inference: with gradients enabled, on another device or dtype, a
 layer computes with its own weight as nn.Linear does. A weight changed in place (another

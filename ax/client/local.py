@@ -29,6 +29,9 @@ from typing import Any
 import torch
 from dspy.lm15 import ContextLengthError
 
+from ax.adapter_store import (
+    CONFIG_FILE, MANIFEST_FILE, adapter_fingerprint, check_base, check_unverified, check_weights, read_peft_config,
+)
 from ax.client.batcher import Batcher, Intake
 from ax.client.constraints import ChoiceConstraint, Constraint, NumberConstraint, NumberListConstraint, TokenTables
 from ax.client.cpu_kernels import pack_linear_layers
@@ -68,9 +71,9 @@ class LocalBackend:
         self.max_batch_size = max_batch_size
         self.batch_sizes: list[int] = []  # rows in each decoding step, for tests and benchmarks
         # Prompt-lookup tokens checked per row and step (0: none; ax/client/speculation.py). On a GPU too
-        # since a row's draft costs only its own tokens (ax/client/row_attention.py): on an H200 `python
-        # bench/client_throughput.py --random-init 0.5b --device cuda` gave 216.6 and 228.2 tokens/s
-        # with 6 and 191.9 and 165.5 with 0 (when every step was padded to its widest draft, 6 did not help).
+        # since a row's draft costs only its own tokens (ax/client/row_attention.py): drafts pay there now,
+        # where they did not while every step was padded to its widest draft (`python
+        # bench/client_throughput.py --random-init 0.5b --device cuda` against `--draft-tokens 0`; README, Measured).
         if draft_tokens is not None and draft_tokens < 0:
             raise AxError(f"draft_tokens must be 0 (no drafts) or more, got {draft_tokens!r}")
         self.draft_tokens = 6 if draft_tokens is None else draft_tokens
@@ -106,11 +109,6 @@ class LocalBackend:
         """Serve the PEFT adapter directory at `path` as `name` (in place of what `name` served), refusing
         one trained on another base model, and one whose base cannot be checked (no ax manifest) unless
         `allow_unverified`. Weights already served under another name are shared, not loaded again."""
-        from ax.adapters.store import (
-            CONFIG_FILE, MANIFEST_FILE, adapter_fingerprint, check_base, check_unverified, check_weights,
-            read_peft_config,
-        )
-
         path = Path(path)
         peft_config = read_peft_config(path)
         weights = check_weights(path)
@@ -130,8 +128,6 @@ class LocalBackend:
 
     def ensure_adapter(self, name: str, path: str | Path, *, allow_unverified: bool = False) -> None:
         """`load_adapter`, unless `name` already serves the adapter at `path` (the same directory and weights)."""
-        from ax.adapters.store import adapter_fingerprint
-
         served = self._adapters.get(name)
         if served is None or served["path"] != str(path) or served["fingerprint"] != adapter_fingerprint(path):
             self.load_adapter(name, path, allow_unverified=allow_unverified)
@@ -315,8 +311,8 @@ class LocalBackend:
                 for (request, future), prompt in zip(jobs, ids)]
         if shared and len(jobs) == 1:
             # A row alone has the tokens past the longest cached prefix fed in the step, and the states
-            # of its shared prefix are kept from that step: no forward of their own, which costs a
-            # batch-1 step (73-118 ms on 2 CPU cores in `bench/decode_cost.py`) however few tokens it feeds.
+            # of its shared prefix are kept from that step: no forward of their own, which costs a whole
+            # batch-1 step however few tokens it feeds (`python bench/decode_cost.py`).
             key = self._states_key(names[0])
             past, states[0] = self.prefix_cache.cached(key, ids[0][:shared])
             if shared > past:

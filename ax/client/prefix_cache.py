@@ -1,11 +1,11 @@
 """Key/value states of shared prompt prefixes, so a program's system prompt is prefilled once.
 
 Every DSPy call of one program starts with the same system message (field descriptions,
-instructions, demos) and the opening of the user turn: 129 of the ~190 tokens of each prompt
-of bench/client_throughput.py on SmolLM2. On 2 CPU cores, prefilling a batch of 8 such prompts
-took 3.4-4.6 s of its 8-10 s, so, as vLLM's automatic prefix caching and SGLang's radix cache
-do, the states of a shared prefix are computed once per adapter and reused by every later
-prompt that starts with it.
+instructions, demos) and the opening of the user turn: most of the tokens of each prompt of
+bench/client_throughput.py on SmolLM2. On a CPU, prefilling is compute and takes a large share
+of a batch's time (`python bench/decode_cost.py`; README, Measured), so, as vLLM's automatic prefix
+caching and SGLang's radix cache do, the states of a shared prefix are computed once per adapter
+and reused by every later prompt that starts with it.
 
 Entries are keyed by the adapter's identity as well as the token ids: LoRA on q/k/v (or on any
 layer below the last) changes the keys and values, so one adapter's states are never another's.

@@ -3,9 +3,9 @@
 A decode step is bound by reading the weights, whatever it feeds, and a joining row's prompt is
 compute. So a joiner's prompt rides in the decoding rows' step instead of a forward of its own,
 during which they would wait, and no row is padded to another's count (vLLM's and SGLang's
-chunked prefill mix the two kinds the same way). On 2 CPU cores, SmolLM2: a row's 51 unshared
-prompt tokens in the step of 7 decoding rows took 255 ms, its prefill alone and then their step
-365 ms (`python bench/decode_cost.py --repeats 15`).
+chunked prefill mix the two kinds the same way). A joiner fed in the decoding rows' step takes less
+time than its prefill alone followed by their step (`python bench/decode_cost.py --repeats 15`;
+figures in the README's Measured section).
 
 The model runs its own forward on the fed tokens laid one to a batch row ([tokens, 1]): the
 linear layers, norms and rotary embeddings take each token alone, and PEFT's mixed-adapter

@@ -58,7 +58,7 @@ def expected_tokens(draft_lengths: Sequence[int], width: int, acceptance: float)
 
 class StepCosts:
     """Seconds a decoding step takes as a line in the tokens it feeds, fit to the latest steps. On
-    2 CPU cores every fed token adds compute to a step; where a step is bound by reading weights or
+    a CPU of few cores every fed token adds compute to a step; where a step is bound by reading weights or
     launching kernels, extra tokens cost little. So the fit of this machine's own steps, not a
     constant, decides how many draft tokens a step is fed."""
 

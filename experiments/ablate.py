@@ -29,6 +29,7 @@ DEFAULT_TARGET_SETS: dict[str, Any] = {
     "mlp": ["gate_proj", "up_proj", "down_proj"],
     "all": "auto",
 }
+KINDS = ("weight-decay", "rank", "target-modules")  # what `sweep_settings` can sweep
 
 
 class SweepSetting(BaseModel):
@@ -98,6 +99,32 @@ def rank_sweep_alpha_ratio(config: LoraTrainingConfig) -> float | None:
 
 def target_module_settings(sets: Mapping[str, Any] = DEFAULT_TARGET_SETS) -> list[SweepSetting]:
     return [SweepSetting(name=f"targets={name}", overrides={"target_modules": modules}) for name, modules in sets.items()]
+
+
+def sweep_settings(kind: str, values: str | None = None,
+                   config: LoraTrainingConfig | None = None) -> list[SweepSetting]:
+    """The settings of a sweep kind over `config` (the shipped defaults if None): its defaults, or `values`.
+
+    `values` is comma-separated: weight-decay takes numbers, rank takes integers (alpha as
+    `rank_sweep_alpha_ratio` says), target-modules takes set names (attention, mlp, all) or module
+    names joined with '+', e.g. q_proj+v_proj.
+    """
+    if kind not in KINDS:
+        raise AxError(f"sweep kind {kind!r}: choose one of {', '.join(KINDS)}")
+    parts = [part.strip() for part in (values or "").split(",") if part.strip()]
+    if values is not None and not parts:
+        raise AxError(f"--values {values!r}: give at least one value")
+    try:
+        if kind == "weight-decay":
+            return weight_decay_settings([float(part) for part in parts] or DEFAULT_WEIGHT_DECAYS)
+        if kind == "rank":
+            ratio = rank_sweep_alpha_ratio(config or LoraTrainingConfig())
+            return rank_settings([int(part) for part in parts] or DEFAULT_RANKS, ratio)
+    except ValueError:
+        wanted = "numbers" if kind == "weight-decay" else "integers"
+        raise AxError(f"--values {values!r}: a {kind} sweep takes comma-separated {wanted}") from None
+    sets = {part: DEFAULT_TARGET_SETS.get(part, part.split("+")) for part in parts} or DEFAULT_TARGET_SETS
+    return target_module_settings(sets)
 
 
 def confidence_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float, float]:

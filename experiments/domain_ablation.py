@@ -1,6 +1,6 @@
 """An ablation on a real domain: one adapter per (setting, seed) trained on its train split, scored on its dev items.
 
-`ax.adapters.ablate.run_sweep` does the bookkeeping; this module gives it the two callables
+`ax.experiments.ablate.run_sweep` does the bookkeeping; this module gives it the two callables
 (train an adapter, answer the dev items with it) and keeps everything under one folder:
 
     <out>/setup.json         what the sweep measures; a rerun must match it, so scores of different
@@ -25,45 +25,22 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from ax.adapters.ablate import (
-    DEFAULT_RANKS, DEFAULT_TARGET_SETS, DEFAULT_WEIGHT_DECAYS, SweepReport, SweepSetting, rank_settings,
-    rank_sweep_alpha_ratio, run_sweep, target_module_settings, weight_decay_settings,
-)
+from ax.adapter_store import MANIFEST_FILE
 from ax.adapters.config import LoraTrainingConfig
+from ax.adapters.dataset import data_hash
+from ax.adapters.peft_model import load_training_base
+from ax.adapters.train import train_and_save
+from ax.configuration import Configuration
 from ax.errors import AxError
+from ax.evals.matrix_store import ResponseStore
+from ax.evals.runner import evaluate_configurations
+from ax.experiments.ablate import SweepReport, SweepSetting, run_sweep
 from ax.model import atomic_write_text
 
 if TYPE_CHECKING:
     from ax.client.client import AxLM
 
-KINDS = ("weight-decay", "rank", "target-modules")
 SETUP_FILE, RUNS_FILE, JSON_FILE, MARKDOWN_FILE = "setup.json", "runs.json", "ablation.json", "ablation.md"
-
-
-def sweep_settings(kind: str, values: str | None = None,
-                   config: LoraTrainingConfig | None = None) -> list[SweepSetting]:
-    """The settings of a sweep kind over `config` (the shipped defaults if None): its defaults, or `values`.
-
-    `values` is comma-separated: weight-decay takes numbers, rank takes integers (alpha as
-    `rank_sweep_alpha_ratio` says), target-modules takes set names (attention, mlp, all) or module
-    names joined with '+', e.g. q_proj+v_proj.
-    """
-    if kind not in KINDS:
-        raise AxError(f"sweep kind {kind!r}: choose one of {', '.join(KINDS)}")
-    parts = [part.strip() for part in (values or "").split(",") if part.strip()]
-    if values is not None and not parts:
-        raise AxError(f"--values {values!r}: give at least one value")
-    try:
-        if kind == "weight-decay":
-            return weight_decay_settings([float(part) for part in parts] or DEFAULT_WEIGHT_DECAYS)
-        if kind == "rank":
-            ratio = rank_sweep_alpha_ratio(config or LoraTrainingConfig())
-            return rank_settings([int(part) for part in parts] or DEFAULT_RANKS, ratio)
-    except ValueError:
-        wanted = "numbers" if kind == "weight-decay" else "integers"
-        raise AxError(f"--values {values!r}: a {kind} sweep takes comma-separated {wanted}") from None
-    sets = {part: DEFAULT_TARGET_SETS.get(part, part.split("+")) for part in parts} or DEFAULT_TARGET_SETS
-    return target_module_settings(sets)
 
 
 class AblationSetup(BaseModel):
@@ -138,16 +115,10 @@ class DomainAblation:
     num_threads: int = 8
 
     def run_key(self, config: LoraTrainingConfig) -> str:
-        from ax.adapters.dataset import data_hash
-
         identity = [config.model_dump(mode="json"), data_hash(self.train_pairs), self.lm.client.base_fingerprint]
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
     def train(self, config: LoraTrainingConfig) -> TrainedRun:
-        from ax.adapters.peft_model import load_training_base
-        from ax.adapters.store import MANIFEST_FILE
-        from ax.adapters.train import train_and_save
-
         target = self.out / "adapters" / self.run_key(config)
         if not (target / MANIFEST_FILE).is_file():
             # PEFT wraps the model it is given, so each run trains on a fresh copy of the serving base.
@@ -160,10 +131,6 @@ class DomainAblation:
 
     def score(self, run: TrainedRun) -> float:
         """Accuracy of the run's adapter on the items, every answer kept in the response store."""
-        from ax.evals.configuration import Configuration
-        from ax.evals.matrix_store import ResponseStore
-        from ax.evals.runner import evaluate_configurations
-
         store = ResponseStore(self.out, create=True)
         configuration = Configuration(name=run.path.name, domain=self.domain.name, lora=True, gepa=False,
                                       seed=run.config.seed, role="calibration", adapter=run.path,
