@@ -13,7 +13,8 @@ adapter (or one per predictor) and an optional ACE playbook. Two roles:
 The optimizers describe their runs as a :class:`ConfigurationSet` (``configurations.json``);
 paths in it are relative to the file's directory, so a run directory can be moved or copied.
 This file format is the whole contract between the optimizers and the evaluator, so it sits
-below both; ``ax.evals.configuration`` rebuilds a configuration into a runnable program.
+below both, and :meth:`Configuration.build` is the one way either turns a configuration into a
+runnable (program, LM).
 """
 
 from __future__ import annotations
@@ -22,9 +23,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+import dspy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ax.client.client import AxLM
+from ax.context.assembler import ContextAssembler, WithContext
+from ax.context.playbook import Playbook
+from ax.context.store import read_model
 from ax.errors import AxError
+from ax.programs.domain import Domain
+from ax.programs.modules import predictors_named, set_predictor_lms
 
 CONFIGURATIONS_FILE = "configurations.json"
 CELL_NAMES = {(False, False): "baseline", (True, False): "lora", (False, True): "gepa", (True, True): "lora+gepa"}
@@ -100,6 +108,46 @@ class Configuration(BaseModel):
     def resolved(self, base: Path) -> Configuration:
         """This configuration with relative paths read against ``base``."""
         return self.moved(lambda path: path if path.is_absolute() else base / path)
+
+    def build(self, domain: Domain, lm: dspy.BaseLM | None = None) -> tuple[dspy.Module, dspy.BaseLM | None]:
+        """The runnable program and the LM it answers with, as the optimizers and the evaluator both run it.
+
+        The domain's program with the saved state and instruction overrides, each predictor's adapter
+        LM set on it, wrapped in the playbook (its context counted in ``lm``'s tokens); the LM answers
+        with the configuration's adapter, or with the base model. Adapters load once per weights.
+        """
+        program = domain.program()
+        if self.program is not None:
+            if not self.program.is_file():
+                raise AxError(f"configuration {self.name!r}: program file {self.program} does not exist")
+            try:
+                program.load(str(self.program))
+            except (KeyError, ValueError) as error:
+                raise AxError(f"configuration {self.name!r}: {self.program} is not the saved state of "
+                              f"domain {domain.name!r}'s program ({type(error).__name__}: {error})") from None
+        predictors = predictors_named(program, self.instructions, f"configuration {self.name!r} sets instructions of")
+        for name, text in self.instructions.items():
+            predictors[name].signature = predictors[name].signature.with_instructions(text)
+        set_predictor_lms(program, {name: self._answering(lm, path) for name, path in self.predictor_adapters.items()},
+                          f"configuration {self.name!r}")
+        answering = self._answering(lm, self.adapter)
+        if self.playbook is None:
+            return program, answering
+        if not self.playbook.is_file():
+            raise AxError(f"configuration {self.name!r}: playbook {self.playbook} does not exist")
+        tokenizer = lm.client.tokenizer if isinstance(lm, AxLM) else None
+        return WithContext(program, ContextAssembler(read_model(self.playbook, Playbook), tokenizer=tokenizer)), answering
+
+    def _answering(self, lm: dspy.BaseLM | None, adapter: Path | None) -> dspy.BaseLM | None:
+        """``lm`` answering with ``adapter`` (None: the base model)."""
+        if not isinstance(lm, AxLM):
+            if adapter is not None:
+                raise AxError(f"configuration {self.name!r} needs LoRA adapter {adapter}, which only an ax LM can "
+                              f"serve (ax.LM(...)); got {type(lm).__name__}")
+            return lm
+        if adapter is None:
+            return lm.with_adapter(None)
+        return lm.with_adapter(lm.client.adapter_named_for(adapter, allow_unverified=self.unverified_adapter))
 
 
 class ConfigurationSet(BaseModel):

@@ -54,7 +54,7 @@ def usage_delta(before: dict, after: dict) -> dict:
 
 def adapt(domain, lm, tokenizer, store: PlaybookStore, train: list[dspy.Example]) -> dict:
     """One offline epoch from an empty playbook; the assembler is built as the evaluation
-    runner builds it (`build_program`), so the program learns with the context it is tested with."""
+    runner builds it (`Configuration.build`), so the program learns with the context it is tested with."""
     program = WithContext(domain.program(), ContextAssembler(Playbook(domain=domain.name), tokenizer=tokenizer))
     learner = PlaybookLearner(program, domain.metric, store=store)
     before, started = lm.usage_summary(), time.perf_counter()

@@ -30,7 +30,7 @@ from ax.adapter_store import adapter_fingerprint
 from ax.client.client import AxLM
 from ax.configuration import Configuration
 from ax.errors import AxError
-from ax.evals.configuration import build_program, file_digest
+from ax.evals.configuration import file_digest
 from ax.evals.matrix_store import CORRECT_AT, Cell, RespondentRecord, ResponseStore, TaskInfo, item_record
 from ax.programs.floors import label_choices
 from ax.programs.metrics import score_of, step_scores
@@ -82,26 +82,6 @@ def _model_identity(lm: dspy.BaseLM) -> tuple[str, str, dict[str, Any]]:
     return name, fingerprint, settings
 
 
-def _with_adapter(lm: dspy.BaseLM, configuration: Configuration, path: Path) -> tuple[dspy.BaseLM, str]:
-    """The LM answering with the adapter at ``path`` (loaded once per weights), and its fingerprint."""
-
-    if not isinstance(lm, AxLM):
-        raise AxError(f"configuration {configuration.name!r} needs LoRA adapter {path}, which only "
-                      f"an ax LM can serve (ax.LM(...)); got {type(lm).__name__}")
-    fingerprint = adapter_fingerprint(path)
-    # Named by weights, which the client loads once however many names (a training run's too) serve them.
-    name = f"eval-{fingerprint[:12]}"
-    lm.client.ensure_adapter(name, path, allow_unverified=configuration.unverified_adapter)
-    return lm.with_adapter(name), fingerprint
-
-
-def _adapter_lm(lm: dspy.BaseLM, configuration: Configuration) -> tuple[dspy.BaseLM, str | None]:
-    """The LM answering with the configuration's adapter, and its fingerprint."""
-    if configuration.adapter is None:
-        return lm, None
-    return _with_adapter(lm, configuration, configuration.adapter)
-
-
 def prepare(configuration: Configuration, domain: Any, lm: dspy.BaseLM, store: ResponseStore,
             command: str | None = None) -> PreparedRespondent:
     """Build the program and LM of ``configuration`` and find (or start) its record in ``store``.
@@ -113,10 +93,10 @@ def prepare(configuration: Configuration, domain: Any, lm: dspy.BaseLM, store: R
     if configuration.domain != domain.name:
         raise AxError(f"configuration {configuration.name!r} belongs to domain {configuration.domain!r}, "
                       f"not {domain.name!r}")
-    answering_lm, adapter_fp = _adapter_lm(lm, configuration)
-    predictor_lms = {name: _with_adapter(lm, configuration, path)
-                     for name, path in configuration.predictor_adapters.items()}
-    adapters = {name: fingerprint for name, (_, fingerprint) in predictor_lms.items()} or adapter_fp
+    program, answering_lm = configuration.build(domain, lm)
+    adapter_fp = None if configuration.adapter is None else adapter_fingerprint(configuration.adapter)
+    predictor_fps = {name: adapter_fingerprint(path) for name, path in configuration.predictor_adapters.items()}
+    adapters = predictor_fps or adapter_fp
     model, model_fp, settings = _model_identity(lm)
     identity = hashlib.sha256(json.dumps({
         "domain": domain.name, "program": file_digest(configuration.program),
@@ -130,15 +110,11 @@ def prepare(configuration: Configuration, domain: Any, lm: dspy.BaseLM, store: R
                       "give this one a new name or delete that file to re-evaluate it")
     record = stored or RespondentRecord(configuration=configuration, identity=identity, model=model,
                                         model_fingerprint=model_fp, adapter_fingerprint=adapter_fp,
-                                        predictor_adapter_fingerprints={
-                                            name: fingerprint for name, (_, fingerprint) in predictor_lms.items()},
+                                        predictor_adapter_fingerprints=predictor_fps,
                                         lm_settings=settings, versions=package_versions())
     record = record.model_copy(update={"configuration": configuration})
     if command and command not in record.commands:
         record = record.model_copy(update={"commands": [*record.commands, command]})
-    tokenizer = lm.client.tokenizer if isinstance(lm, AxLM) else None
-    program = build_program(configuration, domain, tokenizer=tokenizer,
-                            predictor_lms={name: answering for name, (answering, _) in predictor_lms.items()})
     return PreparedRespondent(configuration, program, answering_lm, record)
 
 

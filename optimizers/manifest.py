@@ -19,12 +19,11 @@ import dspy
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from typing_extensions import Self
 
-from ax.context import ContextAssembler, Playbook, WithContext
+from ax.configuration import Configuration
 from ax.errors import AxError
 from ax.optimizers.cost import Cost
 from ax.optimizers.lora_step import AdapterRef, AdapterScope
-from ax.optimizers.run_files import load_program, read_json, relative_path, write_json
-from ax.programs.modules import set_predictor_lms
+from ax.optimizers.run_files import read_json, relative_path, write_json
 from ax.programs.registry import get_domain
 from ax.versions import RECORDED_PACKAGES
 
@@ -41,15 +40,6 @@ class PlaybookRef(BaseModel):
     version: int
     bullets: int
     tokens: int | None = None  # the whole playbook rendered, in the model's tokens; None without its tokenizer
-
-
-def attach_playbook(program: dspy.Module, playbook: PlaybookRef, tokenizer: Any) -> dspy.Module:
-    """`program` fed by the playbook at `playbook.path` through its `context` input (ACE's WithContext).
-
-    The assembler keeps its default token budget, as the evaluator's does (ax.evals.configuration),
-    so that a configuration is evaluated with the context it was optimized with.
-    """
-    return WithContext(program, ContextAssembler(read_json(playbook.path, Playbook), tokenizer=tokenizer))
 
 
 class BaseModelRef(BaseModel):
@@ -118,6 +108,16 @@ class Artifacts(BaseModel):
     def cost(self) -> Cost:
         return sum((s.cost for s in self.steps), Cost())
 
+    def configuration(self, domain: str, name: str, *, gepa: bool | None = None, **fields: Any) -> Configuration:
+        """These artifacts as a configuration of ``domain`` (``gepa`` defaults to whether a GEPA step ran):
+        what the evaluator lists, and what ``.build(domain, lm)`` runs for the optimizers and the evaluator alike."""
+        gepa = any(step.step == "gepa" for step in self.steps) if gepa is None else gepa
+        return Configuration(
+            name=name, domain=domain, lora=self.adapter_scope is not None, gepa=gepa, program=self.program_file,
+            adapter=self.adapter.path if self.adapter else None,
+            predictor_adapters={predictor: ref.path for predictor, ref in self.predictor_adapters.items()},
+            playbook=self.playbook.path if self.playbook else None, **fields)
+
 
 class ConfigManifest(Artifacts):
     model_config = ConfigDict(extra="forbid")
@@ -158,35 +158,6 @@ def read_manifest(path: str | Path) -> ConfigManifest:
     return load_relative(path / MANIFEST_FILE if path.is_dir() else path, ConfigManifest)
 
 
-def restore_program(artifacts: Artifacts, domain: Any, tokenizer: Any = None, lm: Any = None) -> dspy.Module:
-    """A fresh program of `domain` with the saved state loaded and the playbook (if any) attached.
-
-    With `lm` (an ax LM), each predictor of `artifacts.predictor_adapters` answers with its own
-    adapter.
-    """
-    program = load_program(domain.program(), artifacts.program_file)
-    if lm is not None:
-        lms = {name: _answering_with(ref, lm) for name, ref in artifacts.predictor_adapters.items()}
-        set_predictor_lms(program, lms, str(artifacts.program_file))
-    return attach_playbook(program, artifacts.playbook, tokenizer) if artifacts.playbook else program
-
-
-def _answering_with(adapter: AdapterRef, lm: AxLM) -> AxLM:
-    lm.client.ensure_adapter(adapter.name, adapter.path)
-    return lm.with_adapter(adapter.name)
-
-
-def lm_with_adapter(artifacts: Artifacts, lm: Any) -> Any:
-    """`lm` answering with the artifacts' adapter (loaded into its client if needed), or with the base model.
-
-    Without an adapter any DSPy LM will do; an adapter needs an ax LM. Per-predictor adapters
-    answer through the program's predictors (`restore_program` with `lm`), so this is then the base model.
-    """
-    if artifacts.adapter is None:
-        return lm.with_adapter(None) if hasattr(lm, "with_adapter") else lm
-    return _answering_with(artifacts.adapter, lm)
-
-
 def load_configuration(manifest: ConfigManifest | str | Path, lm: AxLM,
                        domain: Any = None) -> tuple[dspy.Module, AxLM]:
     """The configuration's program and `lm` answering with its adapter(s), ready to evaluate.
@@ -200,5 +171,4 @@ def load_configuration(manifest: ConfigManifest | str | Path, lm: AxLM,
         raise AxError(f"Configuration {manifest.config!r} of {manifest.domain!r} was optimized on base model "
                       f"{manifest.base_model.name!r} (fingerprint {manifest.base_model.fingerprint}); the LM runs "
                       f"fingerprint {lm.client.base_fingerprint}")
-    program = restore_program(manifest, domain, lm.client.tokenizer, lm)
-    return program, lm_with_adapter(manifest, lm)
+    return manifest.configuration(domain.name, manifest.config.replace("->", "-")).build(domain, lm)

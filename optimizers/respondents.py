@@ -71,13 +71,10 @@ def step_info(step: StepRecord, manifest: ConfigManifest) -> StepInfo:
 
 
 def comparison(manifest: ConfigManifest) -> Configuration:
-    return Configuration(
-        name=f"{_name(manifest.config)}-s{manifest.seed}", domain=manifest.domain, seed=manifest.seed,
-        lora=manifest.adapter_scope is not None, gepa="gepa" in parse_strategy(manifest.strategy),
+    return manifest.configuration(
+        manifest.domain, f"{_name(manifest.config)}-s{manifest.seed}", seed=manifest.seed,
+        gepa="gepa" in parse_strategy(manifest.strategy),
         role="comparison" if manifest.config in COMPARISON_CONFIGS else "calibration",
-        program=manifest.program_file, adapter=manifest.adapter.path if manifest.adapter else None,
-        predictor_adapters={name: ref.path for name, ref in manifest.predictor_adapters.items()},
-        playbook=manifest.playbook.path if manifest.playbook else None,
         source=f"configuration {manifest.config!r} ({manifest.strategy or 'no optimization'}), seed {manifest.seed}",
         steps=tuple(step_info(step, manifest) for step in manifest.steps),
         without_playbook_of=(f"{_name(manifest.without_playbook_of)}-s{manifest.seed}"
@@ -91,14 +88,10 @@ def gepa_candidates(stage_dir: Path, domain: str, seed: int) -> list[Configurati
     state = load_relative(stage_dir / STAGE_FILE, Artifacts)
     skip = {0, frontier.best}
     return [
-        Configuration(
-            name=f"{stage_dir.name}-s{seed}-c{candidate.index}", domain=domain, seed=seed, role="calibration",
-            lora=state.adapter_scope is not None, gepa=True, program=state.program_file,
+        state.configuration(
+            domain, f"{stage_dir.name}-s{seed}-c{candidate.index}", seed=seed, role="calibration", gepa=True,
             # GEPA names a playbook-wrapped program's predictors "program.<name>"; the evaluator wraps after loading.
             instructions={name.removeprefix("program."): text for name, text in candidate.instructions.items()},
-            adapter=state.adapter.path if state.adapter else None,
-            predictor_adapters={name: ref.path for name, ref in state.predictor_adapters.items()},
-            playbook=state.playbook.path if state.playbook else None,
             source=f"GEPA candidate {candidate.index} (val {candidate.val_score:.3f}) of {stage_dir}",
         )
         for candidate in frontier.candidates if candidate.index not in skip

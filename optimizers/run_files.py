@@ -80,11 +80,3 @@ def save_program(program: dspy.Module, path: Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def load_program(program: dspy.Module, path: Path) -> dspy.Module:
-    """Load saved state into a fresh `program` of the same shape and return it."""
-    if not Path(path).is_file():
-        raise AxError(f"Saved program not found: {path}")
-    program.load(str(path))
-    return program

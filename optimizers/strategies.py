@@ -36,7 +36,7 @@ from ax.optimizers.cost import Cost, CostMeter
 from ax.optimizers.gepa_run import run_gepa
 from ax.optimizers.lora_step import AdapterRef, collect_pairs, collect_predictor_pairs, train_into_client, training_key
 from ax.optimizers.manifest import (
-    PROGRAM_FILE, Artifacts, PlaybookRef, StepRecord, lm_with_adapter, load_relative, restore_program, save_relative,
+    PROGRAM_FILE, Artifacts, PlaybookRef, StepRecord, load_relative, save_relative,
 )
 from ax.optimizers.presets import Preset
 from ax.optimizers.quiet import quiet_console
@@ -99,15 +99,19 @@ class StrategyContext:
         """The local model's tokenizer (to count context tokens); None for other LMs."""
         return self.lm.client.tokenizer if isinstance(self.lm, AxLM) else None
 
+    def build(self, state: Artifacts, stage_dir: Path) -> tuple[dspy.Module, Any]:
+        """The state's program and the LM answering with its adapter(s), built as the evaluator builds them."""
+        return state.configuration(self.domain.name, stage_dir.name).build(self.domain, self.lm)
+
     def stage_dir(self, steps: tuple[str, ...]) -> Path:
         return self.seed_dir / "stages" / ("-".join(steps) or "baseline")
 
 
 def _gepa(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
-    program = restore_program(state, ctx.domain, ctx.tokenizer, ctx.lm)
+    program, lm = ctx.build(state, stage_dir)
     settings = ctx.preset.gepa.model_copy(update={"seed": ctx.seed})
     optimized, outcome = run_gepa(program, trainset=ctx.trainset, valset=ctx.valset, metric=ctx.domain.metric,
-                                  lm=lm_with_adapter(state, ctx.lm), settings=settings, run_dir=stage_dir,
+                                  lm=lm, settings=settings, run_dir=stage_dir,
                                   reflection_lm=ctx.reflection_lm, console=ctx.console,
                                   show_progress=ctx.show_progress)
     summary = {"best_val_score": outcome.best_val_score, "seed_val_score": outcome.seed_val_score,
@@ -119,8 +123,7 @@ def _gepa(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
 
 
 def _lora(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
-    program = restore_program(state, ctx.domain, ctx.tokenizer, ctx.lm)
-    lm = lm_with_adapter(state, ctx.lm)
+    program, lm = ctx.build(state, stage_dir)
     settings = ctx.preset.lora
     meter = CostMeter(lm)
     name = f"{ctx.domain.name}-{stage_dir.name}-s{ctx.seed}"
@@ -181,7 +184,7 @@ def _trained_adapter(ctx: StrategyContext, key: str) -> Path | None:
 
 def _ace(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
     store = PlaybookStore(stage_dir / "playbooks")
-    program = restore_program(state, ctx.domain, ctx.tokenizer, ctx.lm)
+    program, lm = ctx.build(state, stage_dir)  # the generator answers with the configuration's adapter
     if store.path(ctx.domain.name).is_file():  # an interrupted ACE step: continue with the playbook it saved
         playbook = store.load(ctx.domain.name)
     elif state.playbook is not None:
@@ -191,7 +194,6 @@ def _ace(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
     if state.playbook is None:
         program = WithContext(program, ContextAssembler(playbook, tokenizer=ctx.tokenizer))
     program.assembler.playbook = playbook
-    lm = lm_with_adapter(state, ctx.lm)  # the generator answers with the configuration's adapter
     reflection = ctx.reflection_lm or lm.copy()  # a local reflector is the configuration's own LM, adapter included
     meter = CostMeter(lm, reflection)
     learner = PlaybookLearner(program, ctx.domain.metric, store=store, lm=reflection)

@@ -53,3 +53,14 @@ def crash_training_at_step(monkeypatch, step: int) -> None:
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(AdapterTrainer, "compute_loss", crash)
+
+
+@pytest.fixture(autouse=True)
+def _domain_registry():
+    """Domains a test registers (or loads by name) are forgotten after it, so tests don't depend on their order."""
+    from ax.programs import registry
+
+    saved = dict(registry._registered)
+    yield
+    registry._registered.clear()
+    registry._registered.update(saved)

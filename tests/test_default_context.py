@@ -13,7 +13,6 @@ import ax
 from ax.configuration import load_configurations
 from ax.context import Playbook, WithContext
 from ax.context.tokens import token_counter
-from ax.evals.configuration import build_program
 from ax.optimizers.configurations import optimize
 from ax.optimizers.presets import preset_argument
 from test_optimize_run import TINY, tiny_domain, tiny_lm  # noqa: F401  (tiny_lm is a fixture)
@@ -59,7 +58,7 @@ def test_each_configuration_adapts_its_playbook_last_with_its_own_program_and_ad
     for config, manifest in by_config.items():
         respondent = respondents[f"{config}-s0"]
         assert respondent.playbook == manifest.playbook.path
-        program = build_program(respondent, domain, tokenizer=tiny_lm.client.tokenizer)
+        program, _ = respondent.build(domain, tiny_lm)
         assert isinstance(program, WithContext) and len(program.assembler.playbook.bullets) == manifest.playbook.bullets
         with dspy.context(lm=tiny_lm):
             _, assembled = program.run(review="The product was great.")

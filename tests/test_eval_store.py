@@ -9,7 +9,6 @@ import pytest
 
 from ax.configuration import Configuration, ConfigurationSet, load_configurations
 from ax.errors import AxError
-from ax.evals.configuration import build_program
 from ax.evals.matrix_store import Cell, ItemRecord, RespondentRecord, ResponseStore
 
 
@@ -44,17 +43,17 @@ def test_configurations_resolve_relative_paths_and_check_their_design(tmp_path):
         load_configurations(path)
 
 
-def test_build_program_applies_instructions_and_refuses_unknown_predictors():
+def test_build_applies_instructions_and_refuses_unknown_predictors():
     from ax.programs import get_domain
 
     domain = get_domain("legal")
     configuration = Configuration(name="c", domain="legal", lora=False, gepa=True,
                                   instructions={"predict": "Name the obligated party first."})
-    program = build_program(configuration, domain)
+    program, _ = configuration.build(domain)
     assert program.predict.signature.instructions == "Name the obligated party first."
     wrong = configuration.model_copy(update={"instructions": {"extract": "x"}})
     with pytest.raises(AxError, match="predictors are \\['predict'\\]"):
-        build_program(wrong, domain)
+        wrong.build(domain)
 
 
 def test_store_round_trip_matrix_and_item_content_check(tmp_path):

@@ -16,7 +16,6 @@ import pytest
 
 from ax.errors import AxError
 from ax.optimizers.gepa_run import GepaSettings, run_gepa
-from ax.optimizers.run_files import load_program
 from ax.optimizers.testing import rule_lm
 from ax.optimizers.tracking import Frontier, ProposalLog
 
@@ -72,7 +71,8 @@ def test_run_directory_holds_frontier_proposals_cost_and_a_loadable_best_program
     assert cost["reflection_tokens"] > 0 and cost["wall_s"] > 0
     assert (run_dir / "gepa" / "gepa_state.bin").is_file() and (run_dir / "gepa_log.txt").stat().st_size > 0
 
-    loaded = load_program(dspy.Predict(Echo), run_dir / "best_program.json")
+    loaded = dspy.Predict(Echo)
+    loaded.load(str(run_dir / "best_program.json"))
     saved = json.loads((run_dir / "best_program.json").read_text())
     assert loaded.signature.instructions == optimized.signature.instructions
     assert loaded.dump_state() == {k: v for k, v in saved.items() if k != "metadata"}

@@ -92,7 +92,6 @@ def test_optimize_writes_four_configurations_from_shared_stages(tiny_lm, tmp_pat
         assert combined_lora["copied_from"] is None and combined.steps[1].cost.train_steps == 1
 
     from ax.configuration import load_configurations
-    from ax.evals.configuration import build_program
 
     respondents = {c.name: c for c in load_configurations(tmp_path / "configurations.json").configurations}
     assert {name: c.cell for name, c in respondents.items()} == {
@@ -104,7 +103,7 @@ def test_optimize_writes_four_configurations_from_shared_stages(tiny_lm, tmp_pat
     assert program.predict.signature.instructions == json.loads(gepa.program_file.read_text())["predict"]["signature"]["instructions"]
     with dspy.context(lm=lm):
         assert program(review="It was great.").sentiment in ("positive", "negative")
-    assert build_program(respondents["combined-s0"], domain).dump_state() == program.dump_state()  # what the evaluator runs
+    assert respondents["combined-s0"].build(domain, tiny_lm)[0].dump_state() == program.dump_state()  # the evaluator's
 
     again = optimize(domain, configs=["combined", "lora->gepa"], seeds=[0], preset=TINY, run_dir=tmp_path, lm=tiny_lm,
                      context=False, show_progress=False)

@@ -21,6 +21,7 @@ from ax.client.cache import ResponseCache
 from ax.client.engine import AxEngine
 from ax.client.generation import Backend
 from ax.client.usage import UsageLog
+from ax.adapter_store import adapter_fingerprint
 from ax.model import cache_dir
 
 
@@ -69,6 +70,17 @@ class Client:
     def ensure_adapter(self, name: str, path: str | Path, *, allow_unverified: bool = False) -> None:
         """`load_adapter`, unless `name` already serves the adapter at `path`: call it as often as you like."""
         self.backend.ensure_adapter(name, path, allow_unverified=allow_unverified)
+
+    def adapter_named_for(self, path: str | Path, *, allow_unverified: bool = False) -> str:
+        """A name serving the adapter weights at `path`: one already serving them (a training run's), else
+        `adapter-<fingerprint>` loaded now. Idempotent, so a configuration's adapter loads once per process."""
+        fingerprint = adapter_fingerprint(path)
+        for name in self.adapters():
+            if self.backend.adapter_fingerprint(name) == fingerprint:
+                return name
+        name = f"adapter-{fingerprint[:12]}"
+        self.ensure_adapter(name, path, allow_unverified=allow_unverified)
+        return name
 
     def unload_adapter(self, name: str) -> None:
         self.backend.unload_adapter(name)
