@@ -16,7 +16,7 @@ from rich.table import Table
 
 import ax
 from ax.adapter_store import (
-    adapter_path, check_name, check_weights, default_store_root, delete_adapter, list_adapters, read_manifest,
+    adapter_path, check_weights, default_store_root, delete_adapter, list_adapters, read_manifest,
 )
 from ax.adapters.config import load_config
 from ax.adapters.dataset import data_hash, domain_pairs
@@ -27,6 +27,7 @@ from ax.errors import AxError
 from ax.evals.runner import domain_items
 from ax.experiments.ablate import KINDS, sweep_settings
 from ax.model import load_model
+from ax.names import check_name
 from ax.programs.registry import get_domain
 
 console = Console()
@@ -58,7 +59,7 @@ def train_cmd(
         settings = load_config(config, domain).with_overrides(
             max_steps=max_steps, num_epochs=num_epochs, r=r, lora_alpha=lora_alpha, weight_decay=weight_decay,
             learning_rate=learning_rate, per_device_batch_size=batch_size, seed=seed)
-        target = output or (root or default_store_root()) / check_name(domain)
+        target = output or (root or default_store_root()) / check_name("adapter", domain)
         task = get_domain(domain)
         console.print(f"Loading base model {base_model or 'smollm2'} ...")
         base = load_training_base(base_model, settings)

@@ -18,10 +18,11 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel
 
 from ax.adapter_store import (
-    AdapterManifest, MergeSource, atomic_directory, check_base, check_name, save_adapter,
+    AdapterManifest, MergeSource, atomic_directory, check_base, save_adapter,
 )
 from ax.errors import AxError
 from ax.model import LoadedModel, atomic_write_text
+from ax.names import check_name
 
 Combination = Literal["linear", "cat", "svd", "ties", "dare_ties", "dare_linear"]
 _EQUAL_RANK = {"linear", "ties", "dare_ties", "dare_linear"}
@@ -94,7 +95,7 @@ def merge_adapters(base: LoadedModel, sources: Mapping[str, str | Path], target:
         raise AxError("Nothing to merge: no adapters given.")
     if combination_type not in get_args(Combination):
         raise AxError(f"Unknown combination_type {combination_type!r}; choose one of {get_args(Combination)}.")
-    names = [check_name(n) for n in sources]
+    names = [check_name("adapter", n) for n in sources]
     weights = list(weights) if weights is not None else [1.0 / len(names)] * len(names)
     if len(weights) != len(names):
         raise AxError(f"{len(weights)} weights given for {len(names)} adapters ({names}).")
@@ -113,7 +114,7 @@ def merge_adapters(base: LoadedModel, sources: Mapping[str, str | Path], target:
         else:
             model.add_adapter(name, configs[name])
             model.load_adapter(str(paths[name]), adapter_name=name)
-    merged_name = check_name(Path(target).name)
+    merged_name = check_name("adapter", Path(target).name)
     torch.manual_seed(seed)
     model.add_weighted_adapter(names, weights, merged_name, combination_type=combination_type,
                                density=density if combination_type in _DENSITY else None)

@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
-from ax.adapter_store import AdapterManifest, check_name, save_adapter
+from ax.adapter_store import AdapterManifest, save_adapter
 from ax.adapters.collate import REAL_TOKENS_KEY, make_collator, pack_dataset
 from ax.adapters.compiled_layers import compiled_layers
 from ax.adapters.completion_loss import LOSS_POSITIONS_KEY, completion_loss, logits_at
@@ -40,6 +40,7 @@ from ax.adapters.shared_lora_input import shared_lora_input
 from ax.adapters.varlen_attention import varlen_attention, varlen_supported
 from ax.errors import AxError
 from ax.model import LoadedModel, atomic_write_text
+from ax.names import check_name
 
 log = logging.getLogger(__name__)
 RUN_FILE = "ax_run.json"  # what a run directory's checkpoints were trained on, checked before resuming
@@ -335,7 +336,7 @@ def train_and_save(base: LoadedModel, train_pairs: list[TrainingPair], config: L
     are removed once the adapter is saved.
     """
     target = Path(target)
-    check_name(target.name)
+    check_name("adapter", target.name)
     run_dir = target.parent / ".runs" / target.name
     result = train_adapter(base, train_pairs, config, run_dir=run_dir, dev_pairs=dev_pairs, resume=resume)
     if not result.main_process:

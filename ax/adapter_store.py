@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 import uuid
@@ -27,13 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ax.errors import AxError
 from ax.model import _file_sha256, atomic_write_text, cache_dir
+from ax.names import check_name
 from ax.versions import package_versions
 
 log = logging.getLogger(__name__)
 MANIFEST_FILE = "ax_manifest.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 CONFIG_FILE = "adapter_config.json"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
 class MergeSource(BaseModel):
@@ -71,13 +70,6 @@ class AdapterManifest(BaseModel):
 def default_store_root() -> Path:
     """Where adapters live unless a path is given: `<ax cache>/adapters`."""
     return cache_dir() / "adapters"
-
-
-def check_name(name: str) -> str:
-    """Adapter names become directory names: letters, digits and . _ + - only, not starting hidden."""
-    if not _NAME.fullmatch(name or ""):
-        raise AxError(f"Invalid adapter name {name!r}: use letters, digits and . _ + - (not starting with . or -).")
-    return name
 
 
 def adapter_fingerprint(path: str | Path) -> str:
@@ -196,7 +188,7 @@ def save_adapter(model: Any, target: str | Path, *, domain: str, base_name: str,
     An adapter already at `target` is replaced only after the new one is complete on disk.
     """
     target = Path(target)
-    check_name(target.name)
+    check_name("adapter", target.name)
     with atomic_directory(target) as staging:
         model.save_pretrained(str(staging), selected_adapters=[adapter_name])
         if adapter_name != "default":  # PEFT nests other adapters in a subdirectory named after them
@@ -288,7 +280,7 @@ def list_adapters(root: str | Path | None = None) -> list[StoredAdapter]:
 def adapter_path(root: str | Path | None, name: str) -> Path:
     """The directory of adapter `name` in the store; an AxError listing the store's adapters if absent."""
     root = Path(root) if root is not None else default_store_root()
-    path = root / check_name(name)
+    path = root / check_name("adapter", name)
     if not (path / CONFIG_FILE).is_file():
         names = [a.name for a in list_adapters(root)]
         raise AxError(f"No adapter named {name!r} in {root}; adapters there: {names or 'none'}")

@@ -31,12 +31,12 @@ from ax.context.assembler import ContextAssembler, WithContext
 from ax.context.playbook import Playbook
 from ax.context.store import read_model
 from ax.errors import AxError
+from ax.names import NAME_PATTERN  # names become file names in the response store
 from ax.programs.domain import Domain
 from ax.programs.modules import predictors_named, set_predictor_lms
 
 CONFIGURATIONS_FILE = "configurations.json"
 CELL_NAMES = {(False, False): "baseline", (True, False): "lora", (False, True): "gepa", (True, True): "lora+gepa"}
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+=-]*$"  # names become file names in the response store
 
 Role = Literal["comparison", "calibration"]
 

@@ -4,7 +4,6 @@ written atomically (temp file + rename), so a crash mid-write leaves the previou
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import TypeVar
 
@@ -13,10 +12,10 @@ from pydantic import BaseModel, ValidationError
 from ax.context.playbook import Playbook
 from ax.errors import AxError
 from ax.model import atomic_write_text
+from ax.names import check_name
 
 DEFAULT_ROOT = Path("ax_playbooks")
 PLAYBOOK_FILE = "playbook.json"
-_DOMAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -41,9 +40,7 @@ class PlaybookStore:
         self.root = Path(root)
 
     def domain_dir(self, domain: str) -> Path:
-        if not _DOMAIN.match(domain):
-            raise AxError(f"domain name {domain!r} must be letters, digits, '.', '_' or '-'")
-        return self.root / domain
+        return self.root / check_name("domain", domain)
 
     def path(self, domain: str) -> Path:
         return self.domain_dir(domain) / PLAYBOOK_FILE

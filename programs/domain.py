@@ -16,12 +16,12 @@ import dspy
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from ax.errors import AxError
+from ax.names import NAME_PATTERN
 from ax.programs.generation import META_FIELDS, UNRATED, Splits, split_examples
 from ax.programs.loading import load_examples
 from ax.programs.modules import CONTEXT, program_inputs
 
 TaskKind = Literal["classification", "extraction", "computation"]
-NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
 # The built-ins' names (each a module of ax.programs, loaded by the registry), which no other domain may take.
 BUILTIN_DOMAINS = (
     "financial", "legal", "healthcare", "marketing", "manufacturing", "real_estate",

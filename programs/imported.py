@@ -25,8 +25,9 @@ import dspy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ax.errors import AxError
+from ax.names import NAME_PATTERN, check_name
 from ax.model import atomic_write_text, load_tokenizer
-from ax.programs.domain import AGENT_DOMAINS, BUILTIN_DOMAINS, NAME_PATTERN, Domain
+from ax.programs.domain import AGENT_DOMAINS, BUILTIN_DOMAINS, Domain
 from ax.programs.generation import META_FIELDS, Splits, input_key, split_examples
 from ax.programs.loading import LoadSummary, load_examples
 from ax.programs.metrics import label_metric, text_metric
@@ -135,8 +136,7 @@ def import_domain(path: str | Path | Any, name: str, input_col: str | Sequence[s
     than that many tokens of `model`'s tokenizer (default: the embedded model's) is cut, and counted
     in the result's warnings. Identical input texts share a split.
     """
-    if not re.fullmatch(NAME_PATTERN, name):
-        raise AxError(f"domain name {name!r} must be lowercase letters, digits, '_' or '-', starting with a letter")
+    check_name("domain", name)
     if name in (*BUILTIN_DOMAINS, *AGENT_DOMAINS):
         raise AxError(f"{name!r} is a built-in domain; choose another name")
     if task not in ("classification", "extraction", None):

@@ -125,7 +125,7 @@ def test_list_and_delete(tiny_model_dir, tmp_path):
     assert sorted(a.name for a in list_adapters(tmp_path)) == ["broken", "legal"]
     with pytest.raises(AxError, match=r"No adapter named 'finance'.*\['broken', 'legal'\]"):
         delete_adapter(tmp_path, "finance")
-    with pytest.raises(AxError, match="Invalid adapter name"):
+    with pytest.raises(AxError, match="adapter name '../legal' must be lowercase"):
         delete_adapter(tmp_path, "../legal")
     assert list_adapters(tmp_path / "nowhere") == []
 
