@@ -4,9 +4,8 @@ Modules, one job each (import them directly; nothing heavy loads with the packag
   config      LoraTrainingConfig and lora_config.yaml with per-domain overrides
   dataset     DSPy examples / traces -> the client's exact prompt and completion, completion-only labels
   collate     pad-to-longest and packed batches (per batch, or rows of one width)
-  varlen_attention  packed rows attend through flash attention's variable-length kernel (CUDA)
-  fused_lora  LoRA linear layers trained in fewer passes
-  compiled_layers   each decoder layer compiled for training (`torch_compile: true`)
+  kernels     GPU training speed-ups: varlen attention, fused and shared-input LoRA, compiled layers
+  completion_loss  the loss from logits at completion positions only
   peft_model  the base for training (4-bit for QLoRA) with fresh LoRA layers
   train       Trainer-based training with eval, early stopping, checkpoints and resume
   merge       fold into the base, or combine adapters (rsLoRA-safe)

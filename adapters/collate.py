@@ -104,7 +104,7 @@ def _packed_batch(rows: list[dict[str, list[int]]], width: int, n_rows: int, pad
     Padding continues the last example's positions: it comes after every real token, so the
     causal mask already keeps it out of their attention, and its labels are ignored. With
     `boundaries`, the batch also carries the sequences' cumulative lengths over the flattened rows
-    under the names of transformers' flash-attention kwargs (ax/adapters/varlen_attention.py reads
+    under the names of transformers' flash-attention kwargs (ax/adapters/kernels/varlen_attention.py reads
     them; a row's padding belongs to its last example there too).
     """
     input_ids = torch.full((n_rows, width), pad_token_id, dtype=torch.long)

@@ -63,8 +63,8 @@ class LoraTrainingConfig(BaseModel):
     # Hardware
     bf16: Literal["auto"] | bool = "auto"
     gradient_checkpointing: bool = False
-    fused_lora: bool = True  # plain LoRA layers train through adapters/fused_lora.py (same maths, fewer passes)
-    torch_compile: bool = False  # CUDA: each decoder layer compiled (adapters/compiled_layers.py); use fixed_packing
+    fused_lora: bool = True  # plain LoRA layers train through adapters/kernels/fused_lora.py (same maths, fewer passes)
+    torch_compile: bool = False  # CUDA: each decoder layer compiled (adapters/kernels/compiled_layers.py); use fixed_packing
     qlora_4bit: bool = False
     # Evaluation, checkpoints, logging
     dev_fraction: float = Field(0.1, ge=0, lt=1)

@@ -30,14 +30,14 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from ax.adapter_store import AdapterManifest, save_adapter
 from ax.adapters.collate import REAL_TOKENS_KEY, make_collator, pack_dataset
-from ax.adapters.compiled_layers import compiled_layers
 from ax.adapters.completion_loss import LOSS_POSITIONS_KEY, completion_loss, logits_at
 from ax.adapters.config import LoraTrainingConfig
 from ax.adapters.dataset import TrainingPair, data_hash, encode_pairs, split_dev
-from ax.adapters.fused_lora import fused_lora
+from ax.adapters.kernels.compiled_layers import compiled_layers
+from ax.adapters.kernels.fused_lora import fused_lora
+from ax.adapters.kernels.shared_lora_input import shared_lora_input
+from ax.adapters.kernels.varlen_attention import varlen_attention, varlen_supported
 from ax.adapters.peft_model import attach_lora, resolve_target_modules
-from ax.adapters.shared_lora_input import shared_lora_input
-from ax.adapters.varlen_attention import varlen_attention, varlen_supported
 from ax.errors import AxError
 from ax.model import LoadedModel, atomic_write_text
 from ax.names import check_name

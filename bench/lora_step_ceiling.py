@@ -12,7 +12,7 @@ Specs, ';'-separated: `m,B,T,COMPILE,CKPT[,BF16[,FUSED[,NOCUDNN]]]` measures ste
 (eager), a torch.compile mode of the whole model ('default'), or 'layers[:MODE]' for each decoder
 layer compiled alone, CKPT 1 for gradient checkpointing, BF16 1 to hold the adapter weights in bf16
 instead of PEFT's fp32, FUSED 1 to train through ax's fused LoRA layers
-(adapters/fused_lora.py), NOCUDNN 1 to pick SDPA kernels as ax's Trainer path does (flash or
+(adapters/kernels/fused_lora.py), NOCUDNN 1 to pick SDPA kernels as ax's Trainer path does (flash or
 memory-efficient, no cuDNN); `p,...` with the same fields prints a torch.profiler table of such steps
 instead. `mfu_4N_attn` adds causal attention's FLOPs to the 4 N count. Results also go to
 $OUT/mfu.json (default /tmp).
@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, sys.argv[1])  # the bench folder, for train_throughput's model and config
 import train_throughput as tt  # noqa: E402
 
-from ax.adapters.fused_lora import fused_lora  # noqa: E402
+from ax.adapters.kernels.fused_lora import fused_lora  # noqa: E402
 from ax.adapters.peft_model import attach_lora  # noqa: E402
 from ax.adapters.train import attention_without_cudnn  # noqa: E402
 

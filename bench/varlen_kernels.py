@@ -4,7 +4,7 @@ Needs a Hopper or Blackwell GPU and the `flash-attn-4` package (`pip install -e 
 
   gradients   for each head dim, FA4's output and query, key and value gradients against PyTorch's,
               as relative errors (a few examples of 5-300 tokens, grouped heads): ax uses FA4 only
-              at the head dims where they agree (adapters/varlen_attention.py)
+              at the head dims where they agree (adapters/kernels/varlen_attention.py)
   timing      one layer's attention, forward and forward + backward, at the shapes of
               `bench/train_throughput.py --cuda --batch-size 8` (8 rows of 3,064 tokens packed with
               examples of log-normal lengths, 32 query and 4 key heads of 64)
@@ -20,7 +20,7 @@ import random
 import torch
 from torch.nn.attention.varlen import varlen_attn
 
-from ax.adapters import varlen_attention
+from ax.adapters.kernels import varlen_attention
 
 HEAD_DIMS = (8, 16, 24, 32, 48, 64, 80, 96, 128, 192, 256)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ax.adapters.config import LoraTrainingConfig
-from ax.adapters.fused_lora import fused_lora
+from ax.adapters.kernels.fused_lora import fused_lora
 from ax.adapters.peft_model import attach_lora
 from ax.model import load_model
 from ax.testing import randomize_lora_b

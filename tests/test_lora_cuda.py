@@ -46,8 +46,8 @@ def test_cuda_training_saves_an_adapter_the_full_base_loads(tiny_model_dir, tmp_
 
 
 def test_cuda_training_through_fixed_packing_varlen_attention_and_compiled_layers(tiny_model_dir, tmp_path):
-    from ax.adapters.compiled_layers import decoder_layers
-    from ax.adapters.varlen_attention import varlen_supported
+    from ax.adapters.kernels.compiled_layers import decoder_layers
+    from ax.adapters.kernels.varlen_attention import varlen_supported
 
     config = LoraTrainingConfig(batching="fixed_packing", torch_compile=True, max_seq_length=80, **FAST)
     base = load_training_base(str(tiny_model_dir), config)

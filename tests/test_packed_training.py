@@ -12,12 +12,12 @@ import transformers
 from transformers import AutoModelForCausalLM
 
 from ax.adapters.collate import FixedPackingCollator, PackingCollator, pack_dataset
-from ax.adapters.compiled_layers import compiled_layers, decoder_layers
+from ax.adapters.kernels.compiled_layers import compiled_layers, decoder_layers
 from ax.adapters.config import LoraTrainingConfig
 from ax.adapters.dataset import IGNORE_INDEX
 from ax.adapters.peft_model import attach_lora
-from ax.adapters import varlen_attention as varlen_module
-from ax.adapters.varlen_attention import IMPLEMENTATION, fa4_available, varlen_attention, varlen_supported
+from ax.adapters.kernels import varlen_attention as varlen_module
+from ax.adapters.kernels.varlen_attention import IMPLEMENTATION, fa4_available, varlen_attention, varlen_supported
 from ax.testing import randomize_lora_b
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

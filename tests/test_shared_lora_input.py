@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM
 
 from ax.adapters.config import LoraTrainingConfig
 from ax.adapters.peft_model import attach_lora
-from ax.adapters.shared_lora_input import shared_lora_input
+from ax.adapters.kernels.shared_lora_input import shared_lora_input
 from ax.testing import randomize_lora_b
 
 

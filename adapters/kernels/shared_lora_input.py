@@ -34,7 +34,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ax.adapters.fused_lora import compute_dtype, fusable, plain_lora_adapter
+from ax.adapters.kernels.fused_lora import compute_dtype, fusable, plain_lora_adapter
 
 # Sibling projections transformers' decoder blocks apply to one input (Llama, Mistral, Qwen, Gemma, ...)
 GROUPS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
