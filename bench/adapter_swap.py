@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from ax.client.generation import GenerationParams, GenerationRequest
-from ax.client.local import LocalBackend
 from ax.client.prompting import render_chat
+from ax.inference.local import LocalBackend
 from ax.model import load_model
 
 

@@ -31,8 +31,8 @@ import dspy
 import torch
 
 from ax.client import Client
-from ax.client.local import LocalBackend
 from ax.client.prompting import render_chat
+from ax.inference.local import LocalBackend
 from ax.model import LoadedModel, load_model
 from ax.programs import get_domain
 

@@ -5,7 +5,7 @@ question). Timed with plain forward calls, each the median of --repeats:
   prefill    the whole prompt, and only the tokens after the prompts' longest common prefix
              (what is left to prefill once the prefix cache holds the shared system prompt)
   decode     one greedy step with the KV cache of the prompts, at batch 1 and batch 8: through
-             transformers' DynamicCache, and as the client runs it (ax/client/row_attention.py:
+             transformers' DynamicCache, and as the client runs it (ax/inference/row_attention.py:
              states written into reserved rooms), on plain and on oneDNN-packed weights
   joining    at batch 8, a step in which one of the rows is instead a joining row fed the
              unshared rest of its prompt, against that row's prefill alone plus a step of 7
@@ -24,11 +24,11 @@ import torch
 from client_throughput import questions
 from transformers import DynamicCache
 
-from ax.client.cpu_kernels import pack_linear_layers
-from ax.client.kv_cache import Rooms
-from ax.client.prefix_cache import common_prefix_length
 from ax.client.prompting import render_chat
-from ax.client.row_attention import forward_rows
+from ax.inference.cpu_kernels import pack_linear_layers
+from ax.inference.kv_cache import Rooms
+from ax.inference.prefix_cache import common_prefix_length
+from ax.inference.row_attention import forward_rows
 from ax.model import load_model
 
 

@@ -21,7 +21,7 @@ import dspy
 from dspy.utils.exceptions import AdapterParseError
 
 from ax.client import Client
-from ax.client.local import LocalBackend
+from ax.inference.local import LocalBackend
 from ax.model import load_model
 
 

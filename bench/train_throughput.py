@@ -62,6 +62,8 @@ from ax.adapters.peft_model import attach_lora
 from ax.adapters.train import train_adapter
 from ax.model import LoadedModel, load_model
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tiny_model: the tests' random-init model
+
 H100_BF16_PEAK = 989e12
 BASELINE = "TRL SFTTrainer (packing)"
 PADDED = "padded Trainer (max_length)"
@@ -209,7 +211,7 @@ def loader(args):
     if args.cuda:
         from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
-        from ax.testing import make_tiny_model
+        from tiny_model import make_tiny_model
 
         tokenizer = AutoTokenizer.from_pretrained(make_tiny_model(Path(tempfile.mkdtemp()) / "tok"))
         config = LlamaConfig(**LLAMA_1B, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
@@ -224,7 +226,7 @@ def loader(args):
         return load
     spec = "smollm2" if args.model == "smollm2" else args.model
     if spec == "tiny":
-        from ax.testing import make_tiny_model
+        from tiny_model import make_tiny_model
 
         spec = str(make_tiny_model(Path(tempfile.mkdtemp()) / "tiny"))
     return lambda: load_model(spec)

@@ -15,7 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    from ax.testing import make_tiny_model
+    from tiny_model import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
@@ -23,7 +23,7 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_adapters(tiny_model_dir, tmp_path_factory):
     """Two random LoRA adapters for the tiny model that answer clearly differently."""
-    from ax.testing import make_tiny_adapter
+    from tiny_model import make_tiny_adapter
 
     root = tmp_path_factory.mktemp("tiny-adapters")
     return {name: make_tiny_adapter(tiny_model_dir, root / name, seed=seed) for name, seed in (("alpha", 1), ("beta", 2))}
@@ -33,7 +33,7 @@ def tiny_adapters(tiny_model_dir, tmp_path_factory):
 def tiny_client(tiny_model_dir):
     """A client on the tiny model with the response cache off."""
     from ax.client import Client
-    from ax.client.local import LocalBackend
+    from ax.inference.local import LocalBackend
     from ax.model import load_model
 
     backend = LocalBackend(load_model(str(tiny_model_dir)))

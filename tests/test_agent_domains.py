@@ -12,7 +12,7 @@ import dspy
 import pytest
 
 from ax.adapters.dataset import labelled_predictors
-from ax.optimizers.testing import rule_lm
+from rule_lm import rule_lm
 from ax.programs import claim_check, get_domain, step_scores, support_agent
 from ax.programs.generation import SPLIT_NAMES, input_key
 from ax.programs.modules import CONTEXT
@@ -199,9 +199,9 @@ def long_tiny_client(tmp_path_factory):
     """The tiny model with room for 4096 positions: its 512-token vocabulary spells the answer
     predictors' lists of passage ids nearly letter by letter, past its usual 2048."""
     from ax.client import Client
-    from ax.client.local import LocalBackend
+    from ax.inference.local import LocalBackend
     from ax.model import load_model
-    from ax.testing import make_tiny_model
+    from tiny_model import make_tiny_model
 
     path = make_tiny_model(tmp_path_factory.mktemp("tiny-long"))
     config = json.loads((path / "config.json").read_text())

@@ -101,7 +101,7 @@ class Sent:
 def sent(monkeypatch) -> Sent:
     """Every call the client answers, in order, recorded where it renders the prompt and returns the completion."""
     import ax.client.engine as engine
-    import ax.client.local as local
+    import ax.inference.local as local
 
     calls = Sent()
     render, decode = local.render_chat, engine.decode
@@ -164,7 +164,7 @@ def test_a_react_trace_trains_on_the_tool_observations_it_saw(tiny_lm, sent):
 
 
 def test_per_predictor_adapters_are_trained_recorded_and_answer_when_evaluated(tiny_lm, tmp_path, monkeypatch):
-    from ax.client.local import LocalBackend
+    from ax.inference.local import LocalBackend
 
     domain = support_domain(gold_passage=True)
     preset = TINY.model_copy(update={"lora": TINY.lora.model_copy(update={"adapters": "per_predictor"})})

@@ -14,11 +14,11 @@ from transformers import AutoTokenizer
 from ax.adapters.config import LoraTrainingConfig
 from ax.adapters.dataset import TrainingPair
 from ax.adapters.train import train_and_save
-from ax.client.row_attention import sliding_window
 from ax.client.generation import GenerationParams, GenerationRequest
-from ax.client.local import LocalBackend
 from ax.client.prompting import completion_text, render_chat
 from ax.errors import AxError
+from ax.inference.local import LocalBackend
+from ax.inference.row_attention import sliding_window
 from ax.model import load_model
 
 WINDOW = 8

@@ -17,8 +17,8 @@ import pytest
 
 from ax.client import Client
 from ax.client.generation import GenerationParams, GenerationRequest
-from ax.client.local import LocalBackend
 from ax.errors import AxError
+from ax.inference.local import LocalBackend
 from ax.model import load_model
 
 # The same run three ways: closed by the atexit hook, closed by `with`, and exiting while calls
@@ -26,6 +26,9 @@ from ax.model import load_model
 _SCRIPT = """
 import sys, threading, time
 import dspy, ax
+from ax.client import Client
+from ax.inference.local import LocalBackend
+from ax.model import load_model
 
 mode, model = sys.argv[1], sys.argv[2]
 
@@ -44,20 +47,24 @@ if mode == "with":
         lm(messages=[{"role": "user", "content": "after the block"}])
     except Exception as exc:
         print("refused:", "closed" in str(exc), flush=True)
+elif mode == "abandoned":
+    # Built as ax.LM builds it, keeping the backend, whose decoding steps the script watches.
+    backend = LocalBackend(load_model(model))
+    lm = Client(backend, model_name="tiny", cache=False, max_field_tokens=2000).lm(max_tokens=40)
+    evaluate(lm)
+    steps = backend.batch_sizes
+    dspy.configure(lm=lm.copy(max_tokens=2000))
+    predict, started = dspy.Predict("question -> answer"), len(steps)
+    for i in range(4):
+        threading.Thread(target=predict, kwargs={"question": f"long {i}"}, daemon=True).start()
+    while len(steps) < started + 5:
+        time.sleep(0.01)
+    before = len(steps)
+    time.sleep(0.2)
+    print("decoding at exit:", len(steps) > before, flush=True)
 else:
     lm = ax.LM(model, cache=False, max_tokens=40, max_field_tokens=2000)
     evaluate(lm)
-    if mode == "abandoned":
-        steps = lm.client.backend.batch_sizes
-        dspy.configure(lm=lm.copy(max_tokens=2000))
-        predict, started = dspy.Predict("question -> answer"), len(steps)
-        for i in range(4):
-            threading.Thread(target=predict, kwargs={"question": f"long {i}"}, daemon=True).start()
-        while len(steps) < started + 5:
-            time.sleep(0.01)
-        before = len(steps)
-        time.sleep(0.2)
-        print("decoding at exit:", len(steps) > before, flush=True)
 print("done", flush=True)
 """
 
@@ -105,11 +112,12 @@ def test_close_fails_calls_in_flight_refuses_new_ones_and_is_idempotent(tiny_mod
 
 
 def test_the_exit_registry_does_not_keep_closed_clients_alive(tiny_model_dir):
-    from ax.client import batcher as batcher_module
+    from ax.inference import batcher as batcher_module
 
-    with Client(LocalBackend(load_model(str(tiny_model_dir))), model_name="tiny", cache=False).lm() as lm:
-        batcher = weakref.ref(lm.client.backend.batcher)
+    backend = LocalBackend(load_model(str(tiny_model_dir)))
+    with Client(backend, model_name="tiny", cache=False).lm() as lm:
+        batcher = weakref.ref(backend.batcher)
         assert batcher() in batcher_module._live
-    del lm
+    del lm, backend
     gc.collect()
     assert batcher() is None

@@ -10,9 +10,9 @@ import pytest
 
 from ax.client import Client
 from ax.client.generation import GenerationParams, GenerationRequest
-from ax.client.local import LocalBackend
 from ax.client.schema import FieldSpec, output_fields
 from ax.errors import AxError
+from ax.inference.local import LocalBackend
 from ax.model import load_model
 
 
@@ -92,7 +92,7 @@ def test_batched_generation_matches_one_at_a_time(tiny_model_dir):
 def test_rows_join_a_running_batch_and_answer_as_alone(tiny_model_dir, monkeypatch):
     # Budgets far apart: a short answer must not wait for the long ones, and rows that join a
     # batch already decoding must answer exactly as they do alone.
-    import ax.client.local as local
+    import ax.inference.local as local
 
     decoding_when_joined, mixed_steps = [], []
 
@@ -189,12 +189,15 @@ def test_cache_can_be_switched_off(tiny_model_dir, tmp_path, monkeypatch):
     backend.close()
 
 
-def test_sampling_with_a_seed_is_reproducible(tiny_client):
+def test_sampling_with_a_seed_is_reproducible(tiny_model_dir):
     request = lambda seed: GenerationRequest(_prompts(1)[0], None,  # noqa: E731
                                              GenerationParams(max_new_tokens=16, temperature=1.0, seed=seed))
-    backend = tiny_client.backend
-    assert backend.generate(request(7)).text == backend.generate(request(7)).text
-    assert len({backend.generate(request(s)).text for s in range(5)}) > 1
+    backend = LocalBackend(load_model(str(tiny_model_dir)))
+    try:
+        assert backend.generate(request(7)).text == backend.generate(request(7)).text
+        assert len({backend.generate(request(s)).text for s in range(5)}) > 1
+    finally:
+        backend.close()
 
 
 def test_weights_served_under_several_names_are_loaded_once(tiny_model_dir, tiny_adapters):
@@ -230,7 +233,7 @@ def test_adapter_for_another_base_model_is_refused_naming_both(tiny_model_dir, t
     from transformers import AutoModelForCausalLM
 
     from ax.adapter_store import save_adapter
-    from ax.testing import make_tiny_adapter, make_tiny_model
+    from tiny_model import make_tiny_adapter, make_tiny_model
 
     other_dir = make_tiny_model(tmp_path / "other", seed=3, hidden_size=32)
     backend = LocalBackend(load_model(str(tiny_model_dir)))
@@ -250,7 +253,7 @@ def test_a_text_value_ends_where_the_model_imitates_a_marker():
     """SmolLM2 wrote '[## completed ## ]]' and '[##' loops into free-text fields until its budget ran out."""
     from ax.client.decoding import DecodingSettings, decode
     from ax.client.generation import Generation
-    from ax.client.rows import cut_at_stop
+    from ax.inference.rows import cut_at_stop
 
     class Imitator:
         def render(self, messages):
@@ -281,7 +284,7 @@ def test_numbers_keep_their_thousands_separators():
 def test_the_number_constraint_lets_a_comma_follow_a_digit(tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from ax.client.constraints import NumberConstraint, TokenTables
+    from ax.inference.constraints import NumberConstraint, TokenTables
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     tables = TokenTables(tokenizer)

@@ -10,7 +10,7 @@ import torch
 
 from ax.client import Client
 from ax.client.generation import GenerationParams, GenerationRequest
-from ax.client.local import LocalBackend
+from ax.inference.local import LocalBackend
 from ax.model import load_model
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from ax.client.cpu_kernels import PackedLinear, cpu_packing_available, pack_linear_layers
-from ax.client.kv_cache import Rooms, cache_argument, full_cache
+from ax.inference.cpu_kernels import PackedLinear, cpu_packing_available, pack_linear_layers
+from ax.inference.kv_cache import Rooms, cache_argument, full_cache
 
 needs_packing = pytest.mark.skipif(not cpu_packing_available(), reason="this torch build has no oneDNN linear")
 
@@ -34,7 +34,7 @@ def test_packed_layers_compute_what_nn_linear_does_and_follow_weight_changes():
 
 @needs_packing
 def test_packed_products_run_on_a_bounded_set_of_row_counts(monkeypatch):
-    from ax.client import cpu_kernels
+    from ax.inference import cpu_kernels
 
     seen = []
     real = torch.ops.mkldnn._linear_pointwise

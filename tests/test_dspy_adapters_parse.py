@@ -18,8 +18,8 @@ from dspy.teleprompt.gepa.instruction_proposal import ProposeInstruction
 
 from ax.client.decoding import DecodingSettings, decode, json_value
 from ax.client.generation import Generation
-from ax.client.rows import cut_at_stop
 from ax.client.schema import FieldSpec, output_schema
+from ax.inference.rows import cut_at_stop
 
 
 class Triage(dspy.Signature):

@@ -15,7 +15,7 @@ from ax.evals.runner import domain_items, evaluate_configurations
 def short_client(tiny_model_dir):
     """The tiny model with short answers: its outputs are noise, and prompt length already dominates."""
     from ax.client import Client
-    from ax.client.local import LocalBackend
+    from ax.inference.local import LocalBackend
     from ax.model import load_model
 
     backend = LocalBackend(load_model(str(tiny_model_dir)))

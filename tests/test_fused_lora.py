@@ -9,7 +9,7 @@ from ax.adapters.config import LoraTrainingConfig
 from ax.adapters.kernels.fused_lora import fused_lora
 from ax.adapters.peft_model import attach_lora
 from ax.model import load_model
-from ax.testing import randomize_lora_b
+from tiny_model import randomize_lora_b
 
 
 def _lora_model(model_dir, device: str = "cpu", **settings):

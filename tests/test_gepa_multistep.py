@@ -13,7 +13,7 @@ from ax.optimizers.manifest import ConfigManifest, StepRecord
 from ax.optimizers.proposer import GroundedProposer, failures
 from ax.optimizers.respondents import step_info
 from ax.optimizers.run_files import own_program
-from ax.optimizers.testing import rule_lm
+from rule_lm import rule_lm
 from ax.optimizers.tracking import Frontier, FrontierCandidate, ProposalLog, predictor_changes
 from ax.programs.metrics import Step, numeric_metric, step_metric, text_metric
 from ax.programs.modules import context_field

@@ -29,7 +29,7 @@ class Sentiment(dspy.Signature):
 
 def test_embedded_model_answers_every_field(smollm2):
     from ax.client import Client
-    from ax.client.local import LocalBackend
+    from ax.inference.local import LocalBackend
 
     backend = LocalBackend(smollm2)
     lm = Client(backend, model_name=smollm2.name, cache=False).lm(max_tokens=32)
@@ -44,8 +44,8 @@ def test_embedded_model_answers_every_field(smollm2):
 
 def test_batched_greedy_equals_one_at_a_time_on_the_real_model(smollm2):
     from ax.client.generation import GenerationParams, GenerationRequest
-    from ax.client.local import LocalBackend
     from ax.client.prompting import render_chat
+    from ax.inference.local import LocalBackend
 
     prompts = [render_chat(smollm2.tokenizer, [{"role": "user", "content": f"Name a fruit that is {c}."}])
                for c in ("red", "yellow", "green", "small")]
@@ -64,8 +64,8 @@ def test_batched_greedy_equals_one_at_a_time_on_the_real_model(smollm2):
 def test_the_prefix_cache_changes_no_greedy_token_on_the_real_model(smollm2):
     """Calls of one DSPy program share its system prompt; reusing its states must not change an answer."""
     from ax.client.generation import GenerationParams, GenerationRequest
-    from ax.client.local import LocalBackend
     from ax.client.prompting import field_header, render_chat
+    from ax.inference.local import LocalBackend
 
     signature = dspy.Predict("question -> answer").signature
     questions = ("Who signs the lease?", "When is rent due?", "What is a deposit?", "Can the tenant sublet?",
@@ -88,8 +88,8 @@ def test_drafted_decoding_changes_no_greedy_token_on_the_real_model(smollm2):
     """SmolLM2 opens many answers by repeating the question: drafts from the prompt are kept often,
     and must leave every answer as plain one-token steps write it."""
     from ax.client.generation import GenerationParams, GenerationRequest
-    from ax.client.local import LocalBackend
     from ax.client.prompting import field_header, render_chat
+    from ax.inference.local import LocalBackend
 
     signature = dspy.Predict("question -> answer").signature
     topics = ("a lease's early termination clause", "quarterly revenue growth", "chest pain triage",

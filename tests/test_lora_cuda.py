@@ -15,8 +15,8 @@ from ax.adapters.config import LoraTrainingConfig
 from ax.adapters.dataset import TrainingPair
 from ax.adapters.peft_model import load_training_base
 from ax.adapters.train import train_and_save
-from ax.client.local import LocalBackend
 from ax.client.prompting import completion_text, render_chat
+from ax.inference.local import LocalBackend
 from ax.model import load_model
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]

@@ -16,7 +16,7 @@ from ax.adapters.config import LoraTrainingConfig
 from ax.adapters.peft_model import attach_lora
 from ax.errors import AxError
 from ax.model import load_model
-from ax.testing import randomize_lora_b
+from tiny_model import randomize_lora_b
 
 IDS = torch.tensor([[5, 17, 42, 99, 3]])
 

@@ -266,7 +266,7 @@ def test_domains_list_shows_the_good_domains_and_warns_once_per_broken_one(app, 
 
 @pytest.fixture(scope="module")
 def backend(tiny_model_dir):
-    from ax.client.local import LocalBackend
+    from ax.inference.local import LocalBackend
     from ax.model import load_model
 
     backend = LocalBackend(load_model(str(tiny_model_dir)))
@@ -276,7 +276,7 @@ def backend(tiny_model_dir):
 
 @pytest.fixture
 def adapter_with_manifest(tiny_model_dir, tmp_path):
-    from ax.testing import make_tiny_adapter
+    from tiny_model import make_tiny_adapter
 
     return make_tiny_adapter(tiny_model_dir, tmp_path / "store" / "legal")
 
@@ -309,7 +309,7 @@ def test_merging_a_truncated_adapter_is_one_error_line(app, tiny_model_dir, adap
 
 def test_an_adapter_without_manifest_loads_only_with_an_explicit_opt_in(backend, tiny_model_dir, tmp_path):
     from ax.adapter_store import CONFIG_FILE, MANIFEST_FILE
-    from ax.testing import make_tiny_adapter
+    from tiny_model import make_tiny_adapter
 
     named = make_tiny_adapter(tiny_model_dir, tmp_path / "named", manifest=False)  # PEFT names the tiny model
     with pytest.raises(AxError, match=f"{named} has no {MANIFEST_FILE}.*the loaded model's name.*allow_unverified"):
@@ -331,7 +331,7 @@ def test_an_evaluation_records_the_opt_in_for_an_adapter_without_manifest(backen
     from ax.evals.matrix_store import ResponseStore
     from ax.evals.runner import evaluate_run_dir
     from ax.programs import get_domain
-    from ax.testing import make_tiny_adapter
+    from tiny_model import make_tiny_adapter
 
     tiny_lm = Client(backend, model_name="tiny", cache=False).lm()
     plain = make_tiny_adapter(tiny_model_dir, tmp_path / "plain", manifest=False)

@@ -19,7 +19,7 @@ def test_hf_directory_loads_with_a_stable_fingerprint(tiny_model_dir):
 
 
 def test_fingerprint_follows_weights_not_path(tiny_model_dir, tmp_path):
-    from ax.testing import make_tiny_model
+    from tiny_model import make_tiny_model
 
     copy = shutil.copytree(tiny_model_dir, tmp_path / "copy")
     other = make_tiny_model(tmp_path / "other", seed=5)

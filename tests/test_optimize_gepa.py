@@ -16,7 +16,7 @@ import pytest
 
 from ax.errors import AxError
 from ax.optimizers.gepa_run import GepaSettings, run_gepa
-from ax.optimizers.testing import rule_lm
+from rule_lm import rule_lm
 from ax.optimizers.tracking import Frontier, ProposalLog
 
 WORDS = ["apple", "pear", "plum", "fig", "kiwi", "lime", "date", "nut", "yam", "oat"]

@@ -31,7 +31,7 @@ TINY_LORA = dict(max_steps=2, per_device_batch_size=2, gradient_accumulation_ste
 @pytest.fixture
 def tiny_lm(tiny_model_dir, tmp_path):
     from ax.client import Client
-    from ax.client.local import LocalBackend
+    from ax.inference.local import LocalBackend
     from ax.model import load_model
 
     backend = LocalBackend(load_model(str(tiny_model_dir)))

@@ -50,7 +50,7 @@ TINY = Preset(name="tiny", train_size=4, val_size=2,
 @pytest.fixture
 def tiny_lm(tiny_model_dir):
     from ax.client import Client
-    from ax.client.local import LocalBackend
+    from ax.inference.local import LocalBackend
     from ax.model import load_model
 
     backend = LocalBackend(load_model(str(tiny_model_dir)))
@@ -161,7 +161,7 @@ class Repeat(PredictProgram):
 def test_an_ace_playbook_is_part_of_the_state_later_steps_build_on(tmp_path):
     """ace->gepa: ACE learns 'UPPERCASE' into the playbook, and GEPA then runs the program reading it."""
     from ax.optimizers.strategies import StrategyContext, baseline, run_strategy
-    from ax.optimizers.testing import rule_lm
+    from rule_lm import rule_lm
 
     def everything(instructions: str, inputs: dict) -> dict:
         if "bullets_used" in inputs:  # ACE reflector

@@ -12,13 +12,13 @@ import transformers
 from transformers import AutoModelForCausalLM
 
 from ax.adapters.collate import FixedPackingCollator, PackingCollator, pack_dataset
-from ax.adapters.kernels.compiled_layers import compiled_layers, decoder_layers
 from ax.adapters.config import LoraTrainingConfig
 from ax.adapters.dataset import IGNORE_INDEX
-from ax.adapters.peft_model import attach_lora
 from ax.adapters.kernels import varlen_attention as varlen_module
+from ax.adapters.kernels.compiled_layers import compiled_layers, decoder_layers
 from ax.adapters.kernels.varlen_attention import IMPLEMENTATION, fa4_available, varlen_attention, varlen_supported
-from ax.testing import randomize_lora_b
+from ax.adapters.peft_model import attach_lora
+from tiny_model import randomize_lora_b
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 SHAPES = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,

@@ -45,7 +45,7 @@ def tickets(tmp_path):
 
 def test_compare_optimizes_evaluates_and_reports_a_users_domain(tiny_model_dir, tickets, tmp_path):
     from ax.client import Client
-    from ax.client.local import LocalBackend
+    from ax.inference.local import LocalBackend
     from ax.model import load_model
 
     backend = LocalBackend(load_model(str(tiny_model_dir)))

@@ -8,9 +8,9 @@ import dspy
 import pytest
 
 from ax.client.generation import GenerationParams, GenerationRequest
-from ax.client.local import LocalBackend
-from ax.client.prefix_cache import MIN_PREFIX_TOKENS, PrefixCache
 from ax.client.prompting import render_chat
+from ax.inference.local import LocalBackend
+from ax.inference.prefix_cache import MIN_PREFIX_TOKENS, PrefixCache
 from ax.model import load_model
 
 PARAMS = [GenerationParams(max_new_tokens=16), GenerationParams(max_new_tokens=5, constraint="int"),
@@ -20,7 +20,7 @@ PARAMS = [GenerationParams(max_new_tokens=16), GenerationParams(max_new_tokens=5
 
 @pytest.fixture(scope="module")
 def dora_adapter(tiny_model_dir, tmp_path_factory):
-    from ax.testing import make_tiny_adapter
+    from tiny_model import make_tiny_adapter
 
     return make_tiny_adapter(tiny_model_dir, tmp_path_factory.mktemp("dora") / "dora", seed=3, dora=True)
 

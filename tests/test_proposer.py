@@ -9,7 +9,7 @@ import dspy
 from ax.optimizers.gepa_run import OUTCOME_FILE, GepaSettings, run_gepa
 from ax.optimizers.proposer import HEADER, GroundedProposer, merge, usable_lesson
 from ax.optimizers.reflection import is_local_reflection, resolve_reflection_lm
-from ax.optimizers.testing import rule_lm
+from rule_lm import rule_lm
 from ax.programs.metrics import label_metric, mean_metric, numeric_metric
 
 WORDS = ["apple", "pear", "plum", "fig", "kiwi", "lime", "date", "nut", "yam", "oat"]

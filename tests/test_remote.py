@@ -12,11 +12,11 @@ import pytest
 
 import ax
 from ax.client import Client
-from ax.client.local import LocalBackend
 from ax.client.remote import NUMBER_REGEX, RemoteBackend
 from ax.errors import AxError
+from ax.inference.local import LocalBackend
 from ax.model import load_model
-from ax.testing import serve_openai_stub
+from tiny_model import serve_openai_stub
 
 
 class Triage(dspy.Signature):

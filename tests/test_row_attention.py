@@ -7,8 +7,8 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, DynamicCache
 
-from ax.client.kv_cache import Rooms, cache_argument, full_cache
-from ax.client.row_attention import _groups, forward_rows
+from ax.inference.kv_cache import Rooms, cache_argument, full_cache
+from ax.inference.row_attention import _groups, forward_rows
 
 SHAPES = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
               vocab_size=96, max_position_embeddings=256, initializer_range=0.5)

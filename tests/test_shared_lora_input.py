@@ -8,9 +8,9 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
 from ax.adapters.config import LoraTrainingConfig
-from ax.adapters.peft_model import attach_lora
 from ax.adapters.kernels.shared_lora_input import shared_lora_input
-from ax.testing import randomize_lora_b
+from ax.adapters.peft_model import attach_lora
+from tiny_model import randomize_lora_b
 
 
 def _randomize_b(model) -> None:

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from ax.client.generation import GenerationParams, GenerationRequest
-from ax.client.local import LocalBackend
-from ax.client.speculation import StepCosts, expected_tokens, lookup_draft
 from ax.errors import AxError
+from ax.inference.local import LocalBackend
+from ax.inference.speculation import StepCosts, expected_tokens, lookup_draft
 from ax.model import load_model
 
 

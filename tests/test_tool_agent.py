@@ -9,7 +9,7 @@ import dspy
 import pytest
 
 from ax.client.coercion import coerce_structured
-from ax.optimizers.testing import rule_lm
+from rule_lm import rule_lm
 from ax.programs.generation import SPLIT_NAMES, input_key
 from ax.programs.metrics import step_scores
 from ax.programs.registry import get_domain
@@ -186,9 +186,9 @@ def test_the_client_rebuilds_react_tool_arguments_as_a_dict(text, value):
 def long_tiny_lm(tmp_path_factory):
     """The tiny model with room for a ReAct prompt: its byte-level tokenizer spends several tokens a word."""
     from ax.client import Client
-    from ax.client.local import LocalBackend
+    from ax.inference.local import LocalBackend
     from ax.model import load_model
-    from ax.testing import make_tiny_model
+    from tiny_model import make_tiny_model
 
     path = make_tiny_model(tmp_path_factory.mktemp("tiny-long"))
     config = json.loads((path / "config.json").read_text())
@@ -239,9 +239,9 @@ def test_a_trajectory_past_the_models_positions_is_cut_by_react_not_fatal(tmp_pa
     """The client's overlong-prompt error is DSPy's context-window error, so ReAct shortens its
     trajectory (here down to nothing) and the program returns instead of crashing the evaluation."""
     from ax.client import Client
-    from ax.client.local import LocalBackend
+    from ax.inference.local import LocalBackend
     from ax.model import load_model
-    from ax.testing import make_tiny_model
+    from tiny_model import make_tiny_model
 
     backend = LocalBackend(load_model(str(make_tiny_model(tmp_path / "tiny"))))  # 2048 positions: a ReAct prompt fills them
     try:

@@ -1,4 +1,10 @@
-"""The LM client: DSPy programs talk to a local (LoRA-adapted) model or a remote server through it."""
+"""The LM client: DSPy programs talk to a local (LoRA-adapted) model or a remote server through it.
+
+The client is DSPy's side (the `dspy.LM`, its engine, decoding a signature's fields, the response
+cache and usage) and the `Backend` protocol it generates through; `RemoteBackend` implements that
+protocol over an OpenAI-compatible server. The in-process engine (`ax.inference.local.LocalBackend`)
+is a layer below, in `ax.inference`: `LM` constructs it, and it never imports the client.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ax.client.client import AxLM, Client
+from ax.client.generation import Backend, Generation, GenerationParams, GenerationRequest
 from ax.client.remote import RemoteBackend
 from ax.model import load_model, load_tokenizer, resolve
 
@@ -35,7 +42,7 @@ def LM(model: str | None = None, *, adapters: dict[str, str | Path | None] | Non
                                 api_key=api_key)
         name = backend.model
     else:
-        from ax.client.local import LocalBackend  # torch: a remote LM never loads it
+        from ax.inference.local import LocalBackend  # torch: a remote LM never loads it
 
         loaded = load_model(model, device=device, dtype=dtype)
         backend = LocalBackend(loaded, max_batch_size=max_batch_size, prefix_cache=prefix_cache,
@@ -47,4 +54,4 @@ def LM(model: str | None = None, *, adapters: dict[str, str | Path | None] | Non
     return client.lm(**lm_kwargs)
 
 
-__all__ = ["LM", "AxLM", "Client"]
+__all__ = ["LM", "AxLM", "Backend", "Client", "Generation", "GenerationParams", "GenerationRequest", "RemoteBackend"]

@@ -1,45 +1,18 @@
-"""What one generation asks for and returns: the contract between decoding and any backend."""
+"""The contract between decoding and any backend: `Backend`, and the values a generation takes and returns.
+
+The values (`GenerationRequest`, `GenerationParams`, `Generation`) are defined with the in-process
+engine (ax/inference/generation.py), which fills them in without importing the client; they are
+re-exported here with the protocol that takes them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-ConstraintKind = Literal["choice", "int", "float", "int_list", "float_list"]
+from ax.inference.generation import ConstraintKind, Generation, GenerationParams, GenerationRequest
 
-
-@dataclass(frozen=True)
-class GenerationParams:
-    """Decoding settings for one segment; greedy unless temperature > 0."""
-
-    max_new_tokens: int = 256
-    temperature: float = 0.0
-    top_p: float | None = None
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    constraint: ConstraintKind | None = None
-    choices: tuple[str, ...] = ()
-
-    @property
-    def sampled(self) -> bool:
-        return self.temperature > 0
-
-
-@dataclass
-class Generation:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-
-
-@dataclass
-class GenerationRequest:
-    """One prompt to complete, for one adapter (None = the base model)."""
-
-    prompt: str
-    adapter: str | None
-    params: GenerationParams = field(default_factory=GenerationParams)
+__all__ = ["Backend", "ConstraintKind", "Generation", "GenerationParams", "GenerationRequest"]
 
 
 class Backend(Protocol):

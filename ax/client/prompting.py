@@ -1,7 +1,8 @@
 """The exact text the local model sees, shared by inference and LoRA training.
 
-Inference renders DSPy's chat messages with the model's chat template, then writes each output
-field after its `[[ ## name ## ]]` marker. Training must present the same prompt and the same
+Inference renders DSPy's chat messages with the model's chat template (`render_chat`, defined with
+the in-process engine in ax/inference/chat.py and re-exported here), then writes each output field
+after its `[[ ## name ## ]]` marker. Training must present the same prompt and the same
 completion, token for token, or an adapter learns a format it is never shown at inference.
 """
 
@@ -9,18 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ax.inference.chat import render_chat
+
+__all__ = ["COMPLETED_MARKER", "FIELD_HEADER", "FIELD_SEPARATOR", "completion_body", "completion_text", "field_header",
+           "formatted_value", "render_chat", "training_pair"]
+
 FIELD_HEADER = "[[ ## {name} ## ]]\n"
 COMPLETED_MARKER = "[[ ## completed ## ]]"
 FIELD_SEPARATOR = "\n\n"
-
-
-def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
-    """The prompt string for a chat: the model's chat template with the assistant turn opened."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    # Base models without a template get a plain transcript that still ends on the assistant turn.
-    lines = [f"{m['role']}: {m['content']}" for m in messages]
-    return "\n\n".join(lines) + "\n\nassistant: "
 
 
 def field_header(name: str) -> str:

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ax.client.generation import Generation, GenerationParams, GenerationRequest
-from ax.client.prompting import render_chat
 from ax.errors import AxError
+from ax.inference.chat import render_chat
 
 NUMBER_REGEX = {"int": r"-?\d{1,3}(,\d{3})*|-?\d+", "float": r"-?(\d{1,3}(,\d{3})*|\d+)(\.\d+)?"}
 NUMBER_REGEX |= {f"{kind}_list": rf"\[ *({pattern})?( *, *({pattern}))* *\]" for kind, pattern in

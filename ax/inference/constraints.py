@@ -1,7 +1,7 @@
 """Token-level constraints that make a field's value parse: choices, integers, decimals, lists of numbers.
 
 A constraint sees the tokens a row has generated so far and names the tokens allowed next.
-Each row of a batch applies its own (ax/client/rows.py), so batching never changes which
+Each row of a batch applies its own (ax/inference/rows.py), so batching never changes which
 values are reachable.
 """
 

@@ -6,7 +6,7 @@ every token it may still generate, and a step writes its columns in place. A row
 its states from column 0, one column a position, so rows of any lengths share the rooms with no
 padding, and a joining row takes a finished row's slot without the others' states being copied
 anywhere; sliding-window layers keep every column too, their windows being applied by the masks
-(ax/client/row_attention.py).
+(ax/inference/row_attention.py).
 
 Prefixes for the prefix cache are computed with transformers' own cache (`full_cache`), whose
 sliding-window layers would drop the columns a row's later tokens still need.

@@ -4,16 +4,16 @@ Rows of one batch may name different adapters: PEFT's mixed-adapter batches
 (`model(..., adapter_names=[...])`) run the base GEMM once and each adapter on its own rows,
 so no call ever runs on another call's adapter and nothing depends on PEFT's global
 `set_adapter`. DoRA adapters cannot share a batch that way, so a batch holding one takes only
-that adapter's rows. Rows join and leave the batch between decoding steps (ax/client/rows.py),
-a joining row's prompt fed in the same forward as the other rows' next tokens (ax/client/
-row_attention.py).
+that adapter's rows. Rows join and leave the batch between decoding steps (ax/inference/rows.py),
+a joining row's prompt fed in the same forward as the other rows' next tokens
+(ax/inference/row_attention.py).
 
 Prompts of one batch usually open with the same system prompt: its keys and values come from
-a prefix cache (ax/client/prefix_cache.py), so only each row's own tokens are prefilled.
-Decoding writes into KV rooms reserved for the whole answer (ax/client/kv_cache.py),
-and on a CPU the fp32 linear layers run on oneDNN-packed weights (ax/client/cpu_kernels.py).
+a prefix cache (ax/inference/prefix_cache.py), so only each row's own tokens are prefilled.
+Decoding writes into KV rooms reserved for the whole answer (ax/inference/kv_cache.py),
+and on a CPU the fp32 linear layers run on oneDNN-packed weights (ax/inference/cpu_kernels.py).
 A greedy row that repeats its prompt has the repeated tokens checked a few at a time, in one
-step (prompt-lookup drafts, ax/client/speculation.py).
+step (prompt-lookup drafts, ax/inference/speculation.py).
 """
 
 from __future__ import annotations
@@ -32,16 +32,16 @@ from dspy.lm15 import ContextLengthError
 from ax.adapter_store import (
     CONFIG_FILE, MANIFEST_FILE, adapter_fingerprint, check_base, check_unverified, check_weights, read_peft_config,
 )
-from ax.client.batcher import Batcher, Intake
-from ax.client.constraints import ChoiceConstraint, Constraint, NumberConstraint, NumberListConstraint, TokenTables
-from ax.client.cpu_kernels import pack_linear_layers
-from ax.client.generation import Generation, GenerationParams, GenerationRequest
-from ax.client.kv_cache import forward_with_cache, full_cache
-from ax.client.prefix_cache import KV, PrefixCache
-from ax.client.prompting import render_chat
-from ax.client.rows import Batch, Row
-from ax.client.speculation import StepCosts
 from ax.errors import AxError
+from ax.inference.batcher import Batcher, Intake
+from ax.inference.chat import render_chat
+from ax.inference.constraints import ChoiceConstraint, Constraint, NumberConstraint, NumberListConstraint, TokenTables
+from ax.inference.cpu_kernels import pack_linear_layers
+from ax.inference.generation import Generation, GenerationParams, GenerationRequest
+from ax.inference.kv_cache import forward_with_cache, full_cache
+from ax.inference.prefix_cache import KV, PrefixCache
+from ax.inference.rows import Batch, Row
+from ax.inference.speculation import StepCosts
 from ax.model import LoadedModel
 
 BASE = "__base__"  # PEFT's name for "no adapter" in mixed batches
@@ -70,8 +70,8 @@ class LocalBackend:
         self.prefix_cache = PrefixCache(prefix_cache_entries) if prefix_cache else None
         self.max_batch_size = max_batch_size
         self.batch_sizes: list[int] = []  # rows in each decoding step, for tests and benchmarks
-        # Prompt-lookup tokens checked per row and step (0: none; ax/client/speculation.py). On a GPU too
-        # since a row's draft costs only its own tokens (ax/client/row_attention.py): drafts pay there now,
+        # Prompt-lookup tokens checked per row and step (0: none; ax/inference/speculation.py). On a GPU too
+        # since a row's draft costs only its own tokens (ax/inference/row_attention.py): drafts pay there now,
         # where they did not while every step was padded to its widest draft (`python
         # bench/client_throughput.py --random-init 0.5b --device cuda` against `--draft-tokens 0`; README, Measured).
         if draft_tokens is not None and draft_tokens < 0:

@@ -11,7 +11,7 @@ The model runs its own forward on the fed tokens laid one to a batch row ([token
 linear layers, norms and rotary embeddings take each token alone, and PEFT's mixed-adapter
 batches get a name per token. Attention, the one place where tokens meet, is registered with
 transformers' AttentionInterface for the forward's length: it writes each token's key and value
-into its row's slot of the `Rooms` (ax/client/kv_cache.py), where column c of a row holds its
+into its row's slot of the `Rooms` (ax/inference/kv_cache.py), where column c of a row holds its
 position c, and attends each row to its own columns, through the model's own attention function
 (SDPA, or the modeling file's eager one where the model uses eager attention, with soft-capping
 and all) on groups of rows with similar counts. A layer with a sliding window sees the positions
@@ -30,7 +30,7 @@ import torch
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from ax.client.kv_cache import Rooms
+from ax.inference.kv_cache import Rooms
 
 IMPLEMENTATION = "ax_rows"
 # Rows fed up to this many tokens have their query heads stacked (`_grouped_sdpa`); a longer prompt's

@@ -3,12 +3,12 @@
 Each row carries its own adapter, constraint, budget, stops and random generator, so a row
 decodes the same whichever rows share its batch. New rows join between steps, taking the slots
 of finished ones, with the states of their cached prefix; the rest of a joining row's prompt is
-fed in the next step beside the other rows' tokens (ax/client/row_attention.py). A row's states
+fed in the next step beside the other rows' tokens (ax/inference/row_attention.py). A row's states
 fill its slot from column 0, a column per position, so nothing a row computes depends on the
 rows beside it.
 
-A step may feed a row more than its pending token: the draft tokens it checks (ax/client/
-speculation.py). The columns of draft tokens it does not keep are written over by its next step.
+A step may feed a row more than its pending token: the draft tokens it checks
+(ax/inference/speculation.py). The columns of draft tokens it does not keep are written over by its next step.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any, Callable
 
 import torch
 
-from ax.client.constraints import Constraint
-from ax.client.generation import Generation, GenerationRequest
-from ax.client.kv_cache import Rooms
-from ax.client.row_attention import forward_rows
-from ax.client.speculation import lookup_draft
+from ax.inference.constraints import Constraint
+from ax.inference.generation import Generation, GenerationRequest
+from ax.inference.kv_cache import Rooms
+from ax.inference.row_attention import forward_rows
+from ax.inference.speculation import lookup_draft
 
 States = tuple[tuple[torch.Tensor, torch.Tensor], ...]  # per layer: keys and values [1, heads, columns, dim]
 

@@ -1,4 +1,4 @@
-"""A tiny random-init chat model for tests and examples that must not download anything.
+"""A tiny random-init chat model for tests and benchmarks that must not download anything.
 
 `make_tiny_model(path)` writes a complete HF model directory (Llama architecture, a byte-level
 BPE tokenizer trained on the spot, a ChatML chat template like SmolLM2's) in about a second.
