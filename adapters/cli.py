@@ -22,7 +22,7 @@ from ax.adapters.config import load_config
 from ax.adapters.dataset import data_hash, domain_pairs
 from ax.adapters.merge import merge_adapters, merge_into_base
 from ax.adapters.peft_model import load_training_base
-from ax.cli_common import handle_errors, parse_seeds
+from ax.cli_common import Seeds, handle_errors, seeds_option
 from ax.errors import AxError
 from ax.evals.runner import domain_items
 from ax.experiments.ablate import KINDS, sweep_settings
@@ -150,7 +150,7 @@ SweepKind = Enum("SweepKind", {kind.replace("-", "_"): kind for kind in KINDS}, 
 def ablate_cmd(
     kind: SweepKind = typer.Argument(..., help="What to vary across adapters."),
     domain: str = typer.Option(..., "--domain", help="Domain: trained on its train split, scored on its dev items."),
-    seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds; each setting trains once per seed."),
+    seeds: Seeds = seeds_option("0,1,2", help="Comma-separated seeds; each setting trains once per seed."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps per adapter (default: the config's)."),
     train: Optional[int] = typer.Option(None, "--train", help="Train on the first N training examples (default: all)."),
     eval_items: Optional[int] = typer.Option(None, "--eval-items", help="Score on the first N dev items (default: all)."),
@@ -163,7 +163,7 @@ def ablate_cmd(
     threads: int = typer.Option(8, "--threads", help="DSPy threads answering the dev items (the client batches them)."),
 ) -> None:
     """Train one adapter per (setting, seed), score each on the domain's dev items, report accuracy with 95% CIs."""
-    words = ["ax", "ablate", kind.value, "--domain", domain, "--seeds", seeds]
+    words = ["ax", "ablate", kind.value, "--domain", domain, "--seeds", ",".join(map(str, seeds))]
     for flag, value in (("--steps", steps), ("--train", train), ("--eval-items", eval_items), ("--values", values),
                         ("--out", out), ("--config", config), ("--base-model", base_model)):
         words += [flag, str(value)] if value is not None else []
@@ -172,7 +172,6 @@ def ablate_cmd(
             JSON_FILE, MARKDOWN_FILE, AblationSetup, DomainAblation, check_target_modules, run_domain_ablation,
         )
 
-        chosen_seeds = parse_seeds(seeds)
         for flag, value in (("--train", train), ("--steps", steps), ("--threads", threads)):
             if value is not None and value < 1:
                 raise AxError(f"{flag} {value}: must be at least 1")
@@ -196,10 +195,10 @@ def ablate_cmd(
                               base_fingerprint=lm.client.base_fingerprint, train_examples=len(pairs),
                               train_data_hash=data_hash(pairs), eval_items=[str(item.id) for item in items],
                               config=base_config.model_dump(mode="json", exclude={"seed"}))
-        console.print(f"Sweeping {kind.value} on {domain!r}: {len(settings)} settings x {len(chosen_seeds)} seeds, "
+        console.print(f"Sweeping {kind.value} on {domain!r}: {len(settings)} settings x {len(seeds)} seeds, "
                       f"{len(pairs)} training examples, {len(items)} dev items; results in {target}")
         report = run_domain_ablation(DomainAblation(target, task, lm, pairs, items, num_threads=threads), setup,
-                                     settings, chosen_seeds, base_config, shlex.join(words))
+                                     settings, seeds, base_config, shlex.join(words))
     console.print(report.table(), highlight=False)
     console.print(f"Accuracy on {len(items)} dev items, mean over seeds with 95% t-intervals; "
                   f"written to {target / JSON_FILE} and {target / MARKDOWN_FILE}")

@@ -1,5 +1,6 @@
 """ax: optimize DSPy programs for domain work with LoRA adapters and GEPA, evaluated with IRT."""
 
+import importlib
 import os
 
 # ax runs offline by default; litellm would otherwise try to download its price map on import.
@@ -9,9 +10,7 @@ from ax.errors import AxError  # noqa: E402
 
 __version__ = "0.1.0"
 
-
-# The Python API's entry points, each imported on first use: they pull in torch and dspy, and
-# `ax --help` should stay fast.
+# Loaded on first use: imported here, every ax.* import (lower layers too) would load dspy, scipy, matplotlib, ax.pipeline.
 _LAZY = {
     "LM": "ax.client", "AxLM": "ax.client", "Client": "ax.client",
     "Domain": "ax.programs", "register_domain": "ax.programs", "get_domain": "ax.programs",
@@ -22,8 +21,6 @@ _LAZY = {
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'ax' has no attribute {name!r}")
 

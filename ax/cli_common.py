@@ -1,4 +1,4 @@
-"""What the `ax` commands share: how an AxError ends a command, how `--seeds` is read, and the options
+"""What the `ax` commands share: how an AxError ends a command, the `--seeds` option, and the options
 `ax compare` (ax/cli.py) and `ax optimize` (optimizers/cli.py) both take.
 
 Each part's cli.py imports this module; it is not in ax/cli.py because ax/cli.py mounts the parts'
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, NewType
 
 import typer
 from rich.console import Console
@@ -33,12 +34,23 @@ def handle_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def parse_seeds(text: str) -> list[int]:
-    """The `--seeds` option: '0,1,2' -> [0, 1, 2]; at least one, each once, none negative."""
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise AxError(f"--seeds {text!r}: give comma-separated integers such as 0,1,2") from None
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise AxError(f"--seeds {text!r}: give at least one seed, each once, none negative")
-    return seeds
+# What a `--seeds` option (`seeds_option`) hands its command: at least one seed, each once, none negative.
+# A plain list at run time; typed ``list[int]`` typer would make the option repeatable instead.
+Seeds = NewType("Seeds", list[int])
+
+
+def _parse_seeds(text: str) -> Seeds:
+    """'0,1,2' -> [0, 1, 2]. A refusal ends the command as an AxError does (exit status 1), not as a usage error."""
+    with handle_errors():
+        try:
+            seeds = [int(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise AxError(f"--seeds {text!r}: give comma-separated integers such as 0,1,2") from None
+        if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            raise AxError(f"--seeds {text!r}: give at least one seed, each once, none negative")
+    return Seeds(seeds)
+
+
+def seeds_option(default: str, help: str) -> Any:
+    """The `--seeds` option: comma-separated seeds (`--seeds 0,1,2`), declared as ``seeds: Seeds = seeds_option(...)``."""
+    return typer.Option(default, "--seeds", parser=_parse_seeds, metavar="<str>", help=help)

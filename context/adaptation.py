@@ -10,19 +10,17 @@ latency and cost are what ACE claims to cut and what a user pays.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import random
-import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import dspy
-from dspy.utils.callback import BaseCallback
 from pydantic import BaseModel
 
+from ax.client.cost import Cost, measured
 from ax.context.assembler import AssembledContext, WithContext
 from ax.context.deltas import AddOp, CountOp, DeltaOp, apply_deltas
 from ax.context.playbook import Playbook
@@ -34,48 +32,6 @@ from ax.errors import AxError
 Metric = Callable[..., Any]
 """`metric(example, prediction)` -> a number/bool, or an object with `score` and `feedback`
 (the `dspy.Prediction(score=, feedback=)` that GEPA metrics return)."""
-
-
-class Cost(BaseModel):
-    lm_calls: int = 0
-    input_tokens: int = 0  # 0 when the LM reports no usage; lm_calls is always counted
-    output_tokens: int = 0
-    seconds: float = 0.0
-
-
-class _CallCounter(BaseCallback):
-    def __init__(self):
-        self.calls = 0
-
-    def on_lm_end(self, call_id, outputs, exception):
-        self.calls += 1
-
-
-class CostMeter:
-    """Accumulates `Cost` per role (generator, reflector, curator) across measured blocks."""
-
-    def __init__(self, by_role: dict[str, Cost] | None = None):
-        self.by_role = by_role if by_role is not None else {}
-
-    @contextlib.contextmanager
-    def measure(self, role: str):
-        counter = _CallCounter()
-        start = time.perf_counter()
-        with dspy.track_usage() as tracker, dspy.context(callbacks=[*dspy.settings.callbacks, counter]):
-            try:
-                yield
-            finally:
-                cost = self.by_role.setdefault(role, Cost())
-                cost.lm_calls += counter.calls
-                cost.seconds += time.perf_counter() - start
-                for usage in tracker.get_total_tokens().values():
-                    cost.input_tokens += int(usage.get("prompt_tokens") or 0)
-                    cost.output_tokens += int(usage.get("completion_tokens") or 0)
-
-    def total(self) -> Cost:
-        costs = self.by_role.values()
-        return Cost(lm_calls=sum(c.lm_calls for c in costs), input_tokens=sum(c.input_tokens for c in costs),
-                    output_tokens=sum(c.output_tokens for c in costs), seconds=sum(c.seconds for c in costs))
 
 
 class AdaptationState(BaseModel):
@@ -133,7 +89,7 @@ class PlaybookLearner:
         self.reflector = reflector or Reflector(lm)
         self.curator = curator or Curator(lm)
         self.refiner = refiner or Refiner()
-        self.meter = CostMeter()
+        self.cost: dict[str, Cost] = {}  # per role, the checkpoint's (AdaptationState.cost)
 
     @property
     def playbook(self) -> Playbook:
@@ -170,7 +126,7 @@ class PlaybookLearner:
             domain=self.playbook.domain, playbook_version=self.playbook.version, bullets=len(self.playbook.bullets),
             epochs_done=state.epoch, processed=processed, resumed_from=resumed_from,
             mean_score_per_epoch=[sum(s) / len(s) if s else 0.0 for s in state.scores],
-            cost=state.cost, total_cost=CostMeter(state.cost).total(),
+            cost=state.cost, total_cost=sum(state.cost.values(), Cost()),
         )
 
     def online(self, stream: Iterable[dspy.Example], *, restart: bool = False) -> Iterator[Step]:
@@ -195,7 +151,8 @@ class PlaybookLearner:
         """Predict with the current playbook, then learn if the example has labels. An answer
         the adapter cannot parse (common with small models) scores 0 and teaches nothing."""
         inputs = _inputs(example)
-        with self.meter.measure("generator"):
+        generators = [dspy.settings.lm, *(predictor.lm for predictor in self.program.predictors())]
+        with measured(self.cost, "generator", generators):
             try:
                 prediction, assembled = self.program.run(**inputs)
             except dspy.AdapterParseError as error:
@@ -216,7 +173,7 @@ class PlaybookLearner:
         cited = cited_bullet_ids(prediction, set(shown) if assembled else {b.id for b in self.playbook.bullets})
         judged_ids = set(cited or shown)
         task_input = _fields_text(_inputs(example))
-        with self.meter.measure("reflector"):
+        with measured(self.cost, "reflector", _role_lm(self.reflector)):
             reflection = self.reflector(
                 task_input=task_input, program_output=_fields_text(prediction.toDict()),
                 feedback=f"score: {score}\ngold: {_fields_text(example.labels().toDict())}\nfeedback: {feedback}",
@@ -229,7 +186,7 @@ class PlaybookLearner:
         malformed = list(reflection.malformed)
         curation = None
         if reflection.diagnosis or reflection.key_insight:
-            with self.meter.measure("curator"):
+            with measured(self.cost, "curator", _role_lm(self.curator)):
                 curation = self.curator(playbook=self.playbook, task_input=task_input,
                                         diagnosis=reflection.diagnosis, key_insight=reflection.key_insight)
             operations.extend(curation.operations)
@@ -257,12 +214,17 @@ class PlaybookLearner:
             state = read_model(path, AdaptationState)
         else:
             state = AdaptationState(mode=mode, playbook_version=self.playbook.version)
-        self.meter = CostMeter(state.cost)
+        self.cost = state.cost
         return state
 
     def _checkpoint(self, state: AdaptationState) -> None:
         state.playbook_version = self.playbook.version
         write_model(self._state_path(state.mode), state)
+
+
+def _role_lm(role: Any) -> dspy.BaseLM | None:
+    """The LM a Reflector or Curator calls: its own, else the one configured in dspy."""
+    return getattr(role, "lm", None) or dspy.settings.lm
 
 
 def _inputs(example: dspy.Example) -> dict[str, Any]:

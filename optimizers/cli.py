@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from ax.cli_common import ABLATE_CONTEXT, WORKERS, handle_errors, parse_seeds
+from ax.cli_common import ABLATE_CONTEXT, WORKERS, Seeds, handle_errors, seeds_option
 from ax.optimizers.configurations import optimize
 
 console = Console(stderr=True)
@@ -21,7 +21,7 @@ def optimize_cmd(
     domain: str = typer.Option(..., "--domain", help="Domain to optimize (see `ax domains`)."),
     configs: str = typer.Option("baseline,lora,gepa,combined", "--configs",
                                 help="Comma-separated: baseline, lora, gepa, combined, or strategies like lora->gepa."),
-    seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2 (the evaluator wants 3+)."),
+    seeds: Seeds = seeds_option("0", help="Comma-separated seeds, e.g. 0,1,2 (the evaluator wants 3+)."),
     preset: str = typer.Option("quick", "--preset", help="quick, light, medium, heavy, or a preset .json file."),
     run_dir: Path = typer.Option(Path("ax_runs"), "--run-dir", help="Where stages and manifests go; rerun to resume."),
     model: Optional[str] = typer.Option(None, "--model", help="'smollm2' (default), an HF dir, a .gguf or a hub id."),
@@ -36,7 +36,7 @@ def optimize_cmd(
 ) -> None:
     """Optimize a domain into baseline / LoRA / GEPA / LoRA+GEPA configurations, each with a manifest."""
     with handle_errors():
-        manifests = optimize(domain, configs=[c.strip() for c in configs.split(",") if c.strip()], seeds=parse_seeds(seeds),
+        manifests = optimize(domain, configs=[c.strip() for c in configs.split(",") if c.strip()], seeds=seeds,
                              preset=preset, run_dir=run_dir, model=model, combined=combined,
                              reflection_lm=reflection_lm, playbook=playbook, context=context,
                              ablate_context=ablate_context, console=console, workers=workers)

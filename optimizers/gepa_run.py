@@ -36,7 +36,7 @@ from rich.console import Console
 
 from ax.errors import AxError
 from ax.optimizers.budget import AutoBudget, BudgetPlan, plan_budget, resolve_budget
-from ax.optimizers.cost import Cost, CostMeter
+from ax.client.cost import Cost, CostMeter
 from ax.optimizers.proposer import GroundedProposer
 from ax.optimizers.quiet import quiet_console
 from ax.optimizers.reflection import instruction_proposer, is_local_reflection, resolve_reflection_lm

@@ -44,7 +44,7 @@ from ax.adapters.dataset import (
 from ax.adapters.peft_model import load_training_base
 from ax.client.client import AxLM, Client
 from ax.errors import AxError
-from ax.optimizers.cost import Cost, CostMeter
+from ax.client.cost import Cost, CostMeter
 from ax.optimizers.run_files import own_program
 from ax.programs.metrics import score_of
 from ax.programs.registry import get_domain

@@ -21,7 +21,7 @@ from typing_extensions import Self
 
 from ax.configuration import Configuration
 from ax.errors import AxError
-from ax.optimizers.cost import Cost
+from ax.client.cost import Cost
 from ax.optimizers.lora_step import AdapterRef, AdapterScope
 from ax.optimizers.run_files import read_json, relative_path, write_json
 from ax.programs.registry import get_domain

@@ -32,7 +32,7 @@ from ax.adapters.dataset import TrainingPair
 from ax.client.client import AxLM
 from ax.context import ContextAssembler, Playbook, PlaybookLearner, PlaybookStore, WithContext
 from ax.errors import AxError
-from ax.optimizers.cost import Cost, CostMeter
+from ax.client.cost import Cost, CostMeter
 from ax.optimizers.gepa_run import run_gepa
 from ax.optimizers.lora_step import AdapterRef, collect_pairs, collect_predictor_pairs, train_into_client, training_key
 from ax.optimizers.manifest import (

@@ -14,13 +14,15 @@ from ax.programs.domain import AGENT_DOMAINS, BUILTIN_DOMAINS, Domain, TaskKind
 from ax.programs.generation import Splits
 from ax.programs.imported import ImportResult, import_domain, load_domain
 from ax.programs.loading import FieldMapping, LoadedExamples, LoadSummary, load_examples
-from ax.programs.metrics import Step, label_metric, mean_metric, numeric_metric, step_metric, step_scores, text_metric
+from ax.programs.metrics import (
+    Step, label_metric, mean_metric, numeric_metric, passing, score_of, step_metric, step_scores, text_metric,
+)
 from ax.programs.modules import ExtractThenCompute, PredictProgram, context_field
 from ax.programs.registry import get_domain, list_domains, register_domain
 
 __all__ = [
     "AGENT_DOMAINS", "BUILTIN_DOMAINS", "Domain", "ExtractThenCompute", "FieldMapping", "ImportResult", "LoadSummary",
     "LoadedExamples", "PredictProgram", "Splits", "Step", "TaskKind", "context_field", "get_domain", "import_domain",
-    "label_metric", "list_domains", "load_domain", "load_examples", "mean_metric", "numeric_metric",
-    "register_domain", "step_metric", "step_scores", "text_metric",
+    "label_metric", "list_domains", "load_domain", "load_examples", "mean_metric", "numeric_metric", "passing",
+    "register_domain", "score_of", "step_metric", "step_scores", "text_metric",
 ]

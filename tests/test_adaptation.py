@@ -78,7 +78,7 @@ def test_offline_adaptation_evolves_the_playbook_and_counts_cost(tmp_path):
     assert report.bullets == 1 and report.playbook_version == playbook.version
     assert report.mean_score_per_epoch == [0.0, 0.0]
     assert {role: c.lm_calls for role, c in report.cost.items()} == {"generator": 8, "reflector": 8, "curator": 8}
-    assert report.total_cost.lm_calls == 24 and report.total_cost.seconds > 0
+    assert report.total_cost.lm_calls == 24 and report.total_cost.wall_s > 0
     assert len(teacher.history) == 16  # Reflector and Curator ran on the teacher, not the program's LM
     assert sorted(metric.seen) == sorted([e.question for e in TRAINSET] * 2)
     # every task re-proposed the same lesson; refinement merged each copy into the first
@@ -203,3 +203,18 @@ def test_curator_lines_that_do_not_parse_keep_the_key_insight_but_none_is_respec
     with dspy.context(lm=program_lm()):
         assert declined.step(TRAINSET[0], source="t0").applied == 0
     assert declined.playbook.bullets == []
+
+
+def test_one_cost_reads_old_checkpoints_and_counts_calls_once_the_lm_history_is_full():
+    from ax.client.cost import Cost, CostMeter
+
+    old = {"lm_calls": 2, "input_tokens": 30, "output_tokens": 4, "seconds": 1.5}  # adaptation-*.json before one Cost
+    assert Cost.model_validate(old) == Cost(lm_calls=2, prompt_tokens=30, completion_tokens=4, wall_s=1.5)
+    lm = program_lm()
+    with dspy.context(lm=lm, max_history_size=3):
+        for _ in range(4):
+            dspy.Predict(QA)(context="", question="capital?")
+        meter = CostMeter(lm)  # the history is full: DSPy drops its oldest entry for each new one
+        for _ in range(2):
+            dspy.Predict(QA)(context="", question="capital?")
+        assert meter.stop().lm_calls == 2 and len(lm.history) == 3

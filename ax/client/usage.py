@@ -39,10 +39,15 @@ class UsageLog:
         with self._lock:
             self.calls.append(usage)
 
-    def totals(self) -> UsageTotals:
+    def mark(self) -> int:
+        """Where the log stands now: `totals(since=mark)` sums the calls recorded after it."""
+        with self._lock:
+            return len(self.calls)
+
+    def totals(self, since: int = 0) -> UsageTotals:
         totals = UsageTotals()
         with self._lock:
-            calls = list(self.calls)
+            calls = self.calls[since:]
         for call in calls:
             totals.calls += 1
             totals.cached_calls += call.cached
