@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ax.client.prompting import FIELD_SEPARATOR, field_header, training_pair
 from ax.errors import AxError
+from ax.programs.domain import Domain
 from ax.programs.modules import CONTEXT
 
 log = logging.getLogger(__name__)
@@ -219,7 +220,7 @@ def predictor_label_pairs(tokenizer: Any, predictors: Sequence[tuple[str, Any]],
     return out
 
 
-def domain_pairs(tokenizer: Any, domain: Any) -> tuple[list[TrainingPair], list[TrainingPair]]:
+def domain_pairs(tokenizer: Any, domain: Domain) -> tuple[list[TrainingPair], list[TrainingPair]]:
     """(train, dev) pairs from an `ax.programs` Domain's fixed splits, for each predictor its examples label.
 
     See `labelled_predictors`; the others (e.g. a step reading what an earlier one produced) need

@@ -27,7 +27,7 @@ from ax.evals.render import write_report
 from ax.evals.report import REPORT_DIR, ReportSettings, build_report
 from ax.evals.runner import evaluate_run_dir
 from ax.optimizers import optimize
-from ax.optimizers.fanout import optimize_in_workers
+from ax.optimizers.configurations import optimize_in_workers
 from ax.optimizers.presets import get_preset, preset_argument
 from ax.programs.registry import get_domain
 

@@ -41,6 +41,7 @@ from ax.evals.calibration import calibrate_pool
 from ax.evals.comparison import comparison_rows
 from ax.evals.matrix_store import ResponseMatrix, ResponseStore, item_record
 from ax.evals.runner import answer, prepare
+from ax.programs.domain import Domain
 
 BUDGET_FRACTIONS = (0.1, 0.25, 0.5)
 MIN_HELD_OUT_POOL = 10
@@ -137,7 +138,7 @@ class AdaptiveResult(BaseModel):
     calibrated_on: int
 
 
-def adaptive_evaluate(configuration: Configuration, domain: Any, *, lm: dspy.BaseLM, store: ResponseStore,
+def adaptive_evaluate(configuration: Configuration, domain: Domain, *, lm: dspy.BaseLM, store: ResponseStore,
                       max_items: int | None = None, target_standard_error: float = TARGET_STANDARD_ERROR,
                       command: str | None = None) -> AdaptiveResult:
     """Score ``configuration`` on the domain's stored, calibrated items, asking the model only for chosen items.

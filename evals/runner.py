@@ -32,6 +32,7 @@ from ax.configuration import Configuration
 from ax.errors import AxError
 from ax.evals.configuration import file_digest
 from ax.evals.matrix_store import CORRECT_AT, Cell, RespondentRecord, ResponseStore, TaskInfo, item_record
+from ax.programs.domain import Domain
 from ax.programs.floors import label_choices
 from ax.programs.metrics import score_of, step_scores
 from ax.versions import package_versions
@@ -39,7 +40,7 @@ from ax.versions import package_versions
 SPLITS = ("train", "dev", "test")
 
 
-def domain_items(domain: Any, split: str = "test", limit: int | None = None) -> list[dspy.Example]:
+def domain_items(domain: Domain, split: str = "test", limit: int | None = None) -> list[dspy.Example]:
     """The items of one split of ``domain`` (an ``ax.programs.Domain``), the first ``limit`` of them."""
     if split not in SPLITS:
         raise AxError(f"split = {split!r}: choose one of {', '.join(SPLITS)}")
@@ -53,7 +54,7 @@ def domain_items(domain: Any, split: str = "test", limit: int | None = None) -> 
     return items
 
 
-def task_info(domain: Any) -> TaskInfo:
+def task_info(domain: Domain) -> TaskInfo:
     """The domain's task kind, gold fields and (classification) label set, as the response store keeps them."""
     labels = None
     if domain.task == "classification":
@@ -82,7 +83,7 @@ def _model_identity(lm: dspy.BaseLM) -> tuple[str, str, dict[str, Any]]:
     return name, fingerprint, settings
 
 
-def prepare(configuration: Configuration, domain: Any, lm: dspy.BaseLM, store: ResponseStore,
+def prepare(configuration: Configuration, domain: Domain, lm: dspy.BaseLM, store: ResponseStore,
             command: str | None = None) -> PreparedRespondent:
     """Build the program and LM of ``configuration`` and find (or start) its record in ``store``.
 
@@ -147,7 +148,7 @@ class RunSummary(BaseModel):
     parse_failures: int
 
 
-def evaluate_configurations(configurations: list[Configuration], domain: Any, *, lm: dspy.BaseLM,
+def evaluate_configurations(configurations: list[Configuration], domain: Domain, *, lm: dspy.BaseLM,
                             store: ResponseStore, items: list[dspy.Example], num_threads: int = 16,
                             checkpoint_every: int = 256, command: str | None = None,
                             show_progress: bool = False, split: str | None = None) -> RunSummary:
@@ -205,7 +206,7 @@ def evaluate_configurations(configurations: list[Configuration], domain: Any, *,
     )
 
 
-def evaluate_run_dir(run_dir: str | Path, configurations: list[Configuration], domain: Any, *, lm: dspy.BaseLM,
+def evaluate_run_dir(run_dir: str | Path, configurations: list[Configuration], domain: Domain, *, lm: dspy.BaseLM,
                      split: str = "test", limit: int | None = None, **options: Any) -> RunSummary:
     """`evaluate_configurations` over a domain split, storing into ``run_dir/responses``."""
     store = ResponseStore(run_dir, create=True)

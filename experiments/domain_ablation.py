@@ -36,6 +36,7 @@ from ax.evals.matrix_store import ResponseStore
 from ax.evals.runner import evaluate_configurations
 from ax.experiments.ablate import SweepReport, SweepSetting, run_sweep
 from ax.model import atomic_write_text
+from ax.programs.domain import Domain
 
 if TYPE_CHECKING:
     from ax.client.client import AxLM
@@ -108,7 +109,7 @@ class DomainAblation:
     """The train and score callables of one domain's sweep (see the module docstring)."""
 
     out: Path
-    domain: Any  # ax.programs.Domain
+    domain: Domain
     lm: AxLM  # on the in-process base model; its adapters answer the dev items
     train_pairs: list[Any]
     items: list[Any]

@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +39,6 @@ from rich.table import Table
 import ax
 from ax.context import Playbook
 from ax.errors import AxError
-from ax.optimizers.fanout import optimize_in_workers
 from ax.optimizers.manifest import (
     MANIFEST_FILE, MANIFEST_PACKAGES, BaseModelRef, ConfigManifest, DataRef, PlaybookRef, save_relative,
 )
@@ -47,6 +49,8 @@ from ax.optimizers.run_files import read_json, write_json
 from ax.optimizers.strategies import (
     StrategyContext, baseline, parse_strategy, run_strategy, strategy_name, subset, with_playbook,
 )
+from ax.programs.domain import BUILTIN_DOMAINS, Domain
+from ax.programs.imported import saved_domain_names
 from ax.programs.registry import get_domain
 from ax.versions import package_versions
 
@@ -130,7 +134,7 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     return {k: v for key, item in value.items() for k, v in _flat(item, f"{prefix}.{key}" if prefix else key).items()}
 
 
-def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Sequence[int] = (0,),
+def optimize(domain: Domain | str, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Sequence[int] = (0,),
              preset: str | Preset = "quick", run_dir: str | Path = "ax_runs", *, lm: AxLM | None = None,
              model: str | None = None, combined: str = "gepa->lora", playbook: str | Path | None = None,
              context: bool = True, ablate_context: bool = False, reflection_lm: Any = None,
@@ -141,7 +145,7 @@ def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Seque
     `playbook`: a playbook.json every configuration starts from. `context`: end every configuration
     with an ACE playbook adapted on the preset's train examples (False: no playbook but `playbook`);
     `ablate_context`: also answer with each configuration's program and adapter without it.
-    `workers`: optimize the seeds in that many processes at once, each loading `model` (see fanout.py).
+    `workers`: optimize the seeds in that many processes at once, each loading `model` (see `optimize_in_workers`).
     `reflection_lm`: a litellm model string or LM for GEPA and ACE reflection (default: the
     preset's, else the local model).
     Finished stages are reused and an interrupted one resumes when run again with the same `run_dir`.
@@ -199,3 +203,61 @@ def optimize(domain: Any, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Seque
     write_configurations(Path(run_dir), manifests)
     console.print(_summary(manifests))
     return manifests
+
+# Workers: `optimize(..., workers=N)`, `ax compare --workers N`. The stages of one seed share folders
+# (a `gepa->lora` configuration reuses the `gepa` stage), but different seeds and domains share
+# nothing, so each (domain, seed) runs `optimize` in a spawned process with its own copy of the model,
+# on its own GPU when there are GPUs (worker i takes GPU i mod count) or on its share of the CPU cores.
+# Each writes what a serial run writes, and `configurations.json` is merged under a lock, so the run
+# directory reads, reports and resumes as a serial run's does.
+
+
+def _start_worker(slots: Any, workers: int) -> None:
+    """Claim a slot: a GPU when there are any (set before CUDA starts in this process), else a share of the cores."""
+    import torch
+
+    slot = slots.get()
+    gpus = torch.cuda.device_count()
+    if gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+    else:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+def _optimize_one(domain: str, seed: int, options: dict[str, Any]) -> list[ConfigManifest]:
+    return optimize(domain, seeds=[seed], console=Console(stderr=True, quiet=True), show_progress=False, **options)
+
+
+def check_findable(domains: Sequence[str]) -> None:
+    """Workers are new processes: they find built-in and imported domains, not ones registered in this one."""
+    lost = [name for name in domains if name not in BUILTIN_DOMAINS and name not in saved_domain_names()]
+    if lost:
+        raise AxError(f"workers run each (domain, seed) in a new process, which finds built-in and imported domains "
+                      f"(ax data import) only; {', '.join(map(repr, lost))} exists only in this process. Import it, "
+                      "or run with one worker")
+
+
+def optimize_in_workers(jobs: Sequence[tuple[str, int]], *, workers: int, console: Console,
+                        **options: Any) -> list[ConfigManifest]:
+    """Run `optimize(domain, seeds=[seed], **options)` for each (domain, seed) job in `workers` processes.
+
+    `options` are optimize's keyword arguments other than `lm` (each process loads `model`).
+    Returns the manifests in job order; a failed job's error is raised once the other jobs have ended.
+    """
+    if options.get("lm") is not None:
+        raise AxError("workers load one model per process from `model`; pass model=..., not lm=...")
+    check_findable(sorted({domain for domain, _ in jobs}))
+    context = multiprocessing.get_context("spawn")  # forking a process with torch's threads running is unsafe
+    slots = context.Queue()
+    for slot in range(workers):
+        slots.put(slot)
+    results: dict[tuple[str, int], list[ConfigManifest]] = {}
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(slots, workers)) as pool:
+        futures = {pool.submit(_optimize_one, domain, seed, options): (domain, seed) for domain, seed in jobs}
+        for future in as_completed(futures):
+            domain, seed = futures[future]
+            results[domain, seed] = future.result()
+            console.print(f"{domain} seed {seed}: {len(results[domain, seed])} configurations optimized "
+                          f"({len(results)} of {len(jobs)} jobs done)")
+    return [manifest for job in jobs for manifest in results[job]]

@@ -46,6 +46,7 @@ from ax.client.client import AxLM, Client
 from ax.errors import AxError
 from ax.client.cost import Cost, CostMeter
 from ax.optimizers.run_files import own_program
+from ax.programs.domain import Domain
 from ax.programs.metrics import score_of
 from ax.programs.registry import get_domain
 
@@ -143,7 +144,7 @@ def trace_pairs(program: dspy.Module, examples: list[dspy.Example], tokenizer: A
     return pairs
 
 
-def class_label(domain: Any) -> str | None:
+def class_label(domain: Domain) -> str | None:
     """The label field of a classification domain (an `ax.programs.Domain` or a registered one's name), else None.
 
     The first label field, the one a domain's splits are stratified by.
@@ -160,7 +161,7 @@ def class_label(domain: Any) -> str | None:
 
 
 def _named_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: AxLM, metric: Callable[..., Any],
-                 settings: LoraSettings, name: str, domain: Any) -> tuple[NamedPairs, int]:
+                 settings: LoraSettings, name: str, domain: Domain) -> tuple[NamedPairs, int]:
     tokenizer = _training_client(lm).tokenizer
     pairs: NamedPairs = []
     rollouts = 0
@@ -181,14 +182,14 @@ def _named_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: AxLM
     return pairs, rollouts
 
 
-def _balanced(pairs: list[TrainingPair], settings: LoraSettings, name: str, domain: Any) -> list[TrainingPair]:
+def _balanced(pairs: list[TrainingPair], settings: LoraSettings, name: str, domain: Domain) -> list[TrainingPair]:
     pairs = list(dict.fromkeys(pairs))
     field = class_label(domain if domain is not None else name) if settings.balance_labels else None
     return balance_labels(pairs, field) if field else pairs
 
 
 def collect_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: AxLM, metric: Callable[..., Any],
-                  settings: LoraSettings, name: str, domain: Any = None) -> tuple[list[TrainingPair], int]:
+                  settings: LoraSettings, name: str, domain: Domain | None = None) -> tuple[list[TrainingPair], int]:
     """Training pairs per `settings.data`, of all predictors together, and how many program runs it took to get them.
 
     `domain`: the `ax.programs.Domain` (default: the registered domain `name`), whose label the
@@ -200,7 +201,7 @@ def collect_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: AxL
 
 def collect_predictor_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: AxLM,
                             metric: Callable[..., Any], settings: LoraSettings, name: str,
-                            domain: Any = None) -> tuple[dict[str, list[TrainingPair]], int]:
+                            domain: Domain | None = None) -> tuple[dict[str, list[TrainingPair]], int]:
     """`collect_pairs` grouped by predictor name (as `named_predictors` of the domain's own program
     gives it); predictors with no pair are left out."""
     named, rollouts = _named_pairs(program, examples, lm=lm, metric=metric, settings=settings, name=name, domain=domain)
@@ -229,7 +230,7 @@ def training_key(pairs: list[TrainingPair], config: LoraTrainingConfig, base_fin
 
 
 def train_into_client(lm: AxLM, pairs: list[TrainingPair], config: LoraTrainingConfig, *, name: str, target: Path,
-                      domain: Any, training_data: str, same_as: Path | None = None) -> tuple[AdapterRef, Cost]:
+                      domain: Domain, training_data: str, same_as: Path | None = None) -> tuple[AdapterRef, Cost]:
     """Train an adapter on `pairs`, store it at `target`, load it into `lm`'s client as `name`.
 
     `domain`: the `ax.programs.Domain` or its name; for a classification domain the adapter records

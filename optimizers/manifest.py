@@ -24,6 +24,7 @@ from ax.errors import AxError
 from ax.client.cost import Cost
 from ax.optimizers.lora_step import AdapterRef, AdapterScope
 from ax.optimizers.run_files import read_json, relative_path, write_json
+from ax.programs.domain import Domain
 from ax.programs.registry import get_domain
 from ax.versions import RECORDED_PACKAGES
 
@@ -159,7 +160,7 @@ def read_manifest(path: str | Path) -> ConfigManifest:
 
 
 def load_configuration(manifest: ConfigManifest | str | Path, lm: AxLM,
-                       domain: Any = None) -> tuple[dspy.Module, AxLM]:
+                       domain: Domain | None = None) -> tuple[dspy.Module, AxLM]:
     """The configuration's program and `lm` answering with its adapter(s), ready to evaluate.
 
     `domain` defaults to the registered domain the manifest names. Refuses an `lm` on another

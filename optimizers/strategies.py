@@ -41,6 +41,7 @@ from ax.optimizers.manifest import (
 from ax.optimizers.presets import Preset
 from ax.optimizers.quiet import quiet_console
 from ax.optimizers.run_files import own_program, save_program
+from ax.programs.domain import Domain
 
 STEPS = ("gepa", "lora", "ace")
 SEPARATOR = "->"
@@ -83,7 +84,7 @@ def subset(examples: list[dspy.Example], size: int | None, salt: str) -> list[ds
 class StrategyContext:
     """Everything the steps of one domain and seed share."""
 
-    domain: Any  # an ax.programs Domain
+    domain: Domain
     lm: Any  # an AxLM on an in-process model
     trainset: list[dspy.Example]
     valset: list[dspy.Example]

@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from ax.programs.domain import Domain
+
 NEAR_COPY = 0.7  # word overlap from which a test item counts as a near-copy of a training item
 _WORD = re.compile(r"\w+")
 
@@ -58,7 +60,7 @@ def nearest(queries: Sequence[str], references: Sequence[str]) -> list[tuple[flo
     return out
 
 
-def label_choices(domain: Any) -> tuple[str, ...] | None:
+def label_choices(domain: Domain) -> tuple[str, ...] | None:
     """The first label field's allowed values, from its `Literal` type in the program's signature."""
     field = domain.labels()[0]
     for predictor in domain.program().predictors():
@@ -87,7 +89,7 @@ def _text(example: Any, inputs: Sequence[str]) -> str:
     return " ".join(str(example[name]) for name in inputs)
 
 
-def domain_stats(domain: Any) -> DomainStats:
+def domain_stats(domain: Domain) -> DomainStats:
     """Floors and closeness of `domain` (an ax.programs Domain), computed on its train and test splits."""
     splits, inputs = domain.splits(), domain.inputs()
     field = domain.labels()[0]
