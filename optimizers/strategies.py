@@ -85,13 +85,13 @@ class StrategyContext:
     """Everything the steps of one domain and seed share."""
 
     domain: Domain
-    lm: Any  # an AxLM on an in-process model
+    lm: dspy.BaseLM  # an AxLM on an in-process model, or any DSPy LM where no adapter trains
     trainset: list[dspy.Example]
     valset: list[dspy.Example]
     preset: Preset
     seed: int
     seed_dir: Path
-    reflection_lm: Any = None  # None: the local model (GEPA: its base weights; ACE: the configuration's LM)
+    reflection_lm: dspy.BaseLM | None = None  # None: the local model (GEPA: its base weights; ACE: the configuration's LM)
     console: Console | None = None
     show_progress: bool = True
 
