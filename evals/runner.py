@@ -3,8 +3,9 @@
 All missing (respondent, item) cells of all configurations go through one pool of DSPy
 threads, so the ax client batches calls across items and across adapters (mixed-adapter
 batches), and its response cache answers repeats. Cells already in the store are skipped, so
-re-running the same command costs no model call; the store is rewritten every
-``checkpoint_every`` cells, so a killed run keeps what it finished.
+re-running the same command costs no model call; the store is rewritten as answers come in, at
+most every ``checkpoint_seconds``, so a killed run keeps what it finished (an agent's answer can
+take seconds, so a count of cells would leave minutes unsaved).
 
 A metric failure to parse the model's output (``AdapterParseError``) is the model's fault: the
 cell is stored as wrong with the reason. Any other exception (a crashed backend, a missing
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,13 +153,14 @@ class RunSummary(BaseModel):
 
 def evaluate_configurations(configurations: list[Configuration], domain: Domain, *, lm: dspy.BaseLM,
                             store: ResponseStore, items: list[dspy.Example], num_threads: int = 16,
-                            checkpoint_every: int = 256, command: str | None = None,
+                            checkpoint_seconds: float = 30.0, command: str | None = None,
                             show_progress: bool = False, split: str | None = None) -> RunSummary:
     """Answer every (configuration, item) cell not yet in ``store``; see the module docstring.
 
     ``split`` names the split ``items`` come from, recorded with each item."""
-    if checkpoint_every < 1 or num_threads < 1:
-        raise AxError(f"checkpoint_every = {checkpoint_every!r}, num_threads = {num_threads!r}: both must be >= 1")
+    if checkpoint_seconds < 0 or num_threads < 1:
+        raise AxError(f"checkpoint_seconds = {checkpoint_seconds!r}, num_threads = {num_threads!r}: "
+                      "need checkpoint_seconds >= 0 and num_threads >= 1")
     names = [c.name for c in configurations]
     if len(set(names)) != len(names):
         raise AxError(f"configuration names must be unique (each is one file of the store), got {names}")
@@ -166,34 +170,42 @@ def evaluate_configurations(configurations: list[Configuration], domain: Domain,
     stored = {r.configuration.name: len(r.record.cells) for r in respondents}
     answered = [respondent.record.answered() for respondent in respondents]
     # Item-major: the configurations' calls on one item are in flight together, so one mixed-adapter
-    # batch answers several configurations, and the last checkpoint's items are complete for all of them.
+    # batch answers several configurations.
     tasks = [(index, example) for example in items for index in range(len(respondents))
              if str(example.id) not in answered[index]]
 
-    def run(task: tuple[int, dspy.Example]) -> Cell | BaseException:
-        index, example = task
+    base = [respondent.record.cells for respondent in respondents]
+    new: list[dict[int, Cell]] = [{} for _ in respondents]  # task position -> cell, stored in item order
+    lock = threading.Lock()
+    last_save = [time.monotonic()]
+
+    def save(indices: Iterable[int]) -> None:
+        for index in indices:
+            cells = [*base[index], *(new[index][position] for position in sorted(new[index]))]
+            respondents[index].record = respondents[index].record.model_copy(update={"cells": cells})
+            store.write(respondents[index].record)
+
+    def run(task: tuple[int, tuple[int, dspy.Example]]) -> Cell | BaseException:
+        position, (index, example) = task
         try:
-            return answer(respondents[index], example, domain.metric)
+            cell = answer(respondents[index], example, domain.metric)
         except Exception as error:  # kept and reported after the finished cells are saved
             return error
+        with lock:
+            new[index][position] = cell
+            if time.monotonic() - last_save[0] >= checkpoint_seconds:
+                save(index for index in range(len(respondents)) if new[index])
+                last_save[0] = time.monotonic()
+        return cell
 
-    failures: list[tuple[str, str, BaseException]] = []
-    for start in range(0, len(tasks), checkpoint_every):
-        chunk = tasks[start:start + checkpoint_every]
-        executor = ParallelExecutor(num_threads=num_threads, disable_progress_bar=not show_progress,
-                                    max_errors=len(chunk) + 1)
-        new: dict[int, list[Cell]] = {}
-        for (index, example), result in zip(chunk, executor.execute(run, chunk)):
-            if isinstance(result, Cell):
-                new.setdefault(index, []).append(result)
-            else:
-                failures.append((respondents[index].configuration.name, str(example.id), result))
-        for index, cells in new.items():
-            respondent = respondents[index]
-            respondent.record = respondent.record.model_copy(update={"cells": [*respondent.record.cells, *cells]})
-            store.write(respondent.record)
-    for respondent in respondents:
-        store.write(respondent.record)  # also records new commands of respondents with nothing left to answer
+    executor = ParallelExecutor(num_threads=num_threads, disable_progress_bar=not show_progress,
+                                max_errors=len(tasks) + 1)
+    results = executor.execute(run, list(enumerate(tasks))) if tasks else []
+    # ParallelExecutor keeps a returned exception in exceptions_map and puts None in the results.
+    failures = [(respondents[index].configuration.name, str(example.id), executor.exceptions_map.get(position, result))
+                for position, ((index, example), result) in enumerate(zip(tasks, results))
+                if not isinstance(result, Cell)]
+    save(range(len(respondents)))  # also records new commands of respondents with nothing left to answer
     if failures:
         name, item, error = failures[0]
         raise AxError(f"{len(failures)} of {len(tasks)} cells failed and were not stored (re-run to retry them); "

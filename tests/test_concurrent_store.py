@@ -177,7 +177,7 @@ def _evaluate_split(run_dir, split: str, n: int, both_prepared, new_cells) -> No
     lm = DummyLM({example.question: {"answer": example.answer} for example in items})
     summary = evaluate_configurations(
         [Configuration(name="base", domain="toy", lora=False, gepa=False)], _toy_domain(metric), lm=lm,
-        store=ResponseStore(run_dir), items=items, num_threads=1, checkpoint_every=2,
+        store=ResponseStore(run_dir), items=items, num_threads=1, checkpoint_seconds=0,
         command=f"ax evaluate --split {split}", split=split)
     new_cells.put((split, summary.new_cells["base"]))
 
@@ -200,3 +200,28 @@ def test_two_evaluations_at_once_keep_both_answer_sets(tmp_path):
     assert all(cell.correct for cell in record.cells)
     assert sorted(record.commands) == ["ax evaluate --split dev", "ax evaluate --split train"]
     assert {item.split for item in store.items("toy")} == set(sizes)
+
+
+def test_answers_reach_the_store_while_the_run_goes_on(tmp_path):
+    """An agent's answer can take seconds: what finished is on disk before the run ends or breaks."""
+    from dspy.utils.dummies import DummyLM
+
+    from ax.evals.runner import evaluate_configurations
+
+    items = _toy_items("test", 4)
+    on_disk = []
+
+    def metric(example, prediction, trace=None):
+        stored = ResponseStore(tmp_path).read("toy", "base")
+        on_disk.append(0 if stored is None else len(stored.cells))
+        if example.id == "test-3":
+            raise RuntimeError("backend crashed")
+        return float(prediction.answer == example.answer)
+
+    lm = DummyLM({example.question: {"answer": example.answer} for example in items})
+    with pytest.raises(AxError, match="1 of 4 cells failed.*backend crashed"):
+        evaluate_configurations([Configuration(name="base", domain="toy", lora=False, gepa=False)],
+                                _toy_domain(metric), lm=lm, store=ResponseStore(tmp_path, create=True),
+                                items=items, num_threads=1, checkpoint_seconds=0, split="test")
+    assert on_disk == [0, 1, 2, 3]
+    assert [cell.item for cell in ResponseStore(tmp_path).read("toy", "base").cells] == ["test-0", "test-1", "test-2"]
