@@ -177,7 +177,7 @@ def evaluate_configurations(configurations: list[Configuration], domain: Domain,
     base = [respondent.record.cells for respondent in respondents]
     new: list[dict[int, Cell]] = [{} for _ in respondents]  # task position -> cell, stored in item order
     lock = threading.Lock()
-    last_save = [time.monotonic()]
+    last_save = time.monotonic()
 
     def save(indices: Iterable[int]) -> None:
         for index in indices:
@@ -186,6 +186,7 @@ def evaluate_configurations(configurations: list[Configuration], domain: Domain,
             store.write(respondents[index].record)
 
     def run(task: tuple[int, tuple[int, dspy.Example]]) -> Cell | BaseException:
+        nonlocal last_save
         position, (index, example) = task
         try:
             cell = answer(respondents[index], example, domain.metric)
@@ -193,9 +194,9 @@ def evaluate_configurations(configurations: list[Configuration], domain: Domain,
             return error
         with lock:
             new[index][position] = cell
-            if time.monotonic() - last_save[0] >= checkpoint_seconds:
+            if time.monotonic() - last_save >= checkpoint_seconds:
                 save(index for index in range(len(respondents)) if new[index])
-                last_save[0] = time.monotonic()
+                last_save = time.monotonic()
         return cell
 
     executor = ParallelExecutor(num_threads=num_threads, disable_progress_bar=not show_progress,
