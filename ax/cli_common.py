@@ -20,7 +20,8 @@ from ax.errors import AxError
 ABLATE_CONTEXT = typer.Option(False, "--ablate-context", help="Also answer with each configuration without its playbook "
                               "(<config>-no-playbook, no extra optimization); the report measures playbook on vs off.")
 WORKERS = typer.Option(1, "--workers", min=1,
-                       help="Optimize (domain, seed) pairs in this many processes at once (one GPU each).")
+                       help="Processes at once, each with its own model (a GPU each where there are several): one per "
+                       "(domain, seed) optimization, and the answering split between them by seed.")
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from ax.configuration import CONFIGURATIONS_FILE, load_configurations
 from ax.errors import AxError
 from ax.evals.render import write_report
 from ax.evals.report import REPORT_DIR, ReportSettings, build_report
-from ax.evals.runner import evaluate_run_dir
+from ax.evals.runner import evaluate_in_workers, evaluate_run_dir
 from ax.optimizers import optimize
 from ax.optimizers.configurations import optimize_in_workers
 from ax.optimizers.presets import get_preset, preset_argument
@@ -53,10 +53,13 @@ def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[in
     its own program and adapter (False: none, the optimized programs alone). `ablate_context`: also
     answer with each configuration without its playbook, so the report measures playbook on vs off.
     `workers`: optimize the (domain, seed) pairs in that many processes at once (one GPU each where
-    there are GPUs); the answering and the report then run here as usual.
+    there are GPUs), then answer each domain's test items in that many processes (the configurations
+    split by seed); the report is written here.
     """
     if not domains:
         raise AxError("compare needs at least one domain (see `ax domains list`)")
+    if workers > 1 and lm is not None:
+        raise AxError("workers load one model per process from `model`; pass model=..., not lm=...")
     console = console or Console(stderr=True)
     run_dir = Path(run_dir)
     chosen = get_preset(preset) if isinstance(preset, str) else preset  # a name or an ax.optimizers Preset
@@ -74,7 +77,7 @@ def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[in
         optimize_in_workers([(task.name, seed) for task in tasks for seed in seeds], workers=workers, console=console,
                             preset=chosen, run_dir=run_dir, model=model, reflection_lm=reflection_lm, context=context,
                             ablate_context=ablate_context)
-    if lm is None:
+    if lm is None and workers == 1:
         console.print(f"Loading {model or 'the embedded model'} ...")
         lm = ax.LM(model)
     for task in tasks:
@@ -85,8 +88,11 @@ def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[in
                      context=context, ablate_context=ablate_context, console=console)
         console.rule(f"[bold]{task.name}[/bold]: evaluate on the test split")
         respondents = load_configurations(run_dir / CONFIGURATIONS_FILE).select(task.name)
-        summary = evaluate_run_dir(run_dir, respondents, task, lm=lm, split="test", limit=chosen.test_items,
-                                   num_threads=chosen.eval_threads, command=command, show_progress=True)
+        options = dict(split="test", limit=chosen.test_items, num_threads=chosen.eval_threads, command=command)
+        if workers > 1:
+            summary = evaluate_in_workers(run_dir, respondents, task.name, workers=workers, model=model, **options)
+        else:
+            summary = evaluate_run_dir(run_dir, respondents, task, lm=lm, show_progress=True, **options)
         console.print(f"{len(respondents)} respondents, {sum(summary.new_cells.values())} new answers, "
                       f"{summary.parse_failures} unparseable outputs; {task.name} took "
                       f"{time.perf_counter() - domain_started:.0f} s", soft_wrap=True)

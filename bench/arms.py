@@ -140,6 +140,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--run-dir", type=Path, default=Path("runs/arms"))
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes for optimizing (domain, seed) pairs and for answering (ax compare --workers)")
     parser.add_argument("--summarize", nargs="+", type=Path, help="only print the tables of these run directories")
     parser.add_argument("--no-ablate-context", dest="ablate_context", action="store_false",
                         help="answer with the playbooks only (no playbook-off twins): half the answering")
@@ -154,7 +156,7 @@ def main() -> None:
 
     domains = args.domain + [import_fixture(name, args.run_dir) for name in args.fixture]
     compare(domains, preset=args.preset, seeds=[int(s) for s in args.seeds.split(",")], run_dir=args.run_dir,
-            context=args.context, ablate_context=args.ablate_context and args.context)
+            context=args.context, ablate_context=args.ablate_context and args.context, workers=args.workers)
     summarize(args.run_dir)
 
 

@@ -16,11 +16,11 @@ from pydantic import ValidationError
 from rich.console import Console
 
 import ax
-from ax.cli_common import handle_errors
+from ax.cli_common import WORKERS, handle_errors
 from ax.configuration import CONFIGURATIONS_FILE, load_configurations
 from ax.errors import AxError
 from ax.evals.matrix_store import ResponseStore
-from ax.evals.runner import evaluate_run_dir
+from ax.evals.runner import RunSummary, evaluate_in_workers, evaluate_run_dir
 from ax.programs import get_domain
 
 console = Console(stderr=True)
@@ -62,6 +62,7 @@ def evaluate_cmd(
     split: str = typer.Option("test", help="Which split's items: train, dev or test."),
     limit: Optional[int] = typer.Option(None, help="Only the split's first N items."),
     threads: int = typer.Option(16, help="DSPy threads (the client batches across them)."),
+    workers: int = WORKERS,
     adaptive: bool = typer.Option(False, help="Score each configuration adaptively on the stored, calibrated items."),
     max_items: Optional[int] = typer.Option(None, help="Adaptive: item budget (default: a quarter of the items)."),
     target_se: Optional[float] = typer.Option(
@@ -80,6 +81,13 @@ def evaluate_cmd(
     with handle_errors():
         chosen = load_configurations(configs or run_dir / CONFIGURATIONS_FILE).select(domain, list(only or []))
         task = get_domain(domain)
+        if workers > 1 and adaptive:
+            raise AxError("--adaptive answers one item at a time per configuration; it runs with one worker")
+        if workers > 1:
+            summary = evaluate_in_workers(run_dir, chosen, domain, workers=workers, model=model, split=split,
+                                          limit=limit, num_threads=threads, command=command)
+            _print_summary(summary)
+            return
         lm = ax.LM(model)
         if adaptive:
             from ax.evals.adaptive import TARGET_STANDARD_ERROR  # scipy: not for `ax --help`
@@ -98,8 +106,12 @@ def evaluate_cmd(
 
         summary = evaluate_run_dir(run_dir, chosen, task, lm=lm, split=split, limit=limit, num_threads=threads,
                                    command=command, show_progress=True)
+    _print_summary(summary)
+    usage = lm.usage_summary()
+    console.print(f"{usage['calls']} LM calls ({usage['cached_calls']} from cache)", soft_wrap=True)
+
+
+def _print_summary(summary: RunSummary) -> None:
     for name, new in summary.new_cells.items():
         console.print(f"{name}: {new} new answers, {summary.stored_cells[name]} already stored", soft_wrap=True)
-    usage = lm.usage_summary()
-    console.print(f"{usage['calls']} LM calls ({usage['cached_calls']} from cache); "
-                  f"{summary.parse_failures} unparseable outputs scored as wrong", soft_wrap=True)
+    console.print(f"{summary.parse_failures} unparseable outputs scored as wrong", soft_wrap=True)

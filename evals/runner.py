@@ -5,7 +5,8 @@ threads, so the ax client batches calls across items and across adapters (mixed-
 batches), and its response cache answers repeats. Cells already in the store are skipped, so
 re-running the same command costs no model call; the store is rewritten as answers come in, at
 most every ``checkpoint_seconds``, so a killed run keeps what it finished (an agent's answer can
-take seconds, so a count of cells would leave minutes unsaved).
+take seconds, so a count of cells would leave minutes unsaved). `evaluate_in_workers` splits the
+configurations over processes, each with its own model: one Python process cannot keep a GPU busy.
 
 A metric failure to parse the model's output (``AdapterParseError``) is the model's fault: the
 cell is stored as wrong with the reason. Any other exception (a crashed backend, a missing
@@ -21,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from dspy.utils.parallelizer import ParallelExecutor
 from pydantic import BaseModel
 
 from ax.adapter_store import adapter_fingerprint
+from ax.client import LM
 from ax.client.client import AxLM
 from ax.configuration import Configuration
 from ax.errors import AxError
@@ -38,7 +41,9 @@ from ax.evals.matrix_store import CORRECT_AT, Cell, RespondentRecord, ResponseSt
 from ax.programs.domain import Domain
 from ax.programs.floors import label_choices
 from ax.programs.metrics import score_of, step_scores
+from ax.programs.registry import get_domain
 from ax.versions import package_versions
+from ax.workers import check_findable, run_in_workers
 
 SPLITS = ("train", "dev", "test")
 
@@ -225,3 +230,29 @@ def evaluate_run_dir(run_dir: str | Path, configurations: list[Configuration], d
     store = ResponseStore(run_dir, create=True)
     return evaluate_configurations(configurations, domain, lm=lm, store=store,
                                    items=domain_items(domain, split, limit), split=split, **options)
+
+
+def _evaluate_shard(index: int, *, shards: list[list[Configuration]], run_dir: Path, domain: str, model: str | None,
+                    options: dict[str, Any]) -> RunSummary:
+    return evaluate_run_dir(run_dir, shards[index], get_domain(domain), lm=LM(model), **options)
+
+
+def evaluate_in_workers(run_dir: str | Path, configurations: list[Configuration], domain: str, *, workers: int,
+                        model: str | None = None, **options: Any) -> RunSummary:
+    """`evaluate_run_dir` with the configurations split into `workers` shards, each answered in its own process.
+
+    Shards follow seeds (configurations sorted by seed, then name, cut into equal runs), so one process
+    mixes few adapters. Each process loads `model` (default: the embedded model); `options` are
+    evaluate_run_dir's other than `lm`. The store ends as one process would leave it.
+    """
+    check_findable([domain])
+    ordered = sorted(configurations, key=lambda c: (c.seed, c.name))
+    size = -(-len(ordered) // workers)
+    shards = [ordered[start:start + size] for start in range(0, len(ordered), size)]
+    summaries = run_in_workers(partial(_evaluate_shard, shards=shards, run_dir=Path(run_dir), domain=domain,
+                                       model=model, options=options),
+                               [(index,) for index in range(len(shards))], workers=workers)
+    return RunSummary(domain=domain, items=summaries[0].items,
+                      new_cells={name: n for s in summaries for name, n in s.new_cells.items()},
+                      stored_cells={name: n for s in summaries for name, n in s.stored_cells.items()},
+                      parse_failures=sum(s.parse_failures for s in summaries))

@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
-import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,10 +47,10 @@ from ax.optimizers.run_files import read_json, write_json
 from ax.optimizers.strategies import (
     StrategyContext, baseline, parse_strategy, run_strategy, strategy_name, subset, with_playbook,
 )
-from ax.programs.domain import BUILTIN_DOMAINS, Domain
-from ax.programs.imported import saved_domain_names
+from ax.programs.domain import Domain
 from ax.programs.registry import get_domain
 from ax.versions import package_versions
+from ax.workers import check_findable, run_in_workers
 
 if TYPE_CHECKING:
     from ax.client.client import AxLM
@@ -204,37 +202,9 @@ def optimize(domain: Domain | str, configs: Sequence[str] = DEFAULT_CONFIGS, see
     console.print(_summary(manifests))
     return manifests
 
-# Workers: `optimize(..., workers=N)`, `ax compare --workers N`. The stages of one seed share folders
-# (a `gepa->lora` configuration reuses the `gepa` stage), but different seeds and domains share
-# nothing, so each (domain, seed) runs `optimize` in a spawned process with its own copy of the model,
-# on its own GPU when there are GPUs (worker i takes GPU i mod count) or on its share of the CPU cores.
-# Each writes what a serial run writes, and `configurations.json` is merged under a lock, so the run
-# directory reads, reports and resumes as a serial run's does.
-
-
-def _start_worker(slots: Any, workers: int) -> None:
-    """Claim a slot: a GPU when there are any (set before CUDA starts in this process), else a share of the cores."""
-    import torch
-
-    slot = slots.get()
-    gpus = torch.cuda.device_count()
-    if gpus:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
-    else:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-
 
 def _optimize_one(domain: str, seed: int, options: dict[str, Any]) -> list[ConfigManifest]:
     return optimize(domain, seeds=[seed], console=Console(stderr=True, quiet=True), show_progress=False, **options)
-
-
-def check_findable(domains: Sequence[str]) -> None:
-    """Workers are new processes: they find built-in and imported domains, not ones registered in this one."""
-    lost = [name for name in domains if name not in BUILTIN_DOMAINS and name not in saved_domain_names()]
-    if lost:
-        raise AxError(f"workers run each (domain, seed) in a new process, which finds built-in and imported domains "
-                      f"(ax data import) only; {', '.join(map(repr, lost))} exists only in this process. Import it, "
-                      "or run with one worker")
 
 
 def optimize_in_workers(jobs: Sequence[tuple[str, int]], *, workers: int, console: Console,
@@ -247,17 +217,10 @@ def optimize_in_workers(jobs: Sequence[tuple[str, int]], *, workers: int, consol
     if options.get("lm") is not None:
         raise AxError("workers load one model per process from `model`; pass model=..., not lm=...")
     check_findable(sorted({domain for domain, _ in jobs}))
-    context = multiprocessing.get_context("spawn")  # forking a process with torch's threads running is unsafe
-    slots = context.Queue()
-    for slot in range(workers):
-        slots.put(slot)
-    results: dict[tuple[str, int], list[ConfigManifest]] = {}
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                             initargs=(slots, workers)) as pool:
-        futures = {pool.submit(_optimize_one, domain, seed, options): (domain, seed) for domain, seed in jobs}
-        for future in as_completed(futures):
-            domain, seed = futures[future]
-            results[domain, seed] = future.result()
-            console.print(f"{domain} seed {seed}: {len(results[domain, seed])} configurations optimized "
-                          f"({len(results)} of {len(jobs)} jobs done)")
-    return [manifest for job in jobs for manifest in results[job]]
+
+    def done(job: tuple[str, int], manifests: list[ConfigManifest], finished: int) -> None:
+        console.print(f"{job[0]} seed {job[1]}: {len(manifests)} configurations optimized "
+                      f"({finished} of {len(jobs)} jobs done)")
+
+    results = run_in_workers(partial(_optimize_one, options=options), list(jobs), workers=workers, done=done)
+    return [manifest for manifests in results for manifest in manifests]

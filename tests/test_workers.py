@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -78,9 +79,14 @@ def test_workers_need_domains_a_new_process_can_find(tmp_path):
         optimize("tinysent", seeds=[0, 1], preset=TINY, run_dir=tmp_path, model="unused", workers=2)
 
 
-def test_compare_with_workers_optimizes_in_processes_then_answers_and_reports(tiny_model_dir, tmp_path, monkeypatch):
+def test_compare_with_workers_optimizes_and_answers_in_processes_as_one_process_does(tiny_model_dir, tmp_path,
+                                                                                      monkeypatch):
+    import ax
+    from ax.configuration import CONFIGURATIONS_FILE, load_configurations
     from ax.evals.matrix_store import ResponseStore
+    from ax.evals.runner import evaluate_run_dir
     from ax.pipeline import compare
+    from ax.programs.registry import get_domain
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AX_NO_CACHE", "1")
@@ -93,3 +99,13 @@ def test_compare_with_workers_optimizes_in_processes_then_answers_and_reports(ti
     for config in ("baseline", "lora", "gepa", "combined"):
         for seed in (0, 1):
             assert len(store.read("tinynews", f"{config}-s{seed}").cells) == 3
+    # One process answers the same configurations the same way the two evaluation workers did.
+    serial = tmp_path / "serial"
+    shutil.copytree(tmp_path / "run", serial, ignore=shutil.ignore_patterns("responses", "report"))
+    configurations = load_configurations(serial / CONFIGURATIONS_FILE).select("tinynews")
+    evaluate_run_dir(serial, configurations, get_domain("tinynews"), lm=ax.LM(str(tiny_model_dir)), limit=3,
+                     num_threads=2)
+    answers = {r.configuration.name: [(c.item, c.output, c.correct) for c in r.cells]
+               for r in store.respondents("tinynews")}
+    assert answers == {r.configuration.name: [(c.item, c.output, c.correct) for c in r.cells]
+                       for r in ResponseStore(serial).respondents("tinynews")}
