@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
 
 from ax.errors import AxError
-from ax.programs.domain import BUILTIN_DOMAINS
+from ax.programs.domain import AGENT_DOMAINS, BUILTIN_DOMAINS
 from ax.programs.imported import saved_domain_names
 
 Job = TypeVar("Job", bound=Hashable)
@@ -36,7 +36,7 @@ def _start_worker(slots: Any, workers: int) -> None:
 
 def check_findable(domains: Sequence[str]) -> None:
     """Workers are new processes: they find built-in and imported domains, not ones registered in this one."""
-    lost = [name for name in domains if name not in BUILTIN_DOMAINS and name not in saved_domain_names()]
+    lost = [name for name in domains if name not in (*BUILTIN_DOMAINS, *AGENT_DOMAINS) and name not in saved_domain_names()]
     if lost:
         raise AxError(f"workers run each job in a new process, which finds built-in and imported domains "
                       f"(ax data import) only; {', '.join(map(repr, lost))} exists only in this process. Import it, "
