@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ax.adapter_store import list_adapters
-from ax.cli_common import ABLATE_CONTEXT, WORKERS, Seeds, handle_errors, seeds_option
+from ax.cli_common import ABLATE_CONTEXT, DTYPE, WORKERS, Seeds, handle_errors, seeds_option
 from ax.errors import AxError
 from ax.model import DEFAULT_MODEL, cache_dir, embedded_gguf_path
 
@@ -75,6 +75,7 @@ def compare(
     preset: str = typer.Option("quick", help="Budget preset: quick, light, medium, heavy, or a preset .json file."),
     seeds: Seeds = seeds_option("0", help="Comma-separated seeds; synergy needs 3 or more per configuration."),
     model: Optional[str] = typer.Option(None, help="Base model: 'smollm2' (default), an HF directory, a .gguf or a hub id."),
+    dtype: Optional[str] = DTYPE,
     run_dir: Path = typer.Option(Path("ax_runs"), help="Where stages, answers and the report go; rerun to resume."),
     reflection_lm: Optional[str] = typer.Option(None, help="litellm model for GEPA reflection (default: the local model)."),
     context: bool = typer.Option(True, "--context/--no-context",
@@ -86,7 +87,7 @@ def compare(
     from ax.pipeline import compare as run_compare  # scipy and matplotlib (the report): not for `ax --help`
 
     with handle_errors():
-        run_compare(domain, preset=preset, seeds=seeds, model=model, run_dir=run_dir,
+        run_compare(domain, preset=preset, seeds=seeds, model=model, dtype=dtype, run_dir=run_dir,
                     reflection_lm=reflection_lm, context=context, ablate_context=ablate_context,
                     workers=workers)
 

@@ -33,10 +33,12 @@ from ax.programs.registry import get_domain
 
 
 def compare_command(domains: Sequence[str], preset: str, seeds: Sequence[int], model: str | None, run_dir: Path,
-                    reflection_lm: str | None, context: bool = True, ablate_context: bool = False) -> str:
+                    reflection_lm: str | None, context: bool = True, ablate_context: bool = False,
+                    dtype: str | None = None) -> str:
     words = ["ax", "compare", "--preset", preset, "--seeds", ",".join(map(str, seeds)), "--run-dir", str(run_dir)]
     words += [w for d in domains for w in ("--domain", d)]
     words += ["--model", model] if model else []
+    words += ["--dtype", dtype] if dtype else []
     words += ["--reflection-lm", reflection_lm] if reflection_lm else []
     words += [] if context else ["--no-context"]
     words += ["--ablate-context"] if ablate_context else []
@@ -44,6 +46,7 @@ def compare_command(domains: Sequence[str], preset: str, seeds: Sequence[int], m
 
 
 def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[int] = (0,), model: str | None = None,
+            dtype: str | None = None,
             run_dir: str | Path = "ax_runs", reflection_lm: str | None = None, lm: Any = None, context: bool = True,
             ablate_context: bool = False, console: Console | None = None, bootstrap: int = 2000,
             power_simulations: int = 200, workers: int = 1) -> Any:
@@ -70,16 +73,17 @@ def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[in
     except ValidationError as error:
         raise AxError(f"compare: {error}") from None
     command = compare_command(domains, preset_argument(chosen, run_dir), seeds, model, run_dir, reflection_lm, context,
-                              ablate_context)
+                              ablate_context, dtype)
     started = time.perf_counter()
     if workers > 1:
         console.rule(f"[bold]optimize[/bold]: {len(tasks) * len(seeds)} (domain, seed) jobs in {workers} workers")
         optimize_in_workers([(task.name, seed) for task in tasks for seed in seeds], workers=workers, console=console,
-                            preset=chosen, run_dir=run_dir, model=model, reflection_lm=reflection_lm, context=context,
+                            preset=chosen, run_dir=run_dir, model=model, dtype=dtype, reflection_lm=reflection_lm,
+                            context=context,
                             ablate_context=ablate_context)
     if lm is None and workers == 1:
         console.print(f"Loading {model or 'the embedded model'} ...")
-        lm = ax.LM(model)
+        lm = ax.LM(model, dtype=dtype)
     for task in tasks:
         domain_started = time.perf_counter()
         if workers == 1:
@@ -90,7 +94,8 @@ def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[in
         respondents = load_configurations(run_dir / CONFIGURATIONS_FILE).select(task.name)
         options = dict(split="test", limit=chosen.test_items, num_threads=chosen.eval_threads, command=command)
         if workers > 1:
-            summary = evaluate_in_workers(run_dir, respondents, task.name, workers=workers, model=model, **options)
+            summary = evaluate_in_workers(run_dir, respondents, task.name, workers=workers, model=model, dtype=dtype,
+                                          **options)
         else:
             summary = evaluate_run_dir(run_dir, respondents, task, lm=lm, show_progress=True, **options)
         console.print(f"{len(respondents)} respondents, {sum(summary.new_cells.values())} new answers, "

@@ -36,7 +36,8 @@ def _start_worker(slots: Any, workers: int) -> None:
 
 def check_findable(domains: Sequence[str]) -> None:
     """Workers are new processes: they find built-in and imported domains, not ones registered in this one."""
-    lost = [name for name in domains if name not in (*BUILTIN_DOMAINS, *AGENT_DOMAINS) and name not in saved_domain_names()]
+    built_in = (*BUILTIN_DOMAINS, *AGENT_DOMAINS)
+    lost = [name for name in domains if name not in built_in and name not in saved_domain_names()]
     if lost:
         raise AxError(f"workers run each job in a new process, which finds built-in and imported domains "
                       f"(ax data import) only; {', '.join(map(repr, lost))} exists only in this process. Import it, "

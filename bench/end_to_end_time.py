@@ -2,6 +2,7 @@
 
     python bench/end_to_end_time.py --fixture sentences --rows 2000     # goal: <= 10 minutes
     python bench/end_to_end_time.py --fixture passage_qa --rows 1000    # goal: <= 15 minutes
+    python bench/end_to_end_time.py --fixture passage_qa --rows 1000 --dtype bfloat16   # the CPU weight option
 
 Generates the fixture (ax.programs.fixtures: a three-label sentence set with a 60% majority, or
 yes/no/maybe questions over ~250-token passages), then runs, each timed as its own process:
@@ -38,11 +39,12 @@ def main() -> None:
     parser.add_argument("--fixture", choices=sorted(COLUMNS), default="sentences")
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--run-dir", type=Path, default=None)
+    parser.add_argument("--dtype", default=None, help="passed to ax compare (default: its own, fp32 on a CPU)")
     args = parser.parse_args()
     from ax.programs import fixtures
 
     name = f"{args.fixture}{args.rows}"
-    run_dir = args.run_dir or Path("runs") / "time" / name
+    run_dir = args.run_dir or Path("runs") / "time" / (name + (f"-{args.dtype}" if args.dtype else ""))
     if run_dir.exists():
         raise SystemExit(f"{run_dir} exists: a timing starts from an empty run directory; remove it first")
     rows = getattr(fixtures, args.fixture)(args.rows, seed=0)
@@ -51,7 +53,8 @@ def main() -> None:
     ax = str(Path(sys.executable).with_name("ax"))
     imported = timed([ax, "data", "import", str(source), "--domain", name, *(w for c in inputs for w in ("--input", c)),
                       "--label", label, "--force"])
-    compared = timed([ax, "compare", "--domain", name, "--run-dir", str(run_dir)])
+    compared = timed([ax, "compare", "--domain", name, "--run-dir", str(run_dir),
+                      *(["--dtype", args.dtype] if args.dtype else [])])
     report = json.loads((run_dir / "report" / "report.json").read_text())
     comparison = report["comparisons"][0]
     print(f"\n{name}: import {imported:.0f} s, compare {compared:.0f} s ({compared / 60:.1f} min), "

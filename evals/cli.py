@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 import ax
-from ax.cli_common import WORKERS, handle_errors
+from ax.cli_common import DTYPE, WORKERS, handle_errors
 from ax.configuration import CONFIGURATIONS_FILE, load_configurations
 from ax.errors import AxError
 from ax.evals.matrix_store import ResponseStore
@@ -59,6 +59,7 @@ def evaluate_cmd(
     configs: Optional[Path] = typer.Option(None, help=f"Configurations file (default: RUN_DIR/{CONFIGURATIONS_FILE})."),
     only: Optional[list[str]] = typer.Option(None, help="Only these configuration names (repeatable)."),
     model: str = typer.Option("smollm2", help="Base model: 'smollm2', an HF directory, a .gguf file or a hub id."),
+    dtype: Optional[str] = DTYPE,
     split: str = typer.Option("test", help="Which split's items: train, dev or test."),
     limit: Optional[int] = typer.Option(None, help="Only the split's first N items."),
     threads: int = typer.Option(16, help="DSPy threads (the client batches across them)."),
@@ -71,6 +72,7 @@ def evaluate_cmd(
 ):
     """Answer a domain's items with each configuration and store every response; stored answers are skipped."""
     words = ["ax", "evaluate", "--domain", domain, "--run-dir", str(run_dir), "--model", model, "--split", split]
+    words += ["--dtype", dtype] if dtype else []
     words += ["--configs", str(configs)] if configs else []
     words += [w for name in only or [] for w in ("--only", name)]
     words += ["--limit", str(limit)] if limit else []
@@ -84,11 +86,11 @@ def evaluate_cmd(
         if workers > 1 and adaptive:
             raise AxError("--adaptive answers one item at a time per configuration; it runs with one worker")
         if workers > 1:
-            summary = evaluate_in_workers(run_dir, chosen, domain, workers=workers, model=model, split=split,
-                                          limit=limit, num_threads=threads, command=command)
+            summary = evaluate_in_workers(run_dir, chosen, domain, workers=workers, model=model, dtype=dtype,
+                                          split=split, limit=limit, num_threads=threads, command=command)
             _print_summary(summary)
             return
-        lm = ax.LM(model)
+        lm = ax.LM(model, dtype=dtype)
         if adaptive:
             from ax.evals.adaptive import TARGET_STANDARD_ERROR  # scipy: not for `ax --help`
             from ax.evals.adaptive_eval import adaptive_evaluate  # scipy, likewise

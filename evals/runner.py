@@ -84,7 +84,7 @@ class PreparedRespondent:
 def _model_identity(lm: dspy.BaseLM) -> tuple[str, str, dict[str, Any]]:
     """(model name, base-weights fingerprint, decoding settings) of the LM that answers."""
     if isinstance(lm, AxLM):
-        name, fingerprint = lm.client.model_name, lm.client.base_fingerprint
+        name, fingerprint = lm.client.model_name, lm.client.answer_fingerprint
     else:
         name, fingerprint = lm.model, f"model:{lm.model}"
     settings = json.loads(json.dumps(dict(getattr(lm, "kwargs", {}) or {}), default=str))
@@ -233,16 +233,16 @@ def evaluate_run_dir(run_dir: str | Path, configurations: list[Configuration], d
 
 
 def _evaluate_shard(index: int, *, shards: list[list[Configuration]], run_dir: Path, domain: str, model: str | None,
-                    options: dict[str, Any]) -> RunSummary:
-    return evaluate_run_dir(run_dir, shards[index], get_domain(domain), lm=LM(model), **options)
+                    dtype: str | None, options: dict[str, Any]) -> RunSummary:
+    return evaluate_run_dir(run_dir, shards[index], get_domain(domain), lm=LM(model, dtype=dtype), **options)
 
 
 def evaluate_in_workers(run_dir: str | Path, configurations: list[Configuration], domain: str, *, workers: int,
-                        model: str | None = None, **options: Any) -> RunSummary:
+                        model: str | None = None, dtype: str | None = None, **options: Any) -> RunSummary:
     """`evaluate_run_dir` with the configurations split into `workers` shards, each answered in its own process.
 
     Shards follow seeds (configurations sorted by seed, then name, cut into equal runs), so one process
-    mixes few adapters. Each process loads `model` (default: the embedded model); `options` are
+    mixes few adapters. Each process loads `model` (default: the embedded model) in `dtype`; `options` are
     evaluate_run_dir's other than `lm`. The store ends as one process would leave it.
     """
     check_findable([domain])
@@ -250,7 +250,7 @@ def evaluate_in_workers(run_dir: str | Path, configurations: list[Configuration]
     size = -(-len(ordered) // workers)
     shards = [ordered[start:start + size] for start in range(0, len(ordered), size)]
     summaries = run_in_workers(partial(_evaluate_shard, shards=shards, run_dir=Path(run_dir), domain=domain,
-                                       model=model, options=options),
+                                       model=model, dtype=dtype, options=options),
                                [(index,) for index in range(len(shards))], workers=workers)
     return RunSummary(domain=domain, items=summaries[0].items,
                       new_cells={name: n for s in summaries for name, n in s.new_cells.items()},

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from ax.cli_common import ABLATE_CONTEXT, WORKERS, Seeds, handle_errors, seeds_option
+from ax.cli_common import ABLATE_CONTEXT, DTYPE, WORKERS, Seeds, handle_errors, seeds_option
 from ax.optimizers.configurations import optimize
 
 console = Console(stderr=True)
@@ -25,6 +25,7 @@ def optimize_cmd(
     preset: str = typer.Option("quick", "--preset", help="quick, light, medium, heavy, or a preset .json file."),
     run_dir: Path = typer.Option(Path("ax_runs"), "--run-dir", help="Where stages and manifests go; rerun to resume."),
     model: Optional[str] = typer.Option(None, "--model", help="'smollm2' (default), an HF dir, a .gguf or a hub id."),
+    dtype: Optional[str] = DTYPE,
     combined: str = typer.Option("gepa->lora", "--combined", help="The strategy of the 'combined' configuration."),
     reflection_lm: Optional[str] = typer.Option(None, "--reflection-lm",
                                                 help="litellm model for GEPA/ACE reflection (default: the local model)."),
@@ -37,7 +38,7 @@ def optimize_cmd(
     """Optimize a domain into baseline / LoRA / GEPA / LoRA+GEPA configurations, each with a manifest."""
     with handle_errors():
         manifests = optimize(domain, configs=[c.strip() for c in configs.split(",") if c.strip()], seeds=seeds,
-                             preset=preset, run_dir=run_dir, model=model, combined=combined,
+                             preset=preset, run_dir=run_dir, model=model, dtype=dtype, combined=combined,
                              reflection_lm=reflection_lm, playbook=playbook, context=context,
                              ablate_context=ablate_context, console=console, workers=workers)
     console.print(f"{len(manifests)} manifests under {run_dir / domain}")

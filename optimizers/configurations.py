@@ -134,12 +134,12 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def optimize(domain: Domain | str, configs: Sequence[str] = DEFAULT_CONFIGS, seeds: Sequence[int] = (0,),
              preset: str | Preset = "quick", run_dir: str | Path = "ax_runs", *, lm: AxLM | None = None,
-             model: str | None = None, combined: str = "gepa->lora", playbook: str | Path | None = None,
+             model: str | None = None, dtype: str | None = None, combined: str = "gepa->lora", playbook: str | Path | None = None,
              context: bool = True, ablate_context: bool = False, reflection_lm: Any = None,
              console: Console | None = None, show_progress: bool = True, workers: int = 1) -> list[ConfigManifest]:
     """Optimize `domain` (a name or an ax.programs Domain) into `configs` for each seed; returns their manifests.
 
-    `lm`: an ax LM on an in-process model (default: `ax.LM(model)`, the embedded SmolLM2).
+    `lm`: an ax LM on an in-process model (default: `ax.LM(model, dtype=dtype)`, the embedded SmolLM2).
     `playbook`: a playbook.json every configuration starts from. `context`: end every configuration
     with an ACE playbook adapted on the preset's train examples (False: no playbook but `playbook`);
     `ablate_context`: also answer with each configuration's program and adapter without it.
@@ -155,13 +155,13 @@ def optimize(domain: Domain | str, configs: Sequence[str] = DEFAULT_CONFIGS, see
     if workers > 1:
         manifests = optimize_in_workers(
             [(domain.name, seed) for seed in seeds], workers=workers, console=console, configs=configs, preset=preset,
-            run_dir=run_dir, lm=lm, model=model, combined=combined, playbook=playbook, context=context,
+            run_dir=run_dir, lm=lm, model=model, dtype=dtype, combined=combined, playbook=playbook, context=context,
             ablate_context=ablate_context, reflection_lm=reflection_lm)
         console.print(_summary(manifests))
         return manifests
     ablation_of = {name + NO_PLAYBOOK: name for name in configs} if ablate_context else {}
     if lm is None:
-        lm = ax.LM(model)
+        lm = ax.LM(model, dtype=dtype)
     splits = domain.splits()
     trainset = subset(splits.train, preset.train_size, f"{domain.name}-train")
     valset = subset(splits.dev, preset.val_size, f"{domain.name}-dev")

@@ -181,6 +181,21 @@ def test_cache_keys_on_weights_not_names(tiny_model_dir, tiny_adapters, tmp_path
     backend.close()
 
 
+def test_a_bf16_copy_does_not_share_cached_answers_with_the_fp32_weights(tiny_model_dir, tmp_path):
+    predict = dspy.Predict("question -> answer")
+    stats = {}
+    for dtype in ("float32", "bfloat16", "float32"):
+        backend = LocalBackend(load_model(str(tiny_model_dir), dtype=dtype))
+        lm = Client(backend, model_name="tiny", cache_path=tmp_path / "cache").lm(max_tokens=8)
+        with dspy.context(lm=lm):
+            predict(question="q")
+        stats[dtype] = lm.cache_stats()
+        assert backend.base_fingerprint == load_model(str(tiny_model_dir)).fingerprint  # adapters still fit both
+        backend.close()
+    assert stats["bfloat16"]["misses"] == 1  # not the fp32 answer from the cache
+    assert stats["float32"]["hits"] == 1  # fp32 keeps its key: the first run's answer
+
+
 def test_cache_can_be_switched_off(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("AX_NO_CACHE", "1")
     backend = LocalBackend(load_model(str(tiny_model_dir)))

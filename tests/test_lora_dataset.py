@@ -35,7 +35,7 @@ def tokenizer(tiny_model_dir):
 class RecordingBackend:
     """The client's backend contract, answering each field with the gold value and keeping every prompt."""
 
-    base_fingerprint = "tiny"
+    base_fingerprint = answer_fingerprint = "tiny"
 
     def __init__(self, tokenizer, answers: dict[str, str]):
         self.tokenizer, self.answers, self.prompts = tokenizer, answers, []

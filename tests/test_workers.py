@@ -109,3 +109,9 @@ def test_compare_with_workers_optimizes_and_answers_in_processes_as_one_process_
                for r in store.respondents("tinynews")}
     assert answers == {r.configuration.name: [(c.item, c.output, c.correct) for c in r.cells]
                        for r in ResponseStore(serial).respondents("tinynews")}
+
+
+def test_workers_find_the_agent_domains():
+    from ax.workers import check_findable
+
+    check_findable(["support_agent", "claim_check", "tool_agent", "legal"])  # built in: no error

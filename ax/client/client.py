@@ -50,6 +50,11 @@ class Client:
         return self.backend.base_fingerprint
 
     @property
+    def answer_fingerprint(self) -> str:
+        """What identifies the answers: the base weights and their compute dtype (the cache and the evaluator's key)."""
+        return self.backend.answer_fingerprint
+
+    @property
     def model_directory(self) -> Path:
         """The in-process model's directory, which LoRA training loads a fresh copy from; AxError for a remote model."""
         return self.backend.model_directory

@@ -50,7 +50,7 @@ class AxEngine:
         )
         backend = self.client.backend
         key = self.client.cache.key(
-            base=backend.base_fingerprint, adapter=backend.adapter_fingerprint(self.adapter),
+            base=backend.answer_fingerprint, adapter=backend.adapter_fingerprint(self.adapter),
             messages=messages, schema=schema.model_dump(), settings=settings.__dict__,
         )
         cached = self.client.cache.get(key)

@@ -24,6 +24,7 @@ class Backend(Protocol):
     """
 
     base_fingerprint: str
+    answer_fingerprint: str  # what answers depend on: the base weights, and the dtype they compute in when not fp32
     tokenizer: Any  # the base model's (its chat template renders prompts; training counts tokens with it)
 
     @property

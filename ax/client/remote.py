@@ -38,6 +38,7 @@ class RemoteBackend:
         # name -> the path this backend loaded it from at runtime, or None for one the server already serves
         self._adapters: dict[str, str | None] = {}
         self.base_fingerprint = "remote-" + hashlib.sha256(f"{self.api_base}|{model}".encode()).hexdigest()[:12]
+        self.answer_fingerprint = self.base_fingerprint
 
     @property
     def model_directory(self) -> Path:
