@@ -115,3 +115,11 @@ def test_workers_find_the_agent_domains():
     from ax.workers import check_findable
 
     check_findable(["support_agent", "claim_check", "tool_agent", "legal"])  # built in: no error
+
+
+def test_the_rerun_command_names_the_dtype_a_comparison_answered_in(tmp_path):
+    from ax.pipeline import compare_command
+
+    words = compare_command(["legal"], "quick", [0, 1], None, tmp_path, None, dtype="bfloat16")
+    assert "--dtype bfloat16" in words
+    assert "--dtype" not in compare_command(["legal"], "quick", [0], None, tmp_path, None)
