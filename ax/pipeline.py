@@ -79,8 +79,7 @@ def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[in
         console.rule(f"[bold]optimize[/bold]: {len(tasks) * len(seeds)} (domain, seed) jobs in {workers} workers")
         optimize_in_workers([(task.name, seed) for task in tasks for seed in seeds], workers=workers, console=console,
                             preset=chosen, run_dir=run_dir, model=model, dtype=dtype, reflection_lm=reflection_lm,
-                            context=context,
-                            ablate_context=ablate_context)
+                            context=context, ablate_context=ablate_context)
     if lm is None and workers == 1:
         console.print(f"Loading {model or 'the embedded model'} ...")
         lm = ax.LM(model, dtype=dtype)

@@ -246,6 +246,8 @@ def evaluate_in_workers(run_dir: str | Path, configurations: list[Configuration]
     evaluate_run_dir's other than `lm`. The store ends as one process would leave it.
     """
     check_findable([domain])
+    if not configurations:
+        raise AxError(f"evaluate_in_workers: no configurations of {domain!r} to answer with")
     ordered = sorted(configurations, key=lambda c: (c.seed, c.name))
     size = -(-len(ordered) // workers)
     shards = [ordered[start:start + size] for start in range(0, len(ordered), size)]
