@@ -27,6 +27,7 @@ from ax.evals.runner import evaluate_run_dir
 from ax.evals.stats import mcnemar_exact, paired_bootstrap_difference
 from ax.programs import get_domain
 from ax.programs.domain import BUILTIN_DOMAINS
+from ax.programs.floors import examples_majority_floor
 
 DTYPES = ("float32", "bfloat16")
 
@@ -42,8 +43,9 @@ def main() -> None:
     seconds = {dtype: 0.0 for dtype in DTYPES}
     pooled = {dtype: [] for dtype in DTYPES}
     print(f"run_dir={args.run_dir} limit={args.limit} threads={args.threads}")
-    print("| domain | items | fp32 | bf16 | bf16 - fp32 [95% CI] | McNemar p | answers differing | fp32 s | bf16 s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| domain | items | majority floor | fp32 | bf16 | bf16 - fp32 [95% CI] | McNemar p | answers differing "
+          "| fp32 s | bf16 s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for turn, name in enumerate(args.domains.split(",")):
         domain = get_domain(name)
         correct, answers, took = {}, {}, {}
@@ -62,14 +64,15 @@ def main() -> None:
         for dtype in DTYPES:
             seconds[dtype] += took[dtype]
             pooled[dtype].append(correct[dtype])
-        print(f"| {name} | {len(correct['float32'])} | {100 * correct['float32'].mean():.1f}% | "
+        floor = examples_majority_floor(domain, domain.splits().test[:args.limit])
+        print(f"| {name} | {len(correct['float32'])} | {100 * floor:.1f}% | {100 * correct['float32'].mean():.1f}% | "
               f"{100 * correct['bfloat16'].mean():.1f}% | {100 * difference.estimate:+.1f} "
               f"[{100 * difference.low:+.1f}, {100 * difference.high:+.1f}] | "
               f"{mcnemar_exact(correct['bfloat16'], correct['float32']).p_value:.2f} | {differing} | "
               f"{took['float32']:.0f} | {took['bfloat16']:.0f} |", flush=True)
     everything = {dtype: np.concatenate(pooled[dtype]) for dtype in DTYPES}
     difference = paired_bootstrap_difference(everything["bfloat16"], everything["float32"])
-    print(f"| all | {len(everything['float32'])} | {100 * everything['float32'].mean():.1f}% | "
+    print(f"| all | {len(everything['float32'])} | | {100 * everything['float32'].mean():.1f}% | "
           f"{100 * everything['bfloat16'].mean():.1f}% | {100 * difference.estimate:+.1f} "
           f"[{100 * difference.low:+.1f}, {100 * difference.high:+.1f}] | "
           f"{mcnemar_exact(everything['bfloat16'], everything['float32']).p_value:.2f} | | "

@@ -15,7 +15,7 @@ Each arm runs the built-in domains' whole programs (the client bench's domains: 
 a two-field classification, an extraction, an extraction followed by arithmetic) on the same test
 items from `--threads` DSPy threads, greedy, no cache. The server gets `--server-threads` cores and
 answers one request at a time, as llama-cpp-python's server does. Printed per arm: items/s,
-answers DSPy could not parse, accuracy with its 95% Wilson interval; then ax over the best
+answers DSPy could not parse, accuracy with its 95% Wilson interval beside the majority floor; then ax over the best
 llama.cpp arm. Goal: ax >= 1.5x in items/s at equal accuracy (within 1 point), 0 parse failures.
 
     python bench/peer_llamacpp.py                  # 12 test items per domain, every arm
@@ -40,6 +40,7 @@ from statsmodels.stats.proportion import proportion_confint
 import ax
 from ax.model import embedded_gguf_path
 from ax.programs import get_domain
+from ax.programs.floors import examples_majority_floor
 from ax.programs.metrics import passing
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -108,10 +109,12 @@ def main() -> None:
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
     args = parser.parse_args()
 
-    work = []
+    work, floor = [], 0.0
     for name in DOMAINS:
         domain = get_domain(name)
-        work += [(domain.program(), example, domain.metric) for example in domain.splits().test[:args.items]]
+        examples = domain.splits().test[:args.items]
+        work += [(domain.program(), example, domain.metric) for example in examples]
+        floor += examples_majority_floor(domain, examples) * len(examples)
     chosen = args.arms.split(",")
     if unknown := set(chosen) - set(ARMS):
         raise SystemExit(f"--arms: unknown {sorted(unknown)}; choose from {', '.join(ARMS)}")
@@ -133,7 +136,8 @@ def main() -> None:
         server.terminate()
         server.wait()
     print(f"{len(work)} items ({args.items} test items of {', '.join(DOMAINS)}), {args.threads} DSPy threads, "
-          f"llama.cpp server threads {args.server_threads}, GGUF {embedded_gguf_path().name}")
+          f"llama.cpp server threads {args.server_threads}, GGUF {embedded_gguf_path().name}; majority floor "
+          f"{100 * floor / len(work):.1f}% (each domain's most common gold answer, weighted by its items)")
     for name, (seconds, failures, correct) in results.items():
         low, high = proportion_confint(correct, len(work), method="wilson")
         print(f"{name:26s}: {len(work) / seconds:6.3f} items/s ({seconds:7.1f} s), {failures:3d} unparsed, "

@@ -35,6 +35,11 @@ def majority_floor(golds: Sequence[Hashable]) -> tuple[Hashable, float]:
     return value, count / len(golds)
 
 
+def examples_majority_floor(domain: Domain, examples: Sequence[Any]) -> float:
+    """The best constant answer's accuracy on `examples`, all of the domain's gold fields at once (as scored)."""
+    return majority_floor([tuple(str(example[field]) for field in domain.labels()) for example in examples])[1]
+
+
 def chance_floor(n_labels: int) -> float:
     return 1.0 / n_labels
 

@@ -192,3 +192,16 @@ def test_per_step_accuracy_of_a_multi_step_program_is_reported_per_cell(tmp_path
     assert steps["baseline", "first"] == pytest.approx(0.5) and steps["baseline", "second"] == pytest.approx(0.6)
     assert steps["lora+gepa", "second"] == 1.0
     assert "Per step of the program" in to_markdown(build_report(tmp_path, SETTINGS))
+
+
+def test_the_examples_floor_counts_every_gold_field_of_an_item_at_once():
+    import dspy
+
+    from ax.programs import get_domain
+    from ax.programs.floors import examples_majority_floor
+
+    legal = get_domain("legal")  # scored on both of its gold fields
+    first, second = legal.labels()[:2]
+    rows = [dict(a="x", b="y"), dict(a="x", b="z"), dict(a="x", b="z"), dict(a="w", b="y")]
+    examples = [dspy.Example(**{first: row["a"], second: row["b"]}) for row in rows]
+    assert examples_majority_floor(legal, examples) == 0.5  # (x, z) twice; "x" alone would give 0.75
