@@ -82,6 +82,10 @@ def compare(
                                  help="Feed every configuration an ACE playbook adapted on the train examples."),
     ablate_context: bool = ABLATE_CONTEXT,
     workers: int = WORKERS,
+    adaptive: bool = typer.Option(
+        False, help="Answer the comparison configurations only on the items adaptive testing picks (test splits of "
+                    "200+ items, 10+ other respondents that answered every item); the report gives each one's "
+                    "forecast accuracy with its error. Otherwise every item is answered, and the reason printed."),
 ):
     """The main job: optimize baseline / LoRA / GEPA / LoRA+GEPA per domain, evaluate them, write the IRT report."""
     from ax.pipeline import compare as run_compare  # scipy and matplotlib (the report): not for `ax --help`
@@ -89,7 +93,7 @@ def compare(
     with handle_errors():
         run_compare(domain, preset=preset, seeds=seeds, model=model, dtype=dtype, run_dir=run_dir,
                     reflection_lm=reflection_lm, context=context, ablate_context=ablate_context,
-                    workers=workers)
+                    workers=workers, adaptive=adaptive)
 
 
 def main() -> None:

@@ -21,20 +21,23 @@ from pydantic import ValidationError
 from rich.console import Console
 
 import ax
-from ax.configuration import CONFIGURATIONS_FILE, load_configurations
+from ax.configuration import CONFIGURATIONS_FILE, Configuration, load_configurations
 from ax.errors import AxError
+from ax.evals.adaptive_eval import adaptive_evaluate, adaptive_in_workers, adaptive_refusal, calibration_rows
+from ax.evals.matrix_store import ResponseStore
 from ax.evals.render import write_report
 from ax.evals.report import REPORT_DIR, ReportSettings, build_report
 from ax.evals.runner import evaluate_in_workers, evaluate_run_dir
 from ax.optimizers import optimize
 from ax.optimizers.configurations import optimize_in_workers
 from ax.optimizers.presets import get_preset, preset_argument
+from ax.programs.domain import Domain
 from ax.programs.registry import get_domain
 
 
 def compare_command(domains: Sequence[str], preset: str, seeds: Sequence[int], model: str | None, run_dir: Path,
                     reflection_lm: str | None, context: bool = True, ablate_context: bool = False,
-                    dtype: str | None = None) -> str:
+                    dtype: str | None = None, adaptive: bool = False) -> str:
     words = ["ax", "compare", "--preset", preset, "--seeds", ",".join(map(str, seeds)), "--run-dir", str(run_dir)]
     words += [w for d in domains for w in ("--domain", d)]
     words += ["--model", model] if model else []
@@ -42,14 +45,54 @@ def compare_command(domains: Sequence[str], preset: str, seeds: Sequence[int], m
     words += ["--reflection-lm", reflection_lm] if reflection_lm else []
     words += [] if context else ["--no-context"]
     words += ["--ablate-context"] if ablate_context else []
+    words += ["--adaptive"] if adaptive else []
     return shlex.join(words)
+
+
+def _answer_every_item(group: list[Configuration], *, task: Domain, run_dir: Path, lm: Any, model: str | None,
+                       dtype: str | None, workers: int, options: dict[str, Any], console: Console) -> int:
+    """`group` on every test item (in `workers` processes when more than one); the number of new answers."""
+    summary = (evaluate_in_workers(run_dir, group, task.name, workers=workers, model=model, dtype=dtype, **options)
+               if workers > 1 else evaluate_run_dir(run_dir, group, task, lm=lm, show_progress=True, **options))
+    console.print(f"{len(group)} respondents answered every test item: {sum(summary.new_cells.values())} new "
+                  f"answers, {summary.parse_failures} unparseable outputs", soft_wrap=True)
+    return sum(summary.new_cells.values())
+
+
+def _compare_adaptively(tested: list[Configuration], **answering: Any) -> int:
+    """`tested` on the items adaptive tests pick, or on every item where the pool is too small for that
+    (said, with the reason); the number of new answers."""
+    task, run_dir, workers, options = (answering[k] for k in ("task", "run_dir", "workers", "options"))
+    console: Console = answering["console"]
+    names = [c.name for c in tested]
+    store = ResponseStore(run_dir, create=True)
+    if options["limit"] is not None:
+        reason = f"the preset answers only the first {options['limit']} test items"
+    elif task.name not in store.domains():
+        reason = "no respondent besides the comparison configurations answered the test split (calibration)"
+    else:
+        reason = adaptive_refusal(store.matrix(task.name, "test"), names)
+    if reason:
+        console.print(f"[bold]Not adaptive[/bold]: {reason}; the {len(tested)} comparison configurations answer "
+                      "every item.", soft_wrap=True)
+        return _answer_every_item(tested, **answering)
+    console.print(f"Adaptive: {len(tested)} comparison configurations on items calibrated on "
+                  f"{len(calibration_rows(store.matrix(task.name, 'test'), names))} respondents", soft_wrap=True)
+    results = (adaptive_in_workers(run_dir, tested, task.name, workers=workers, model=answering["model"],
+                                   dtype=answering["dtype"], command=options["command"]) if workers > 1 else
+               adaptive_evaluate(tested, task, lm=answering["lm"], store=store, command=options["command"]))
+    for result in results:
+        e = result.estimate
+        console.print(f"{result.name}: {100 * e.accuracy:.1f}% ± {100 * e.accuracy_standard_error:.1f} from "
+                      f"{len(e.items)} of {e.pool_items} items ({e.stop_reason})", soft_wrap=True)
+    return sum(result.new_answers for result in results)
 
 
 def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[int] = (0,), model: str | None = None,
             dtype: str | None = None,
             run_dir: str | Path = "ax_runs", reflection_lm: str | None = None, lm: Any = None, context: bool = True,
             ablate_context: bool = False, console: Console | None = None, bootstrap: int = 2000,
-            power_simulations: int = 200, workers: int = 1) -> Any:
+            power_simulations: int = 200, workers: int = 1, adaptive: bool = False) -> Any:
     """Optimize, evaluate and report `domains`; returns the written report's files.
 
     `context`: every configuration answers with an ACE playbook adapted on the train examples by
@@ -57,7 +100,10 @@ def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[in
     answer with each configuration without its playbook, so the report measures playbook on vs off.
     `workers`: optimize the (domain, seed) pairs in that many processes at once (one GPU each where
     there are GPUs), then answer each domain's test items in that many processes (the configurations
-    split by seed); the report is written here.
+    split by seed); the report is written here. `adaptive`: every other respondent answers the whole test
+    split first; then each comparison configuration answers only the items an adaptive test picks and
+    the report gives its forecast accuracy with its error (no pairwise tests or synergy for those runs).
+    With too few items or calibration respondents it answers every item instead and says why.
     """
     if not domains:
         raise AxError("compare needs at least one domain (see `ax domains list`)")
@@ -73,7 +119,7 @@ def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[in
     except ValidationError as error:
         raise AxError(f"compare: {error}") from None
     command = compare_command(domains, preset_argument(chosen, run_dir), seeds, model, run_dir, reflection_lm, context,
-                              ablate_context, dtype)
+                              ablate_context, dtype, adaptive)
     started = time.perf_counter()
     if workers > 1:
         console.rule(f"[bold]optimize[/bold]: {len(tasks) * len(seeds)} (domain, seed) jobs in {workers} workers")
@@ -92,14 +138,15 @@ def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[in
         console.rule(f"[bold]{task.name}[/bold]: evaluate on the test split")
         respondents = load_configurations(run_dir / CONFIGURATIONS_FILE).select(task.name)
         options = dict(split="test", limit=chosen.test_items, num_threads=chosen.eval_threads, command=command)
-        if workers > 1:
-            summary = evaluate_in_workers(run_dir, respondents, task.name, workers=workers, model=model, dtype=dtype,
-                                          **options)
-        else:
-            summary = evaluate_run_dir(run_dir, respondents, task, lm=lm, show_progress=True, **options)
-        console.print(f"{len(respondents)} respondents, {sum(summary.new_cells.values())} new answers, "
-                      f"{summary.parse_failures} unparseable outputs; {task.name} took "
-                      f"{time.perf_counter() - domain_started:.0f} s", soft_wrap=True)
+        tested = [c for c in respondents if c.role == "comparison"] if adaptive else []
+        answering = dict(task=task, run_dir=run_dir, lm=lm, model=model, dtype=dtype, workers=workers,
+                         options=options, console=console)
+        full = [c for c in respondents if c not in tested]
+        new_answers = _answer_every_item(full, **answering) if full else 0
+        if tested:
+            new_answers += _compare_adaptively(tested, **answering)
+        console.print(f"{task.name} took {time.perf_counter() - domain_started:.0f} s ({new_answers} new answers)",
+                      soft_wrap=True)
     console.rule("[bold]report[/bold]")
     out = run_dir / REPORT_DIR
     files = write_report(build_report(run_dir, settings, out=out), out)

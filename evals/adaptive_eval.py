@@ -7,9 +7,10 @@ Two uses of ``ax.evals.adaptive``:
   calibrated on the calibration-role respondents only, so the replayed runs are new to the
   calibration, as a fresh configuration would be; with fewer than ``MIN_HELD_OUT_POOL`` such
   respondents the whole pool is used and the check is marked in-sample (optimistic).
-* :func:`adaptive_evaluate` scores a new configuration live: each chosen item is run through
-  the model only when picked (maximum Fisher information at the current EAP ability), and its
-  answers are kept in the response store like any other.
+* :func:`adaptive_evaluate` scores new configurations live (``ax evaluate --adaptive``, ``ax compare
+  --adaptive``): each chosen item is run through the model only when picked (maximum Fisher
+  information at the current EAP ability); the answers are kept in the response store like any
+  other, and the estimate with its respondent's record, where the report finds it.
 
 Both calibrate the 1PL or the 2PL, whichever predicts held-out respondents better
 (:func:`ax.evals.adaptive.cross_validated_model`), rather than by respondent count alone.
@@ -20,28 +21,39 @@ quarter of the items (``ax.evals.adaptive`` stops on it by default).
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import dspy
 import numpy as np
+from dspy.utils.parallelizer import ParallelExecutor
 from pydantic import BaseModel
 
+from ax.client import LM
 from ax.configuration import Configuration
 from ax.errors import AxError
 from ax.evals.adaptive import (
     GOAL_ERROR,
     GOAL_FRACTION,
+    MIN_ADAPTIVE_ITEMS,
     TARGET_STANDARD_ERROR,
     cross_validated_model,
     item_budget,
+    over_every_item,
+    pool_sampling_floor,
     replay_adaptive_tests,
     run_adaptive_test,
+    sampling_floor,
 )
 from ax.evals.calibration import calibrate_pool
 from ax.evals.comparison import comparison_rows
-from ax.evals.matrix_store import ResponseMatrix, ResponseStore, item_record
-from ax.evals.runner import answer, prepare
+from ax.evals.matrix_store import AdaptiveEstimate, ResponseMatrix, ResponseStore, item_record
+from ax.evals.runner import PreparedRespondent, answer, prepare, seed_shards
 from ax.programs.domain import Domain
+from ax.programs.registry import get_domain
+from ax.workers import run_in_workers
 
 BUDGET_FRACTIONS = (0.1, 0.25, 0.5)
 MIN_HELD_OUT_POOL = 10
@@ -122,34 +134,71 @@ def adaptive_check(matrix: ResponseMatrix, fractions: tuple[float, ...] = BUDGET
 
 
 class AdaptiveResult(BaseModel):
-    """A configuration scored adaptively: items used, ability with SE, and the full-pool accuracy forecast with SE."""
+    """One configuration scored adaptively: its stored estimate, and how many of its answers this call added."""
 
     name: str
     domain: str
-    items_used: int
-    calibrated_items: int
     new_answers: int
-    theta: float
-    standard_error: float
-    predicted_accuracy: float
-    accuracy_standard_error: float
-    stop_reason: str
-    irt_model: str
-    calibrated_on: int
+    estimate: AdaptiveEstimate
 
 
-def adaptive_evaluate(configuration: Configuration, domain: Domain, *, lm: dspy.BaseLM, store: ResponseStore,
-                      max_items: int | None = None, target_standard_error: float = TARGET_STANDARD_ERROR,
-                      command: str | None = None) -> AdaptiveResult:
-    """Score ``configuration`` on the domain's stored, calibrated items, asking the model only for chosen items.
+def calibration_rows(matrix: ResponseMatrix, tested: Collection[str]) -> list[int]:
+    """The respondents adaptive tests are calibrated on: every one that answered every item and is not being tested.
 
-    Items are calibrated on every other respondent in ``store``; the test stops as
-    :func:`ax.evals.adaptive.run_adaptive_test` does (by default at a forecast SE aimed at the
-    goal's 2 points, or after a quarter of the calibrated items). Answers already stored for this configuration are reused.
+    Partly answered respondents (earlier adaptive tests, interrupted runs) are left out, so that each of
+    several processes testing part of ``tested`` calibrates on the same pool.
     """
+    complete = matrix.complete()
+    return [r for r, c in enumerate(matrix.respondents) if complete[r] and c.name not in tested]
+
+
+def adaptive_refusal(matrix: ResponseMatrix, tested: Collection[str]) -> str | None:
+    """Why ``ax compare --adaptive`` answers every item of ``matrix``'s split instead, or None when it need not.
+
+    Under ``MIN_ADAPTIVE_ITEMS`` items the unasked items alone leave more than the goal's error at a
+    quarter of the pool (:func:`ax.evals.adaptive.pool_sampling_floor` at the pool's observed spread);
+    under ``MIN_HELD_OUT_POOL`` calibration respondents the item parameters are guesswork.
+    """
+    rows = calibration_rows(matrix, tested)
+    n_items = len(matrix.item_ids)
+    if n_items < MIN_ADAPTIVE_ITEMS:
+        p = matrix.correct[rows].mean(axis=0) if rows else np.full(n_items, 0.5)
+        floor = pool_sampling_floor(n_items, spread=float(np.mean(p * (1 - p))) if rows else 0.25)
+        return (f"the test split has {n_items} items, under {MIN_ADAPTIVE_ITEMS}: at a quarter of them the items "
+                f"not asked alone leave a mean error of about {100 * floor:.1f} accuracy points (the sampling floor), "
+                f"so adaptive testing cannot meet the {100 * GOAL_ERROR:.0f}-point goal")
+    if len(rows) < MIN_HELD_OUT_POOL:
+        return (f"only {len(rows)} respondent(s) besides those tested answered every test item; calibrating the items "
+                f"needs at least {MIN_HELD_OUT_POOL} (GEPA candidates, more seeds, ablations or an earlier full "
+                "comparison in this run directory)")
+    share = matrix.correct[rows].mean(axis=0)
+    if not ((share > 0) & (share < 1)).any():
+        return (f"the {len(rows)} calibration respondents answered every item alike (each item all right or all "
+                "wrong), so no item can be calibrated")
+    return None
+
+
+def adaptive_evaluate(configurations: Sequence[Configuration], domain: Domain, *, lm: dspy.BaseLM,
+                      store: ResponseStore, max_items: int | None = None,
+                      target_standard_error: float = TARGET_STANDARD_ERROR,
+                      command: str | None = None) -> list[AdaptiveResult]:
+    """Score each configuration on the domain's stored, calibrated test items, asking the model only for chosen items.
+
+    Items are calibrated on :func:`calibration_rows` (every complete respondent not tested here); each
+    test stops as :func:`ax.evals.adaptive.run_adaptive_test` does (by default at a forecast SE aimed at
+    the goal's 2 points, or after a quarter of the calibrated items). The configurations' tests run side
+    by side in threads, so their calls on the ax client share mixed-adapter batches. Answers already
+    stored are reused; each record is stored with its estimate, also when another test fails.
+    """
+    names = [c.name for c in configurations]
+    if not names or len(set(names)) != len(names):
+        raise AxError(f"adaptive_evaluate needs configurations with distinct names, got {names}")
     matrix = store.matrix(domain.name, "test")  # the split the report covers; dev answers would leak into it
-    others = [r for r, c in enumerate(matrix.respondents) if c.name != configuration.name]
-    calibration = calibrate_pool(matrix, rows=others, model=cross_validated_model(matrix.correct[others]))
+    rows = calibration_rows(matrix, names)
+    if not rows:
+        raise AxError(f"domain {domain.name!r}: no respondent besides {', '.join(names)} answered every test item in "
+                      f"{store.root}; answer the test split with other configurations first (calibration)")
+    calibration = calibrate_pool(matrix, rows=rows, model=cross_validated_model(matrix.correct[rows]))
     items = calibration.calibration.items
     examples = {str(e.id): e for e in domain.splits().all()}
     stored_items = {item.id: item for item in store.items(domain.name)}
@@ -158,24 +207,65 @@ def adaptive_evaluate(configuration: Configuration, domain: Domain, *, lm: dspy.
     if missing:
         raise AxError(f"domain {domain.name!r}: stored item(s) {', '.join(missing[:5])} are missing from the domain's "
                       "data or changed since they were answered")
-    respondent = prepare(configuration, domain, lm, store, command)
-    cells = {cell.item: cell for cell in respondent.record.cells}
-    new = []
-
-    def respond(j: int) -> int:
-        item = matrix.item_ids[j]
-        if item not in cells:
-            cells[item] = answer(respondent, examples[item], domain.metric)
-            new.append(cells[item])
-        return int(cells[item].correct)
-
     calibrated = int(items.calibrated.sum())
-    try:
-        test = run_adaptive_test(respond, items, max_items=max_items, target_standard_error=target_standard_error)
-    finally:
-        store.write(respondent.record.model_copy(update={"cells": [*respondent.record.cells, *new]}))
-    return AdaptiveResult(
-        name=configuration.name, domain=domain.name, items_used=len(test.items), calibrated_items=calibrated,
-        new_answers=len(new), theta=test.forecast.theta, standard_error=test.forecast.theta_standard_error,
-        predicted_accuracy=test.forecast.accuracy, accuracy_standard_error=test.forecast.accuracy_standard_error,
-        stop_reason=test.stop_reason, irt_model=calibration.model, calibrated_on=len(others))
+    settled = float(matrix.correct[rows][:, ~items.calibrated].mean(axis=0).sum())
+    respondents = [prepare(c, domain, lm, store, command) for c in configurations]
+
+    def test(respondent: PreparedRespondent) -> AdaptiveResult | BaseException:
+        cells = {cell.item: cell for cell in respondent.record.cells}
+        new = []
+
+        def respond(j: int) -> int:
+            item = matrix.item_ids[j]
+            if item not in cells:
+                cells[item] = answer(respondent, examples[item], domain.metric)
+                new.append(cells[item])
+            return int(cells[item].correct)
+
+        record = respondent.record
+        try:
+            result = run_adaptive_test(respond, items, max_items=max_items,
+                                       target_standard_error=target_standard_error)
+            state = over_every_item(result.forecast, calibrated, settled, len(matrix.item_ids))
+            estimate = AdaptiveEstimate(
+                items=[matrix.item_ids[j] for j in result.items], pool_items=len(matrix.item_ids),
+                calibrated_items=calibrated, theta=state.theta, theta_standard_error=state.theta_standard_error,
+                accuracy=state.accuracy, accuracy_standard_error=state.accuracy_standard_error,
+                sampling_floor=sampling_floor(state.unasked_standard_error), stop_reason=result.stop_reason,
+                irt_model=calibration.model, calibrated_on=len(rows))
+            record = record.model_copy(update={"adaptive": estimate})
+            return AdaptiveResult(name=record.configuration.name, domain=domain.name, new_answers=len(new),
+                                  estimate=estimate)
+        except Exception as error:  # kept and reported once every test has stored what it answered
+            return error
+        finally:
+            store.write(record.model_copy(update={"cells": [*record.cells, *new]}))
+
+    # timeout=0: DSPy would otherwise start a second copy of a test running past two minutes
+    executor = ParallelExecutor(num_threads=len(respondents), disable_progress_bar=True,
+                                max_errors=len(respondents) + 1, timeout=0)
+    results = executor.execute(test, respondents)
+    failures = [(name, executor.exceptions_map.get(k, result)) for k, (name, result) in enumerate(zip(names, results))
+                if not isinstance(result, AdaptiveResult)]
+    if failures:
+        name, error = failures[0]
+        raise AxError(f"{len(failures)} of {len(names)} adaptive test(s) failed (their answers so far are stored; "
+                      f"re-run to go on); first: {name}: {type(error).__name__}: {error}")
+    return results
+
+
+def _adaptive_shard(index: int, *, shards: list[list[Configuration]], run_dir: Path, domain: str, model: str | None,
+                    dtype: str | None, options: dict[str, Any]) -> list[AdaptiveResult]:
+    return adaptive_evaluate(shards[index], get_domain(domain), lm=LM(model, dtype=dtype),
+                             store=ResponseStore(run_dir), **options)
+
+
+def adaptive_in_workers(run_dir: str | Path, configurations: list[Configuration], domain: str, *, workers: int,
+                        model: str | None = None, dtype: str | None = None, **options: Any) -> list[AdaptiveResult]:
+    """:func:`adaptive_evaluate` with the configurations split by seed over `workers` processes, each with its
+    own model (as ``ax.evals.runner.evaluate_in_workers`` does); every process calibrates on the same pool."""
+    shards = seed_shards(configurations, domain, workers)
+    results = run_in_workers(partial(_adaptive_shard, shards=shards, run_dir=Path(run_dir), domain=domain,
+                                     model=model, dtype=dtype, options=options),
+                             [(index,) for index in range(len(shards))], workers=workers)
+    return [result for shard in results for result in shard]

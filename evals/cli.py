@@ -83,29 +83,33 @@ def evaluate_cmd(
     with handle_errors():
         chosen = load_configurations(configs or run_dir / CONFIGURATIONS_FILE).select(domain, list(only or []))
         task = get_domain(domain)
-        if workers > 1 and adaptive:
-            raise AxError("--adaptive answers one item at a time per configuration; it runs with one worker")
+        if adaptive:
+            from ax.evals.adaptive import MIN_ADAPTIVE_ITEMS, TARGET_STANDARD_ERROR  # scipy: not for `ax --help`
+            from ax.evals.adaptive_eval import adaptive_evaluate, adaptive_in_workers  # scipy, likewise
+
+            options = dict(max_items=max_items, command=command,
+                           target_standard_error=TARGET_STANDARD_ERROR if target_se is None else target_se)
+            results = (adaptive_in_workers(run_dir, chosen, domain, workers=workers, model=model, dtype=dtype,
+                                           **options) if workers > 1 else
+                       adaptive_evaluate(chosen, task, lm=ax.LM(model, dtype=dtype), store=ResponseStore(run_dir),
+                                         **options))
+            for result in results:
+                e = result.estimate
+                console.print(f"{result.name}: predicted accuracy {100 * e.accuracy:.1f}% "
+                              f"± {100 * e.accuracy_standard_error:.1f} points from {len(e.items)} of "
+                              f"{e.pool_items} items ({e.stop_reason}; sampling floor {100 * e.sampling_floor:.1f} "
+                              f"points); ability {e.theta:+.2f} ± {e.theta_standard_error:.2f}", soft_wrap=True)
+                if e.pool_items < MIN_ADAPTIVE_ITEMS:
+                    console.print(f"  {e.pool_items} items, under {MIN_ADAPTIVE_ITEMS}: the unasked items alone leave a "
+                                  f"mean error of about {100 * e.sampling_floor:.1f} points, so this is no 2-point "
+                                  "estimate", soft_wrap=True)
+            return
         if workers > 1:
             summary = evaluate_in_workers(run_dir, chosen, domain, workers=workers, model=model, dtype=dtype,
                                           split=split, limit=limit, num_threads=threads, command=command)
             _print_summary(summary)
             return
         lm = ax.LM(model, dtype=dtype)
-        if adaptive:
-            from ax.evals.adaptive import TARGET_STANDARD_ERROR  # scipy: not for `ax --help`
-            from ax.evals.adaptive_eval import adaptive_evaluate  # scipy, likewise
-
-            store = ResponseStore(run_dir)
-            for configuration in chosen:
-                result = adaptive_evaluate(
-                    configuration, task, lm=lm, store=store, max_items=max_items, command=command,
-                    target_standard_error=TARGET_STANDARD_ERROR if target_se is None else target_se)
-                console.print(f"{result.name}: predicted accuracy {100 * result.predicted_accuracy:.1f}% "
-                              f"± {100 * result.accuracy_standard_error:.1f} points from {result.items_used} of "
-                              f"{result.calibrated_items} items ({result.stop_reason}); ability "
-                              f"{result.theta:+.2f} ± {result.standard_error:.2f}", soft_wrap=True)
-            return
-
         summary = evaluate_run_dir(run_dir, chosen, task, lm=lm, split=split, limit=limit, num_threads=threads,
                                    command=command, show_progress=True)
     _print_summary(summary)

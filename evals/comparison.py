@@ -32,6 +32,7 @@ from pydantic import BaseModel, field_validator
 
 from ax.configuration import CELL_NAMES, Configuration
 from ax.errors import AxError
+from ax.evals.adaptive import MIN_ADAPTIVE_ITEMS
 from ax.evals.calibration import PoolCalibration
 from ax.evals.classification import (
     DEGENERATE_SHARE, ClassMetrics, Floors, answer_distribution, class_metrics, domain_floors, macro_f1_replicates,
@@ -96,6 +97,28 @@ class CellResult(BaseModel):
     top_answer: str | None = None  # the most common answer over the runs, and its share
     top_share: float | None = None
     flags: list[str] = []  # "degenerate", "identical_to:<cell>", "gepa_unchanged"
+    flag_reasons: list[str] = []
+
+
+class AdaptiveRun(BaseModel):
+    """A comparison run scored adaptively (``ax compare/evaluate --adaptive``): its accuracy on every test item,
+    forecast from the items asked; the interval is the forecast +- 1.96 SE, clipped to [0, 1]."""
+
+    name: str
+    cell: str
+    seed: int
+    accuracy: Estimate
+    standard_error: float
+    items_used: int
+    pool_items: int
+    calibrated_items: int
+    sampling_floor: float
+    stop_reason: str
+    irt_model: str
+    calibrated_on: int
+    top_answer: str | None = None  # over the items asked
+    top_share: float | None = None
+    flags: list[str] = []  # "degenerate", "gepa_unchanged"
     flag_reasons: list[str] = []
 
 
@@ -199,6 +222,7 @@ class Comparison(BaseModel):
     class_contrasts: list[ClassContrast] = []
     playbook: list[PlaybookContrast] = []  # runs with `<config>-no-playbook` twins (ablate_context)
     steps: list[StepAccuracy] = []  # multi-step programs: each step's accuracy per cell
+    adaptive: list[AdaptiveRun] = []  # comparison runs scored on the items adaptive testing picked
 
 
 # --------------------------------------------------------------------------- cells
@@ -684,11 +708,68 @@ def verdict(cells: list[CellResult], replicates: dict[str, np.ndarray], result: 
                    interaction=interaction, sentences=sentences)
 
 
+def adaptive_runs(matrix: ResponseMatrix, truth: Truth | None) -> list[AdaptiveRun]:
+    """The comparison runs that answered only the items an adaptive test picked, with their estimates and flags."""
+    complete = matrix.complete()
+    column = {item: j for j, item in enumerate(matrix.item_ids)}
+    floors = truth.floors if truth else None
+    out = []
+    for r, configuration in enumerate(matrix.respondents):
+        estimate = matrix.adaptive.get(configuration.name)
+        if configuration.role != "comparison" or complete[r] or estimate is None:
+            continue
+        margin = 1.96 * estimate.accuracy_standard_error
+        accuracy = Estimate(estimate=estimate.accuracy, low=max(0.0, estimate.accuracy - margin),
+                            high=min(1.0, estimate.accuracy + margin))
+        top, share, reasons, flags = None, None, [], []
+        if truth is not None:
+            asked = [truth.answers[configuration.name][column[item]] for item in estimate.items if item in column]
+            top, share = answer_distribution([str(a) if a is not None else "(no answer)" for a in asked])
+            if share >= DEGENERATE_SHARE:
+                reasons.append(f"answers {top!r} for {share:.0%} of the items asked")
+        if floors is not None and accuracy.low <= floors.majority:
+            reasons.append(f"estimated accuracy {_share(accuracy)} does not beat the majority floor "
+                           f"{100 * floors.majority:.1f}% (always {floors.majority_answer!r})")
+        if reasons:
+            flags.append("degenerate")
+        if why := _unchanged_gepa(configuration):
+            flags.append("gepa_unchanged")
+            reasons.append(f"GEPA changed nothing: {why}")
+        out.append(AdaptiveRun(
+            name=configuration.name, cell=configuration.cell, seed=configuration.seed, accuracy=accuracy,
+            standard_error=estimate.accuracy_standard_error, items_used=len(estimate.items),
+            pool_items=estimate.pool_items, calibrated_items=estimate.calibrated_items,
+            sampling_floor=estimate.sampling_floor, stop_reason=estimate.stop_reason,
+            irt_model=estimate.irt_model, calibrated_on=estimate.calibrated_on, top_answer=top, top_share=share,
+            flags=flags, flag_reasons=reasons))
+    return out
+
+
+def adaptive_sentences(runs: list[AdaptiveRun]) -> list[str]:
+    """What an adaptively scored run is and is not: a forecast with its error; no test against another run."""
+    if not runs:
+        return []
+    out = [f"{len(runs)} comparison run(s) were scored adaptively, answering only the items adaptive testing picked "
+           f"({', '.join(f'{r.name}: {r.items_used} of {r.pool_items}' for r in runs)}): their accuracy is a "
+           "forecast for every test item with its error (table below). Pairwise tests, the combination against "
+           "the single methods and synergy need every item answered and are not measured for them."]
+    small = [r for r in runs if r.pool_items < MIN_ADAPTIVE_ITEMS]
+    if small:
+        out.append(f"The pool has {small[0].pool_items} calibrated items, under {MIN_ADAPTIVE_ITEMS}: the unasked items "
+                   f"alone leave a mean error of {100 * min(r.sampling_floor for r in small):.1f} to "
+                   f"{100 * max(r.sampling_floor for r in small):.1f} points (the sampling floor), so these forecasts "
+                   "are no 2-point estimates.")
+    out += [f"{r.name} ({LABELS_SHORT[r.cell]}, adaptive) is flagged {', '.join(r.flags)}: {'; '.join(r.flag_reasons)}."
+            for r in runs if r.flags]
+    return out
+
+
 # --------------------------------------------------------------------------- entry points
 
 
 def comparison_rows(matrix: ResponseMatrix) -> tuple[dict[str, list[int]], list[str]]:
-    """Rows of complete comparison respondents per cell, and descriptions of incomplete ones (excluded)."""
+    """Rows of complete comparison respondents per cell, and descriptions of incomplete ones (excluded) other than
+    those scored adaptively."""
     complete = matrix.complete()
     by_cell: dict[str, list[int]] = {}
     excluded = []
@@ -697,7 +778,7 @@ def comparison_rows(matrix: ResponseMatrix) -> tuple[dict[str, list[int]], list[
             continue
         if complete[r]:
             by_cell.setdefault(configuration.cell, []).append(r)
-        else:
+        elif configuration.name not in matrix.adaptive:  # scored adaptively: reported as such, not excluded
             answered = int(np.sum(~np.isnan(matrix.correct[r])))
             excluded.append(f"{configuration.name} ({configuration.cell}): answered {answered} of "
                             f"{len(matrix.item_ids)} items")
@@ -729,8 +810,11 @@ def compare_domain(matrix: ResponseMatrix, calibration: PoolCalibration | None, 
                          power_simulations=power_simulations, not_measured_because=reason)
     contrasts = (class_contrasts(truth, by_cell, pairwise, reason, n_bootstrap=n_bootstrap, seed=seed)
                  if truth and floors.labels and present else [])
+    adaptive = adaptive_runs(matrix, truth)
+    judged = verdict(cell_results, replicates, result, pairwise, floors)
+    judged = judged.model_copy(update={"sentences": [*judged.sentences, *adaptive_sentences(adaptive)]})
     return Comparison(domain=matrix.domain, items=len(matrix.item_ids), cells=cell_results, pairwise=pairwise,
-                      synergy=result, verdict=verdict(cell_results, replicates, result, pairwise, floors),
+                      synergy=result, verdict=judged, adaptive=adaptive,
                       missing_cells=[c for c in CELLS if c not in by_cell], excluded=excluded, floors=floors,
                       class_contrasts=contrasts,
                       playbook=playbook_contrasts(matrix, by_cell, n_bootstrap=n_bootstrap, seed=seed),

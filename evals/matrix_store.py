@@ -53,6 +53,33 @@ class Cell(BaseModel):
     steps: dict[str, float] = Field(default_factory=dict)  # multi-step programs: each step's score
 
 
+class AdaptiveEstimate(BaseModel):
+    """An adaptive test of the respondent on the test split: the accuracy on every item it forecasts
+    from the items asked (``items``, in the order given), with its standard error.
+
+    Of the split's ``pool_items``, ``calibrated_items`` could be calibrated; the rest, which every
+    calibration respondent answered alike, count as answered alike again
+    (``ax.evals.adaptive.over_every_item``). ``sampling_floor`` is the mean error the unasked items'
+    own chance leaves at that ability (``ax.evals.adaptive.sampling_floor``); ``calibrated_on``
+    counts the respondents that answered every item and calibrated the ``irt_model``. Answering
+    every item later supersedes it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[str]
+    pool_items: int
+    calibrated_items: int
+    theta: float
+    theta_standard_error: float
+    accuracy: float
+    accuracy_standard_error: float
+    sampling_floor: float
+    stop_reason: str
+    irt_model: str
+    calibrated_on: int
+
+
 class RespondentRecord(BaseModel):
     """Everything stored about one respondent in one domain."""
 
@@ -68,6 +95,7 @@ class RespondentRecord(BaseModel):
     versions: dict[str, str] = Field(default_factory=dict)
     commands: list[str] = Field(default_factory=list)
     cells: list[Cell] = Field(default_factory=list)
+    adaptive: AdaptiveEstimate | None = None  # scored on the items an adaptive test picked
 
     def answered(self) -> set[str]:
         return {cell.item for cell in self.cells}
@@ -129,6 +157,7 @@ class ResponseMatrix:
     steps: tuple[dict[str, dict[str, float]], ...] = ()  # per respondent: item -> each step's score
     gold: dict[str, dict[str, Any]] = field(default_factory=dict)
     task: TaskInfo | None = None
+    adaptive: dict[str, AdaptiveEstimate] = field(default_factory=dict)  # respondent name -> its adaptive test
 
     def rows(self, names) -> np.ndarray:
         index = {c.name: i for i, c in enumerate(self.respondents)}
@@ -281,4 +310,5 @@ class ResponseStore:
                               outputs=tuple({c.item: c.output for c in r.cells if c.error is None} for r in records),
                               steps=tuple({c.item: c.steps for c in r.cells if c.steps} for r in records),
                               gold={item.id: item.gold for item in item_set.items if item.gold is not None},
-                              task=item_set.task)
+                              task=item_set.task,
+                              adaptive={r.configuration.name: r.adaptive for r in records if r.adaptive is not None})

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from ax.evals.comparison import Comparison, Estimate
+from ax.evals.comparison import AdaptiveRun, CellResult, Comparison, Estimate
 from ax.evals.plots import LABELS, TITLES, Plot, draw_figures
 from ax.evals.report import CalibrationSummary, Report
 from ax.model import atomic_write_text
@@ -128,6 +128,20 @@ def _comparison_blocks(comparison: Comparison) -> list[Block]:
          _num(c.ability, " logits") if c.ability else "—", _share(c.classes.macro_f1) if c.classes else "—",
          f"{c.top_answer} ({_share(c.top_share)})" if c.top_answer is not None else "—",
          "; ".join(c.flag_reasons) if c.flags else "none"] for c in comparison.cells]))
+    if comparison.adaptive:
+        out.append(Paragraph("Scored adaptively: each run answered only the items adaptive testing picked; the "
+                             "accuracy is the IRT forecast over every test item, ± 1.96 forecast SE (item parameters "
+                             "taken as exact; items every calibration respondent answered alike, which cannot be "
+                             "calibrated, count as answered alike again). The sampling floor is the mean error the unasked items' own chance "
+                             "leaves, which no estimator removes."))
+        out.append(Table(["run", "configuration", "seed", "estimated accuracy [±1.96 SE]", "items asked",
+                          "sampling floor", "stopped at", "calibration", "top answer (asked)", "flags"], [
+            [r.name, LABELS[r.cell], str(r.seed), _pct(r.accuracy),
+             f"{r.items_used} of {r.pool_items} ({100 * r.items_used / r.pool_items:.0f}%)",
+             f"{100 * r.sampling_floor:.1f} points", r.stop_reason.replace("_", " "),
+             f"{r.calibrated_items} items by {r.irt_model.upper()} on {r.calibrated_on} respondents",
+             f"{r.top_answer} ({_share(r.top_share)})" if r.top_answer is not None else "—",
+             "; ".join(r.flag_reasons) if r.flags else "none"] for r in comparison.adaptive]))
     if comparison.domain != "pooled":
         out.append(Table(["run", "configuration", "seed", "accuracy [95% Wilson]", "ability ± SE", "macro-F1"], [
             [r.name, LABELS[c.cell], str(r.seed), _pct(r.accuracy), _ability(r.ability, r.ability_se),
@@ -208,7 +222,14 @@ def _calibration_blocks(calibration: CalibrationSummary) -> list[Block]:
     return out
 
 
-def _cell_summary(cell) -> str:
+def _adaptive_summary(runs: list[AdaptiveRun]) -> str:
+    """A cell scored only adaptively: its runs' mean forecast, marked as such, and their flags."""
+    flags = sorted({flag for run in runs for flag in run.flags})
+    return (f"{100 * sum(r.accuracy.estimate for r in runs) / len(runs):.1f} (adaptive estimate, {len(runs)} run(s))"
+            + "".join(f" [{flag}]" for flag in flags))
+
+
+def _cell_summary(cell: CellResult) -> str:
     """Accuracy, then macro-F1 where the domain is classification, then the flags."""
     text = f"{100 * cell.accuracy.estimate:.1f}"
     if cell.classes:
@@ -220,12 +241,16 @@ def _summary_table(report: Report) -> Table:
     rows = []
     for comparison in ([report.pooled] if report.pooled else []) + report.comparisons:
         cells = {c.cell: c for c in comparison.cells}
+        adaptive: dict[str, list[AdaptiveRun]] = {}
+        for run in comparison.adaptive:
+            adaptive.setdefault(run.cell, []).append(run)
         s = comparison.synergy
         floors = comparison.floors
         rows.append([comparison.domain,
                      "—" if floors is None else f"{100 * floors.majority:.1f}" + (
                          f" / {100 * floors.chance:.1f}" if floors.chance else ""),
-                     *(_cell_summary(cells[c]) if c in cells else "—" for c in LABELS),
+                     *(_cell_summary(cells[c]) if c in cells else _adaptive_summary(adaptive[c]) if c in adaptive
+                       else "—" for c in LABELS),
                      ("not measured" if s.not_measured else _num(s.logit)) if s else "—",
                      f"{s.mixed.p_value:.3g}" if s and s.mixed else ("not fitted" if s and s.mixed_error else "—"),
                      f"{100 * s.power.power:.0f}%" if s else "—",

@@ -147,10 +147,15 @@ def _summary_line(comparison: Comparison) -> str:
         lead.append(f"majority floor {100 * floors.majority:.1f}%"
                     + (f", chance {100 * floors.chance:.1f}%" if floors.chance else ""))
     lead += [f"{LABELS_SHORT[c.cell]} {', '.join(c.flags)}" for c in comparison.cells if c.flags]
+    lead += [f"{r.name} (adaptive) {', '.join(r.flags)}" for r in comparison.adaptive if r.flags]
     head = f"{label} ({'; '.join(lead)})" if lead else label
     if verdict.combination_minus_best is None:
         about = next((s for s in verdict.sentences if s.startswith(("LoRA+GEPA reached", "Cells"))), "")
         line = f"{head}: {about}"
+        if comparison.adaptive:
+            line = (f"{line.rstrip('.')}; {len(comparison.adaptive)} run(s) scored adaptively: "
+                    + ", ".join(f"{r.name} {100 * r.accuracy.estimate:.1f}% ± {100 * r.standard_error:.1f}"
+                                for r in comparison.adaptive) + " (forecasts from part of the items)")
     else:
         d = verdict.combination_minus_best
         best = LABELS_SHORT[verdict.best_single]

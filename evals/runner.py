@@ -232,6 +232,17 @@ def evaluate_run_dir(run_dir: str | Path, configurations: list[Configuration], d
                                    items=domain_items(domain, split, limit), split=split, **options)
 
 
+def seed_shards(configurations: list[Configuration], domain: str, workers: int) -> list[list[Configuration]]:
+    """The configurations sorted by seed, then name, cut into at most `workers` equal runs, so one process mixes
+    few adapters; refuses what a new process could not run (an unsaved domain, nothing to answer with)."""
+    check_findable([domain])
+    if not configurations:
+        raise AxError(f"workers: no configurations of {domain!r} to answer with")
+    ordered = sorted(configurations, key=lambda c: (c.seed, c.name))
+    size = -(-len(ordered) // workers)
+    return [ordered[start:start + size] for start in range(0, len(ordered), size)]
+
+
 def _evaluate_shard(index: int, *, shards: list[list[Configuration]], run_dir: Path, domain: str, model: str | None,
                     dtype: str | None, options: dict[str, Any]) -> RunSummary:
     return evaluate_run_dir(run_dir, shards[index], get_domain(domain), lm=LM(model, dtype=dtype), **options)
@@ -245,12 +256,7 @@ def evaluate_in_workers(run_dir: str | Path, configurations: list[Configuration]
     mixes few adapters. Each process loads `model` (default: the embedded model) in `dtype`; `options` are
     evaluate_run_dir's other than `lm`. The store ends as one process would leave it.
     """
-    check_findable([domain])
-    if not configurations:
-        raise AxError(f"evaluate_in_workers: no configurations of {domain!r} to answer with")
-    ordered = sorted(configurations, key=lambda c: (c.seed, c.name))
-    size = -(-len(ordered) // workers)
-    shards = [ordered[start:start + size] for start in range(0, len(ordered), size)]
+    shards = seed_shards(configurations, domain, workers)
     summaries = run_in_workers(partial(_evaluate_shard, shards=shards, run_dir=Path(run_dir), domain=domain,
                                        model=model, dtype=dtype, options=options),
                                [(index,) for index in range(len(shards))], workers=workers)

@@ -186,3 +186,16 @@ def test_the_model_is_the_one_that_predicts_left_out_respondents_better():
     assert cross_validated_model(respondents(0.8, n=9)) == "1pl"  # too few to leave any out
     with pytest.raises(AxError, match="folds = 1"):
         cross_validated_model(respondents(0.0), folds=1)
+
+
+def test_a_forecast_over_calibrated_items_extends_to_the_settled_ones():
+    from ax.evals.adaptive import Forecast, over_every_item, pool_sampling_floor, sampling_floor
+
+    state = Forecast(theta=0.1, theta_standard_error=0.3, accuracy=0.5, accuracy_standard_error=0.04,
+                     unasked_standard_error=0.03)
+    whole = over_every_item(state, calibrated=60, settled_correct=10, total=80)  # 20 settled items, 10 right
+    assert whole.accuracy == pytest.approx((30 + 10) / 80) and whole.accuracy_standard_error == pytest.approx(0.03)
+    assert whole.unasked_standard_error == pytest.approx(0.0225) and whole.theta == state.theta
+    assert sampling_floor(0.01) == pytest.approx(0.00798, abs=1e-5)
+    # the bench's floor at 72 items, a quarter asked, mean p(1-p) 0.17: about 3.4 points
+    assert pool_sampling_floor(72, spread=0.17) == pytest.approx(0.034, abs=0.001)

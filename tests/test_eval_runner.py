@@ -97,16 +97,22 @@ def test_adaptive_evaluation_asks_only_for_the_items_it_picks(legal, tmp_path):
     lm = DummyLM(answers)
     configuration = Configuration(name="new", domain="legal", lora=False, gepa=True)
     with dspy.context(adapter=dspy.ChatAdapter()):
-        result = adaptive_evaluate(configuration, legal, lm=lm, store=store, max_items=10, target_standard_error=1e-9)
-    assert result.items_used == result.new_answers == 10 and result.calibrated_items == 40
-    assert 0.0 < result.predicted_accuracy < 1.0 and np.isfinite(result.standard_error)
+        [result] = adaptive_evaluate([configuration], legal, lm=lm, store=store, max_items=10,
+                                     target_standard_error=1e-9)
+    estimate = result.estimate
+    assert len(estimate.items) == result.new_answers == 10 and estimate.pool_items == estimate.calibrated_items == 40
+    assert estimate.calibrated_on == 30
+    assert 0.0 < estimate.accuracy < 1.0 and np.isfinite(estimate.theta_standard_error)
     stored = store.read("legal", "new")
     assert len(stored.cells) == 10 and all(cell.correct == (cell.item in right) for cell in stored.cells)
+    assert stored.adaptive == estimate
     # the defaults (those of `ax evaluate --adaptive`): a quarter of the 40 items, far above the
     # accuracy-SE target, so the same 10 items, all already stored
-    again = adaptive_evaluate(configuration, legal, lm=lm, store=store)
-    assert again.items_used == 10 and again.stop_reason == "max_items" and again.new_answers == 0
-    assert again.theta == pytest.approx(result.theta) and again.accuracy_standard_error > 0.025
+    [again] = adaptive_evaluate([configuration], legal, lm=lm, store=store)
+    assert len(again.estimate.items) == 10 and again.estimate.stop_reason == "max_items" and again.new_answers == 0
+    assert again.estimate.theta == pytest.approx(estimate.theta) and again.estimate.accuracy_standard_error > 0.025
+    # the unasked 30 items' own chance: the part of the error no estimator removes
+    assert 0 < again.estimate.sampling_floor < again.estimate.accuracy_standard_error
 
 
 def test_evaluate_command_stores_answers_and_skips_them_on_rerun(tiny_model_dir, tmp_path, monkeypatch):

@@ -1,0 +1,97 @@
+"""Adaptive testing replayed on real response matrices: full runs of the model on test splits of 400+ items.
+
+    python bench/adaptive_real.py --run-dir runs/matrix_cpu/run --domain sentences2000
+
+Input: a run directory where `ax compare` answered every test item with every configuration of
+several seeds (comparison runs and GEPA candidates). Leave one seed out: for each seed, the items
+are calibrated on every complete respondent of the other seeds (as `ax compare --adaptive`
+calibrates on the respondents it does not test), and each comparison run of that seed is tested
+adaptively from its stored answers, stopping as `ax compare --adaptive` does (forecast SE at the
+target, or a quarter of the calibrated items). The error is the forecast over every item
+(`ax.evals.adaptive.over_every_item`) minus the accuracy the run's full answers give.
+
+Baseline, what a user without IRT would do: score the run on the same number of items drawn at
+random (mean |error| over 200 draws per run). Printed beside: the majority floor and the spread of
+the runs' full accuracies and distinct answer vectors, since a pool where every run answers alike
+makes any estimator look good.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ax.evals.adaptive import (
+    GOAL_ERROR,
+    GOAL_FRACTION,
+    cross_validated_model,
+    over_every_item,
+    replay_adaptive_tests,
+)
+from ax.errors import AxError
+from ax.evals.calibration import calibrate_pool
+from ax.evals.comparison import Truth
+from ax.evals.matrix_store import ResponseStore
+
+DRAWS = 200
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--domain", required=True)
+    args = parser.parse_args()
+    matrix = ResponseStore(args.run_dir).matrix(args.domain, "test")
+    n_items = len(matrix.item_ids)
+    complete = matrix.complete()
+    people = matrix.respondents
+    seeds = sorted({c.seed for r, c in enumerate(people) if c.role == "comparison" and complete[r]})
+    truth = Truth.of(matrix)
+    full = np.nanmean(matrix.correct, axis=1)
+    rng = np.random.default_rng(0)
+    print(f"{args.domain}: {n_items} test items, {int(complete.sum())} complete respondents "
+          f"({sum(c.role == 'calibration' for r, c in enumerate(people) if complete[r])} calibration-only), "
+          f"seeds {seeds}, {len({tuple(row) for row in matrix.correct[complete]})} distinct answer vectors; "
+          f"full accuracies {100 * full[complete].min():.1f} to {100 * full[complete].max():.1f}%"
+          + (f"; majority floor {100 * truth.floors.majority:.1f}% (always {truth.floors.majority_answer!r})"
+             if truth else ""))
+    print("| run | seed | calibrated on | items calibrated | full accuracy | forecast ± SE | items asked | error "
+          "| random items, mean abs error |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    errors, randoms, shares = [], [], []
+    for seed in seeds:
+        targets = [r for r, c in enumerate(people) if c.role == "comparison" and c.seed == seed and complete[r]]
+        pool = [r for r, c in enumerate(people) if complete[r] and c.seed != seed]
+        try:
+            calibration = calibrate_pool(matrix, rows=pool, model=cross_validated_model(matrix.correct[pool]))
+        except AxError as error:
+            print(f"| seed {seed}: not tested | | {len(pool)} | {error} | | | | | |")
+            continue
+        items = calibration.calibration.items
+        calibrated = int(items.calibrated.sum())
+        settled = float(matrix.correct[pool][:, ~items.calibrated].mean(axis=0).sum())
+        for r, replay in zip(targets, replay_adaptive_tests(matrix.correct[targets], items)):
+            state = over_every_item(replay.test.forecast, calibrated, settled, n_items)
+            error = state.accuracy - full[r]
+            k = replay.items_used
+            draws = [abs(matrix.correct[r, rng.choice(n_items, k, replace=False)].mean() - full[r])
+                     for _ in range(DRAWS)]
+            errors.append(abs(error))
+            randoms.append(float(np.mean(draws)))
+            shares.append(k / n_items)
+            print(f"| {people[r].name} | {seed} | {len(pool)} ({calibration.model}) | {calibrated} | "
+                  f"{100 * full[r]:.1f}% | {100 * state.accuracy:.1f}% ± {100 * state.accuracy_standard_error:.1f} | "
+                  f"{k} ({100 * k / n_items:.0f}%) | {100 * error:+.1f} | {100 * randoms[-1]:.1f} |")
+    if not errors:
+        return
+    mean_error = float(np.mean(errors))
+    print(f"\nAdaptive: mean |error| {100 * mean_error:.2f} points (max {100 * max(errors):.1f}) over {len(errors)} "
+          f"runs, {100 * float(np.mean(shares)):.0f}% of the items asked on average; random items of the same count: "
+          f"{100 * float(np.mean(randoms)):.2f} points. Goal (within {100 * GOAL_ERROR:.0f} points using at most "
+          f"{100 * GOAL_FRACTION:.0f}% of the items): {'met' if mean_error <= GOAL_ERROR else 'not met'}.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""`ax compare --adaptive`: comparison configurations answer only the items adaptive tests pick, side by side,
+and the report gives their forecasts with errors; too small a pool falls back to every item, saying why."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import dspy
+import numpy as np
+import pytest
+from rich.console import Console
+
+import ax
+from ax.configuration import Configuration
+from ax.evals.adaptive_eval import adaptive_refusal
+from ax.evals.matrix_store import Cell, RespondentRecord, ResponseMatrix, ResponseStore, item_record
+from ax.evals.runner import task_info
+from ax.programs import PredictProgram, context_field, label_metric
+
+QUEUES = ("network", "hardware", "accounts")
+
+
+class RouteTicket(dspy.Signature):
+    """Send an IT ticket to the team that fixes it."""
+
+    context: str = context_field()
+    ticket: str = dspy.InputField()
+    queue: Literal["network", "hardware", "accounts"] = dspy.OutputField()
+
+
+class TicketRouter(PredictProgram):
+    signature = RouteTicket
+
+
+@pytest.fixture
+def queues(tmp_path):
+    """A user's domain with a test split of 200+ items (1,000 rows; the default split keeps a fifth for test)."""
+    problems = [("wifi drops", "network"), ("fan is loud", "hardware"), ("password expired", "accounts")]
+    rows = [{"ticket": f"{problem} in room {i}", "queue": queue} for i in range(334) for problem, queue in problems]
+    path = tmp_path / "queues.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows[:1000]))
+    return ax.register_domain(ax.Domain(name="queues", program=TicketRouter, metric=label_metric("queue"), data=path),
+                              replace=True)
+
+
+def _calibration_pool(store: ResponseStore, domain, respondents: int, seed: int = 0) -> list[str]:
+    """`respondents` variants that answered every test item (Rasch answers), as GEPA candidates leave them."""
+    test = list(domain.splits().test)
+    store.register_items(domain.name, [item_record(e, labels=domain.labels(), split="test") for e in test],
+                         task_info(domain))
+    rng = np.random.default_rng(seed)
+    difficulty = rng.normal(0, 1, len(test))
+    for k, theta in enumerate(rng.normal(0, 1, respondents)):
+        correct = rng.random(len(test)) < 1 / (1 + np.exp(-(theta - difficulty)))
+        store.write(RespondentRecord(
+            configuration=Configuration(name=f"cand-{k}", domain=domain.name, lora=False, gepa=True, role="calibration"),
+            identity=f"synthetic-{k}", model="m", model_fingerprint="fp",
+            cells=[Cell(item=str(e.id), score=float(ok), correct=bool(ok), output={"queue": e.queue if ok else "x"})
+                   for e, ok in zip(test, correct)]))
+    return [str(e.id) for e in test]
+
+
+def test_compare_adaptive_answers_the_picked_items_and_the_report_says_what_they_are(queues, tiny_model_dir, tmp_path):
+    from ax.client import Client
+    from ax.evals.render import write_report
+    from ax.evals.report import ReportSettings, build_report
+    from ax.inference.local import LocalBackend
+    from ax.model import load_model
+    from ax.pipeline import _compare_adaptively
+
+    run_dir = tmp_path / "run"
+    store = ResponseStore(run_dir, create=True)
+    items = _calibration_pool(store, queues, respondents=12)
+    assert len(items) >= 200
+    tested = [Configuration(name="baseline-s0", domain="queues", lora=False, gepa=False),
+              Configuration(name="gepa-s0", domain="queues", lora=False, gepa=True,
+                            instructions={"predict": "Name the team: network, hardware or accounts."})]
+    backend = LocalBackend(load_model(str(tiny_model_dir)))
+    lm = Client(backend, model_name="tiny", cache=False, max_field_tokens=4).lm()
+    options = dict(split="test", limit=None, num_threads=4, command="ax compare --domain queues --adaptive")
+    try:
+        new = _compare_adaptively(tested, task=queues, run_dir=run_dir, lm=lm, model=None, dtype=None, workers=1,
+                                  options=options, console=Console(stderr=True))
+    finally:
+        backend.close()
+    records = [store.read("queues", c.name) for c in tested]
+    assert new == sum(len(r.cells) for r in records)
+    for record in records:
+        estimate = record.adaptive
+        # items every respondent got right (or wrong) tell nothing: they are not calibrated, and count as before
+        assert estimate is not None and estimate.calibrated_on == 12 and estimate.pool_items == len(items)
+        assert 0.9 * len(items) < estimate.calibrated_items < len(items)
+        assert 1 <= len(estimate.items) <= estimate.calibrated_items // 4 and estimate.items == [c.item for c in record.cells]
+        assert 0 < estimate.accuracy < 1 and 0 < estimate.sampling_floor < estimate.accuracy_standard_error
+        assert record.commands == [options["command"]]
+
+    report = build_report(run_dir, ReportSettings(n_bootstrap=100, power_simulations=10))
+    comparison = report.comparisons[0]
+    assert [r.name for r in comparison.adaptive] == ["baseline-s0", "gepa-s0"] and not comparison.excluded
+    assert not comparison.cells and not comparison.pairwise  # forecasts are not tested against each other
+    assert any("scored adaptively" in s and "not measured" in s for s in comparison.verdict.sentences)
+    assert any("scored adaptively" in line for line in report.summary)
+    run = comparison.adaptive[0]
+    assert run.accuracy.low <= run.accuracy.estimate <= run.accuracy.high
+    markdown = write_report(report, run_dir / "report").markdown.read_text()
+    assert "Scored adaptively" in markdown and "sampling floor" in markdown and "adaptive estimate, 1 run(s)" in markdown
+
+
+def _matrix(n_items: int, respondents: int, seed: int = 0) -> ResponseMatrix:
+    rng = np.random.default_rng(seed)
+    correct = (rng.random((respondents, n_items)) < 0.6).astype(float)
+    return ResponseMatrix("d", tuple(Configuration(name=f"r{k}", domain="d", lora=False, gepa=True, role="calibration")
+                                     for k in range(respondents)), tuple(f"i{j}" for j in range(n_items)),
+                          correct, correct.copy())
+
+
+def test_adaptive_compare_refuses_small_pools_with_the_sampling_floor_and_few_respondents_by_count():
+    small = adaptive_refusal(_matrix(72, 30), tested=[])
+    assert "72 items, under 200" in small and "sampling floor" in small
+    floor = float(small.split("about ")[1].split(" ")[0])
+    assert 3.0 < floor < 4.5  # about 0.8 * sqrt(54 * 0.24) / 72
+    few = adaptive_refusal(_matrix(600, 12), tested=["r0", "r1", "r2"])
+    assert few.startswith("only 9 respondent(s)")
+    assert adaptive_refusal(_matrix(600, 12), tested=["r0"]) is None
+    alike = _matrix(600, 12)
+    alike.correct[:] = 0.0
+    assert "answered every item alike" in adaptive_refusal(alike, tested=["r0"])
+
+
+def test_compare_adaptive_falls_back_to_every_item_when_the_preset_limits_them(queues, tmp_path, capsys):
+    from ax.pipeline import _compare_adaptively
+
+    answered = []
+
+    def fake_answer(group, **_):  # the full-answering path, recorded instead of run
+        answered.append([c.name for c in group])
+        return 0
+
+    import ax.pipeline as pipeline
+
+    original = pipeline._answer_every_item
+    pipeline._answer_every_item = fake_answer
+    try:
+        _compare_adaptively([Configuration(name="baseline-s0", domain="queues", lora=False, gepa=False)],
+                            task=queues, run_dir=tmp_path, lm=None, model=None, dtype=None, workers=1,
+                            options=dict(limit=6, command="c"), console=Console(stderr=True))
+    finally:
+        pipeline._answer_every_item = original
+    assert answered == [["baseline-s0"]]
+    assert "Not adaptive: the preset answers only the first 6 test items" in capsys.readouterr().err
+
+
+def test_compare_command_records_adaptive(tmp_path):
+    from ax.pipeline import compare_command
+
+    assert compare_command(["queues"], "quick", [0], None, tmp_path, None, adaptive=True).endswith("--adaptive")
+    assert "--adaptive" not in compare_command(["queues"], "quick", [0], None, Path("r"), None)
