@@ -702,8 +702,9 @@ def verdict(cells: list[CellResult], replicates: dict[str, np.ndarray], result: 
         sentences.append(
             "Some cell has a single run (one seed), so run-to-run variance is not measured: synergy cannot be "
             "told apart from run-to-run variance. The intervals reflect item sampling only, and the power figure is "
-            "inflated by false positives (with runs varying by 0.25 logits, an item-only analysis rejects a true "
-            "null interaction about 42% of the time). Use at least 3 seeds per cell.")
+            "inflated by false positives (with runs that vary, an item-only analysis rejects a true null "
+            "interaction far more often than 5%; `ax.evals.stats.interaction_power(0.0, ...)` gives the rate for a "
+            "design). Use at least 3 seeds per cell.")
     return Verdict(best_single=best, combination_minus_best=difference, combination_beats_best=beats,
                    interaction=interaction, sentences=sentences)
 

@@ -182,8 +182,9 @@ def optimize(domain: Domain | str, configs: Sequence[str] = DEFAULT_CONFIGS, see
     manifests = []
     for seed in seeds:
         seed_dir = Path(run_dir) / domain.name / f"seed-{seed}"
+        # the answering weights: GEPA's rollouts and the playbook depend on the dtype too (fp32 keeps the bare hash)
         check_stage_inputs(seed_dir, {"preset": preset.model_dump(mode="json"), "data": data.hash,
-                                      "base_model": base_model.fingerprint})
+                                      "base_model": lm.client.answer_fingerprint})
         ctx = StrategyContext(domain=domain, lm=lm, trainset=trainset, valset=valset, preset=preset, seed=seed,
                               seed_dir=seed_dir, reflection_lm=reflection, console=console,
                               show_progress=show_progress)

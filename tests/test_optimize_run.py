@@ -114,6 +114,17 @@ def test_optimize_writes_four_configurations_from_shared_stages(tiny_lm, tmp_pat
     bigger = TINY.model_copy(update={"gepa": TINY.gepa.model_copy(update={"budget": 12})})
     with pytest.raises(AxError, match=r"stage_inputs.json.*preset.gepa.budget: 6 -> 12"):
         optimize(domain, configs=["gepa"], seeds=[0], preset=bigger, run_dir=tmp_path, lm=tiny_lm, show_progress=False)
+    from ax.client import Client
+    from ax.inference.local import LocalBackend
+    from ax.model import load_model
+
+    backend = LocalBackend(load_model(str(tiny_lm.client.model_directory), dtype="bfloat16"))
+    try:  # stages made with fp32 answers are not reused for bf16 ones
+        with pytest.raises(AxError, match=r"stage_inputs.json.*base_model: '[0-9a-f]+' -> '[0-9a-f]+-bfloat16'"):
+            optimize(domain, configs=["gepa"], seeds=[0], preset=TINY, run_dir=tmp_path, show_progress=False,
+                     lm=Client(backend, model_name="tiny", cache=False, max_field_tokens=8).lm())
+    finally:
+        backend.close()
 
 
 def test_gepa_candidates_other_than_seed_and_best_become_calibration_respondents(tmp_path):
