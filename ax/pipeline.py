@@ -64,20 +64,27 @@ def _compare_adaptively(tested: list[Configuration], **answering: Any) -> int:
     (said, with the reason); the number of new answers."""
     task, run_dir, workers, options = (answering[k] for k in ("task", "run_dir", "workers", "options"))
     console: Console = answering["console"]
-    names = [c.name for c in tested]
     store = ResponseStore(run_dir, create=True)
+    answered = task.name in store.domains() and bool(store.respondents(task.name))
+    matrix = store.matrix(task.name, "test") if answered else None
+    if matrix is not None:  # runs that already answered every item (an earlier full comparison) stay as they are
+        done = {c.name for c, complete in zip(matrix.respondents, matrix.complete()) if complete}
+        tested = [c for c in tested if c.name not in done]
+        if not tested:
+            return 0
+    names = [c.name for c in tested]
     if options["limit"] is not None:
         reason = f"the preset answers only the first {options['limit']} test items"
-    elif task.name not in store.domains():
+    elif matrix is None:
         reason = "no respondent besides the comparison configurations answered the test split (calibration)"
     else:
-        reason = adaptive_refusal(store.matrix(task.name, "test"), names)
+        reason = adaptive_refusal(matrix, names)
     if reason:
         console.print(f"[bold]Not adaptive[/bold]: {reason}; the {len(tested)} comparison configurations answer "
                       "every item.", soft_wrap=True)
         return _answer_every_item(tested, **answering)
     console.print(f"Adaptive: {len(tested)} comparison configurations on items calibrated on "
-                  f"{len(calibration_rows(store.matrix(task.name, 'test'), names))} respondents", soft_wrap=True)
+                  f"{len(calibration_rows(matrix, names))} respondents", soft_wrap=True)
     results = (adaptive_in_workers(run_dir, tested, task.name, workers=workers, model=answering["model"],
                                    dtype=answering["dtype"], command=options["command"]) if workers > 1 else
                adaptive_evaluate(tested, task, lm=answering["lm"], store=store, command=options["command"]))

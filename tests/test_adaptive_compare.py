@@ -77,11 +77,15 @@ def test_compare_adaptive_answers_the_picked_items_and_the_report_says_what_they
     tested = [Configuration(name="baseline-s0", domain="queues", lora=False, gepa=False),
               Configuration(name="gepa-s0", domain="queues", lora=False, gepa=True,
                             instructions={"predict": "Name the team: network, hardware or accounts."})]
+    # a comparison run of an earlier full comparison: left as it is, and it calibrates too
+    earlier = store.read("queues", "cand-0").model_copy(update={"configuration": Configuration(
+        name="baseline-s1", domain="queues", lora=False, gepa=False, seed=1)})
+    store.write(earlier)
     backend = LocalBackend(load_model(str(tiny_model_dir)))
     lm = Client(backend, model_name="tiny", cache=False, max_field_tokens=4).lm()
     options = dict(split="test", limit=None, num_threads=4, command="ax compare --domain queues --adaptive")
     try:
-        new = _compare_adaptively(tested, task=queues, run_dir=run_dir, lm=lm, model=None, dtype=None, workers=1,
+        new = _compare_adaptively([*tested, earlier.configuration], task=queues, run_dir=run_dir, lm=lm, model=None, dtype=None, workers=1,
                                   options=options, console=Console(stderr=True))
     finally:
         backend.close()
@@ -90,16 +94,19 @@ def test_compare_adaptive_answers_the_picked_items_and_the_report_says_what_they
     for record in records:
         estimate = record.adaptive
         # items every respondent got right (or wrong) tell nothing: they are not calibrated, and count as before
-        assert estimate is not None and estimate.calibrated_on == 12 and estimate.pool_items == len(items)
+        assert estimate is not None and estimate.calibrated_on == 13 and estimate.pool_items == len(items)
         assert 0.9 * len(items) < estimate.calibrated_items < len(items)
         assert 1 <= len(estimate.items) <= estimate.calibrated_items // 4 and estimate.items == [c.item for c in record.cells]
         assert 0 < estimate.accuracy < 1 and 0 < estimate.sampling_floor < estimate.accuracy_standard_error
         assert record.commands == [options["command"]]
 
+    assert store.read("queues", "baseline-s1") == earlier
+
     report = build_report(run_dir, ReportSettings(n_bootstrap=100, power_simulations=10))
     comparison = report.comparisons[0]
     assert [r.name for r in comparison.adaptive] == ["baseline-s0", "gepa-s0"] and not comparison.excluded
-    assert not comparison.cells and not comparison.pairwise  # forecasts are not tested against each other
+    assert [c.cell for c in comparison.cells] == ["baseline"]  # the full run; forecasts are not tested against it
+    assert not comparison.pairwise
     assert any("scored adaptively" in s and "not measured" in s for s in comparison.verdict.sentences)
     assert any("scored adaptively" in line for line in report.summary)
     run = comparison.adaptive[0]
