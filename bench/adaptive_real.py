@@ -13,7 +13,8 @@ target, or a quarter of the calibrated items). The error is the forecast over ev
 Baseline, what a user without IRT would do: score the run on the same number of items drawn at
 random (mean |error| over 200 draws per run). Printed beside: the majority floor and the spread of
 the runs' full accuracies and distinct answer vectors, since a pool where every run answers alike
-makes any estimator look good.
+makes any estimator look good. Runs that were tested live (`ax compare --adaptive`) and then answered
+every item (`ax evaluate --only ...`) are listed with their live forecast against their full accuracy.
 """
 
 from __future__ import annotations
@@ -84,6 +85,16 @@ def main() -> None:
             print(f"| {people[r].name} | {seed} | {len(pool)} ({calibration.model}) | {calibrated} | "
                   f"{100 * full[r]:.1f}% | {100 * state.accuracy:.1f}% ± {100 * state.accuracy_standard_error:.1f} | "
                   f"{k} ({100 * k / n_items:.0f}%) | {100 * error:+.1f} | {100 * randoms[-1]:.1f} |")
+    live = [(r, matrix.adaptive[c.name]) for r, c in enumerate(people) if complete[r] and c.name in matrix.adaptive]
+    if live:
+        print("\nLive adaptive tests (`ax compare --adaptive`), then every item answered (`ax evaluate`):")
+        print("| run | full accuracy | live forecast ± SE | items asked | error |\n|---|---|---|---|---|")
+        for r, estimate in live:
+            print(f"| {people[r].name} | {100 * full[r]:.1f}% | {100 * estimate.accuracy:.1f}% ± "
+                  f"{100 * estimate.accuracy_standard_error:.1f} | {len(estimate.items)} "
+                  f"({100 * len(estimate.items) / n_items:.0f}%) | {100 * (estimate.accuracy - full[r]):+.1f} |")
+        print(f"Live: mean |error| {100 * np.mean([abs(e.accuracy - full[r]) for r, e in live]):.2f} points over "
+              f"{len(live)} runs")
     if not errors:
         return
     mean_error = float(np.mean(errors))

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
 
-import dspy
 import numpy as np
 import pytest
 from rich.console import Console
@@ -17,21 +15,8 @@ from ax.configuration import Configuration
 from ax.evals.adaptive_eval import adaptive_refusal
 from ax.evals.matrix_store import Cell, RespondentRecord, ResponseMatrix, ResponseStore, item_record
 from ax.evals.runner import task_info
-from ax.programs import PredictProgram, context_field, label_metric
-
-QUEUES = ("network", "hardware", "accounts")
-
-
-class RouteTicket(dspy.Signature):
-    """Send an IT ticket to the team that fixes it."""
-
-    context: str = context_field()
-    ticket: str = dspy.InputField()
-    queue: Literal["network", "hardware", "accounts"] = dspy.OutputField()
-
-
-class TicketRouter(PredictProgram):
-    signature = RouteTicket
+from ax.programs import label_metric
+from test_pipeline import TicketRouter  # the same user program, over a bigger data set
 
 
 @pytest.fixture
