@@ -127,7 +127,10 @@ def adaptive_check(matrix: ResponseMatrix, fractions: tuple[float, ...] = BUDGET
                     f"forecast SE {100 * b.mean_standard_error:.1f})" for b in budgets)
         + ". "
         + ("The goal (within 2 points using at most a quarter of the items) was met." if goal_met else
-           "The goal (within 2 points using at most a quarter of the items) was not met."))
+           "The goal (within 2 points using at most a quarter of the items) was not met.")
+        + (f" With {len(matrix.item_ids)} items (under {MIN_ADAPTIVE_ITEMS}) the unasked items alone leave a mean "
+           f"error of about {100 * small_pool_floor(matrix, rows):.1f} points at a quarter of them (the sampling "
+           "floor): no method meets the goal on this pool." if len(matrix.item_ids) < MIN_ADAPTIVE_ITEMS else ""))
     return AdaptiveCheck(domain=matrix.domain, irt_model=calibration.model, calibrated_on=len(pool) if held_out else
                          len(matrix.respondents), held_out=held_out, runs=[matrix.respondents[r].name for r in targets],
                          calibrated_items=n_calibrated, budgets=budgets, goal_met=goal_met, sentence=sentence)
@@ -152,6 +155,16 @@ def calibration_rows(matrix: ResponseMatrix, tested: Collection[str]) -> list[in
     return [r for r, c in enumerate(matrix.respondents) if complete[r] and c.name not in tested]
 
 
+def small_pool_floor(matrix: ResponseMatrix, rows: Sequence[int]) -> float:
+    """:func:`ax.evals.adaptive.pool_sampling_floor` of the matrix's split at the spread ``rows`` show (0.25
+    without any)."""
+    n_items = len(matrix.item_ids)
+    if not len(rows):
+        return pool_sampling_floor(n_items)
+    p = np.nanmean(matrix.correct[list(rows)], axis=0)
+    return pool_sampling_floor(n_items, spread=float(np.nanmean(p * (1 - p))))
+
+
 def adaptive_refusal(matrix: ResponseMatrix, tested: Collection[str]) -> str | None:
     """Why ``ax compare --adaptive`` answers every item of ``matrix``'s split instead, or None when it need not.
 
@@ -162,10 +175,9 @@ def adaptive_refusal(matrix: ResponseMatrix, tested: Collection[str]) -> str | N
     rows = calibration_rows(matrix, tested)
     n_items = len(matrix.item_ids)
     if n_items < MIN_ADAPTIVE_ITEMS:
-        p = matrix.correct[rows].mean(axis=0) if rows else np.full(n_items, 0.5)
-        floor = pool_sampling_floor(n_items, spread=float(np.mean(p * (1 - p))) if rows else 0.25)
         return (f"the test split has {n_items} items, under {MIN_ADAPTIVE_ITEMS}: at a quarter of them the items "
-                f"not asked alone leave a mean error of about {100 * floor:.1f} accuracy points (the sampling floor), "
+                f"not asked alone leave a mean error of about {100 * small_pool_floor(matrix, rows):.1f} accuracy "
+                "points (the sampling floor), "
                 f"so adaptive testing cannot meet the {100 * GOAL_ERROR:.0f}-point goal")
     if len(rows) < MIN_HELD_OUT_POOL:
         return (f"only {len(rows)} respondent(s) besides those tested answered every test item; calibrating the items "
