@@ -3,12 +3,13 @@
     python bench/adaptive_real.py --run-dir runs/matrix_cpu/run --domain sentences2000
 
 Input: a run directory where `ax compare` answered every test item with every configuration of
-several seeds (comparison runs and GEPA candidates). Leave one seed out: for each seed, the items
-are calibrated on every complete respondent of the other seeds (as `ax compare --adaptive`
-calibrates on the respondents it does not test), and each comparison run of that seed is tested
-adaptively from its stored answers, stopping as `ax compare --adaptive` does (forecast SE at the
-target, or a quarter of the calibrated items). The error is the forecast over every item
-(`ax.evals.adaptive.over_every_item`) minus the accuracy the run's full answers give.
+several seeds (comparison runs and GEPA candidates). Leave one seed out
+(`ax.evals.adaptive_eval.held_out_replays`, the check `ax compare --adaptive` runs on its own pool
+before trusting it): for each seed, the items are calibrated on every complete respondent of the
+other seeds, and each comparison run of that seed is tested adaptively from its stored answers,
+stopping as `ax compare --adaptive` does (forecast SE at the target, or a quarter of the calibrated
+items). The error is the forecast over every item (`ax.evals.adaptive.over_every_item`) minus the
+accuracy the run's full answers give.
 
 Baseline, what a user without IRT would do: score the run on the same number of items drawn at
 random (mean |error| over 200 draws per run). Printed beside: the majority floor and the spread of
@@ -24,15 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ax.evals.adaptive import (
-    GOAL_ERROR,
-    GOAL_FRACTION,
-    cross_validated_model,
-    over_every_item,
-    replay_adaptive_tests,
-)
-from ax.errors import AxError
-from ax.evals.calibration import calibrate_pool
+from ax.evals.adaptive import GOAL_ERROR, GOAL_FRACTION
+from ax.evals.adaptive_eval import held_out_replays
 from ax.evals.comparison import Truth
 from ax.evals.matrix_store import ResponseStore
 
@@ -62,29 +56,19 @@ def main() -> None:
           "| random items, mean abs error |")
     print("|---|---|---|---|---|---|---|---|---|")
     errors, randoms, shares = [], [], []
-    for seed in seeds:
-        targets = [r for r, c in enumerate(people) if c.role == "comparison" and c.seed == seed and complete[r]]
-        pool = [r for r, c in enumerate(people) if complete[r] and c.seed != seed]
-        try:
-            calibration = calibrate_pool(matrix, rows=pool, model=cross_validated_model(matrix.correct[pool]))
-        except AxError as error:
-            print(f"| seed {seed}: not tested | | {len(pool)} | {error} | | | | | |")
+    targets = [r for r, c in enumerate(people) if complete[r] and c.seed in seeds]
+    for replay in held_out_replays(matrix, targets):
+        r, k = replay.row, replay.items_used
+        if people[r].role != "comparison":
             continue
-        items = calibration.calibration.items
-        calibrated = int(items.calibrated.sum())
-        settled = float(matrix.correct[pool][:, ~items.calibrated].mean(axis=0).sum())
-        for r, replay in zip(targets, replay_adaptive_tests(matrix.correct[targets], items)):
-            state = over_every_item(replay.test.forecast, calibrated, settled, n_items)
-            error = state.accuracy - full[r]
-            k = replay.items_used
-            draws = [abs(matrix.correct[r, rng.choice(n_items, k, replace=False)].mean() - full[r])
-                     for _ in range(DRAWS)]
-            errors.append(abs(error))
-            randoms.append(float(np.mean(draws)))
-            shares.append(k / n_items)
-            print(f"| {people[r].name} | {seed} | {len(pool)} ({calibration.model}) | {calibrated} | "
-                  f"{100 * full[r]:.1f}% | {100 * state.accuracy:.1f}% ± {100 * state.accuracy_standard_error:.1f} | "
-                  f"{k} ({100 * k / n_items:.0f}%) | {100 * error:+.1f} | {100 * randoms[-1]:.1f} |")
+        draws = [abs(matrix.correct[r, rng.choice(n_items, k, replace=False)].mean() - full[r]) for _ in range(DRAWS)]
+        errors.append(abs(replay.error))
+        randoms.append(float(np.mean(draws)))
+        shares.append(k / n_items)
+        print(f"| {people[r].name} | {people[r].seed} | {replay.calibrated_on} ({replay.irt_model}) | "
+              f"{replay.calibrated_items} | {100 * full[r]:.1f}% | {100 * replay.forecast:.1f}% ± "
+              f"{100 * replay.standard_error:.1f} | {k} ({100 * k / n_items:.0f}%) | {100 * replay.error:+.1f} | "
+              f"{100 * randoms[-1]:.1f} |")
     live = [(r, matrix.adaptive[c.name]) for r, c in enumerate(people) if complete[r] and c.name in matrix.adaptive]
     if live:
         print("\nLive adaptive tests (`ax compare --adaptive`), then every item answered (`ax evaluate`):")

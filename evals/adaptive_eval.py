@@ -21,6 +21,7 @@ quarter of the items (``ax.evals.adaptive`` stops on it by default).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Sequence
 from functools import partial
 from pathlib import Path
@@ -35,6 +36,7 @@ from ax.client import LM
 from ax.configuration import Configuration
 from ax.errors import AxError
 from ax.evals.adaptive import (
+    CROSS_VALIDATION_FOLDS,
     GOAL_ERROR,
     GOAL_FRACTION,
     MIN_ADAPTIVE_ITEMS,
@@ -145,6 +147,64 @@ class AdaptiveResult(BaseModel):
     estimate: AdaptiveEstimate
 
 
+class HeldOutReplay(BaseModel):
+    """One pool respondent tested adaptively from its stored answers on items calibrated without its group."""
+
+    row: int
+    calibrated_on: int
+    irt_model: str
+    calibrated_items: int
+    items_used: int
+    forecast: float
+    standard_error: float
+    total_items: int
+    observed: float  # its accuracy on every item
+
+    @property
+    def error(self) -> float:
+        return self.forecast - self.observed
+
+    @property
+    def random_items_error(self) -> float:
+        """The mean |error| of its accuracy on as many items drawn at random instead (the finite-population
+        SE times sqrt(2/pi)): what the test must beat to be worth its model."""
+        n, k, p = self.total_items, self.items_used, self.observed
+        return math.sqrt(2 / math.pi) * math.sqrt(p * (1 - p) / k * (n - k) / max(n - 1, 1))
+
+
+def held_out_replays(matrix: ResponseMatrix, rows: Sequence[int], **stop: Any) -> list[HeldOutReplay]:
+    """Replay adaptive tests of the complete respondents in ``rows``, each group calibrated without it.
+
+    Groups are seeds where ``rows`` span three or more (a seed's runs share training data and adapters,
+    so they are near copies of each other), else five folds of respondents. The forecast covers every
+    item (:func:`ax.evals.adaptive.over_every_item`); ``stop`` goes to ``replay_adaptive_tests``. A
+    group whose calibration finds no item to calibrate is left out.
+    """
+    rows = np.asarray(rows, dtype=int)
+    seeds = np.array([matrix.respondents[r].seed for r in rows])
+    groups = seeds if np.unique(seeds).size >= 3 else np.arange(rows.size) % CROSS_VALIDATION_FOLDS
+    n_items = len(matrix.item_ids)
+    out = []
+    for group in np.unique(groups):
+        tested, pool = rows[groups == group], rows[groups != group]
+        if pool.size < 2:
+            continue
+        try:
+            calibration = calibrate_pool(matrix, rows=pool, model=cross_validated_model(matrix.correct[pool]))
+        except AxError:
+            continue
+        items = calibration.calibration.items
+        calibrated = int(items.calibrated.sum())
+        settled = float(matrix.correct[pool][:, ~items.calibrated].mean(axis=0).sum())
+        for r, replay in zip(tested, replay_adaptive_tests(matrix.correct[tested], items, **stop)):
+            state = over_every_item(replay.test.forecast, calibrated, settled, n_items)
+            out.append(HeldOutReplay(row=int(r), calibrated_on=int(pool.size), irt_model=calibration.model,
+                                     calibrated_items=calibrated, items_used=replay.items_used,
+                                     forecast=state.accuracy, standard_error=state.accuracy_standard_error,
+                                     total_items=n_items, observed=float(matrix.correct[r].mean())))
+    return out
+
+
 def calibration_rows(matrix: ResponseMatrix, tested: Collection[str]) -> list[int]:
     """The respondents adaptive tests are calibrated on: every one that answered every item and is not being tested.
 
@@ -187,7 +247,22 @@ def adaptive_refusal(matrix: ResponseMatrix, tested: Collection[str]) -> str | N
     if not ((share > 0) & (share < 1)).any():
         return (f"the {len(rows)} calibration respondents answered every item alike (each item all right or all "
                 "wrong), so no item can be calibrated")
+    replays = held_out_replays(matrix, rows)
+    if not replays:
+        return "adaptive tests could not be replayed on the calibration respondents to check them"
+    error, random = held_out_error(replays), float(np.mean([r.random_items_error for r in replays]))
+    if error > random:
+        return (f"adaptive tests replayed on the calibration respondents themselves (each group left out of the "
+                f"calibration in turn) missed their accuracy on every item by {100 * error:.1f} points on average, "
+                f"where as many random items would miss by about {100 * random:.1f}: the item model does not fit "
+                "these answers")
     return None
+
+
+def held_out_error(replays: Sequence[HeldOutReplay]) -> float | None:
+    """Mean |forecast - accuracy| of :func:`held_out_replays` (None if none): the pool's own evidence of how
+    far an adaptive estimate lands, which the model's SE does not show."""
+    return float(np.mean([abs(r.error) for r in replays])) if replays else None
 
 
 def adaptive_evaluate(configurations: Sequence[Configuration], domain: Domain, *, lm: dspy.BaseLM,
@@ -221,6 +296,7 @@ def adaptive_evaluate(configurations: Sequence[Configuration], domain: Domain, *
                       "data or changed since they were answered")
     calibrated = int(items.calibrated.sum())
     settled = float(matrix.correct[rows][:, ~items.calibrated].mean(axis=0).sum())
+    replay_error = held_out_error(held_out_replays(matrix, rows))
     respondents = [prepare(c, domain, lm, store, command) for c in configurations]
 
     def test(respondent: PreparedRespondent) -> AdaptiveResult | BaseException:
@@ -244,7 +320,7 @@ def adaptive_evaluate(configurations: Sequence[Configuration], domain: Domain, *
                 calibrated_items=calibrated, theta=state.theta, theta_standard_error=state.theta_standard_error,
                 accuracy=state.accuracy, accuracy_standard_error=state.accuracy_standard_error,
                 sampling_floor=sampling_floor(state.unasked_standard_error), stop_reason=result.stop_reason,
-                irt_model=calibration.model, calibrated_on=len(rows))
+                irt_model=calibration.model, calibrated_on=len(rows), held_out_error=replay_error)
             record = record.model_copy(update={"adaptive": estimate})
             return AdaptiveResult(name=record.configuration.name, domain=domain.name, new_answers=len(new),
                                   estimate=estimate)

@@ -32,7 +32,7 @@ from pydantic import BaseModel, field_validator
 
 from ax.configuration import CELL_NAMES, Configuration
 from ax.errors import AxError
-from ax.evals.adaptive import MIN_ADAPTIVE_ITEMS
+from ax.evals.adaptive import GOAL_ERROR, MIN_ADAPTIVE_ITEMS
 from ax.evals.calibration import PoolCalibration
 from ax.evals.classification import (
     DEGENERATE_SHARE, ClassMetrics, Floors, answer_distribution, class_metrics, domain_floors, macro_f1_replicates,
@@ -116,9 +116,10 @@ class AdaptiveRun(BaseModel):
     stop_reason: str
     irt_model: str
     calibrated_on: int
+    held_out_error: float | None = None  # the same tests replayed on the calibration pool: mean |error|
     top_answer: str | None = None  # over the items asked
     top_share: float | None = None
-    flags: list[str] = []  # "degenerate", "gepa_unchanged"
+    flags: list[str] = []  # "degenerate", "gepa_unchanged", "adaptive_off_goal", "adaptive_unchecked"
     flag_reasons: list[str] = []
 
 
@@ -733,6 +734,13 @@ def adaptive_runs(matrix: ResponseMatrix, truth: Truth | None) -> list[AdaptiveR
                            f"{100 * floors.majority:.1f}% (always {floors.majority_answer!r})")
         if reasons:
             flags.append("degenerate")
+        if estimate.held_out_error is None or estimate.held_out_error > GOAL_ERROR:
+            flags.append("adaptive_unchecked" if estimate.held_out_error is None else "adaptive_off_goal")
+            reasons.append("no replay on the calibration respondents was recorded to check its error"
+                           if estimate.held_out_error is None else
+                           f"the same tests replayed on the calibration respondents missed by "
+                           f"{100 * estimate.held_out_error:.1f} points on average, beyond the "
+                           f"{100 * GOAL_ERROR:.0f}-point goal")
         if why := _unchanged_gepa(configuration):
             flags.append("gepa_unchanged")
             reasons.append(f"GEPA changed nothing: {why}")
@@ -741,7 +749,8 @@ def adaptive_runs(matrix: ResponseMatrix, truth: Truth | None) -> list[AdaptiveR
             standard_error=estimate.accuracy_standard_error, items_used=len(estimate.items),
             pool_items=estimate.pool_items, calibrated_items=estimate.calibrated_items,
             sampling_floor=estimate.sampling_floor, stop_reason=estimate.stop_reason,
-            irt_model=estimate.irt_model, calibrated_on=estimate.calibrated_on, top_answer=top, top_share=share,
+            irt_model=estimate.irt_model, calibrated_on=estimate.calibrated_on,
+            held_out_error=estimate.held_out_error, top_answer=top, top_share=share,
             flags=flags, flag_reasons=reasons))
     return out
 

@@ -78,6 +78,9 @@ class AdaptiveEstimate(BaseModel):
     stop_reason: str
     irt_model: str
     calibrated_on: int
+    # mean |error| of the same tests replayed on the calibration respondents, each group calibrated
+    # without it (None: not replayable): the pool's own evidence beside the model's SE
+    held_out_error: float | None = None
 
 
 class RespondentRecord(BaseModel):

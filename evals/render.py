@@ -129,14 +129,19 @@ def _comparison_blocks(comparison: Comparison) -> list[Block]:
          f"{c.top_answer} ({_share(c.top_share)})" if c.top_answer is not None else "—",
          "; ".join(c.flag_reasons) if c.flags else "none"] for c in comparison.cells]))
     if comparison.adaptive:
-        out.append(Paragraph("Scored adaptively: each run answered only the items adaptive testing picked; the "
-                             "accuracy is the IRT forecast over every test item, ± 1.96 forecast SE (item parameters "
-                             "taken as exact; items every calibration respondent answered alike, which cannot be "
-                             "calibrated, count as answered alike again). The sampling floor is the mean error the unasked items' own chance "
-                             "leaves, which no estimator removes."))
-        out.append(Table(["run", "configuration", "seed", "estimated accuracy [±1.96 SE]", "items asked",
-                          "sampling floor", "stopped at", "calibration", "top answer (asked)", "flags"], [
+        out.append(Paragraph(
+            "Scored adaptively: each run answered only the items adaptive testing picked; the accuracy is the IRT "
+            "forecast over every test item, ± 1.96 forecast SE (item parameters taken as exact; items every "
+            "calibration respondent answered alike, which cannot be calibrated, count as answered alike again). "
+            "The held-out replay error is the pool's own evidence: the same tests replayed on the calibration "
+            "respondents, each group calibrated without it, missed their accuracy on every item by that much on "
+            "average; where it exceeds the SE, trust it, not the SE. The sampling floor is the mean error the "
+            "unasked items' own chance leaves, which no estimator removes."))
+        out.append(Table(["run", "configuration", "seed", "estimated accuracy [±1.96 SE]", "held-out replay error",
+                          "items asked", "sampling floor", "stopped at", "calibration", "top answer (asked)",
+                          "flags"], [
             [r.name, LABELS[r.cell], str(r.seed), _pct(r.accuracy),
+             "—" if r.held_out_error is None else f"{100 * r.held_out_error:.1f} points",
              f"{r.items_used} of {r.pool_items} ({100 * r.items_used / r.pool_items:.0f}%)",
              f"{100 * r.sampling_floor:.1f} points", r.stop_reason.replace("_", " "),
              f"{r.calibrated_items} items by {r.irt_model.upper()} on {r.calibrated_on} respondents",

@@ -57,7 +57,7 @@ def test_compare_adaptive_answers_the_picked_items_and_the_report_says_what_they
 
     run_dir = tmp_path / "run"
     store = ResponseStore(run_dir, create=True)
-    items = _calibration_pool(store, queues, respondents=12)
+    items = _calibration_pool(store, queues, respondents=60)
     assert len(items) >= 200
     tested = [Configuration(name="baseline-s0", domain="queues", lora=False, gepa=False),
               Configuration(name="gepa-s0", domain="queues", lora=False, gepa=True,
@@ -78,9 +78,10 @@ def test_compare_adaptive_answers_the_picked_items_and_the_report_says_what_they
     assert new == sum(len(r.cells) for r in records)
     for record in records:
         estimate = record.adaptive
-        # items every respondent got right (or wrong) tell nothing: they are not calibrated, and count as before
-        assert estimate is not None and estimate.calibrated_on == 13 and estimate.pool_items == len(items)
-        assert 0.9 * len(items) < estimate.calibrated_items < len(items)
+        # items every respondent got right (or wrong) would tell nothing: not calibrated, they count as before
+        assert estimate is not None and estimate.calibrated_on == 61 and estimate.pool_items == len(items)
+        assert 0 < estimate.held_out_error < 0.06  # the pool's own replays, each seed group left out
+        assert 0.9 * len(items) < estimate.calibrated_items <= len(items)
         assert 1 <= len(estimate.items) <= estimate.calibrated_items // 4 and estimate.items == [c.item for c in record.cells]
         assert 0 < estimate.accuracy < 1 and 0 < estimate.sampling_floor < estimate.accuracy_standard_error
         assert record.commands == [options["command"]]
@@ -100,9 +101,11 @@ def test_compare_adaptive_answers_the_picked_items_and_the_report_says_what_they
     assert "Scored adaptively" in markdown and "sampling floor" in markdown and "adaptive estimate, 1 run(s)" in markdown
 
 
-def _matrix(n_items: int, respondents: int, seed: int = 0) -> ResponseMatrix:
+def _matrix(n_items: int, respondents: int, *, rasch: bool = True, seed: int = 0) -> ResponseMatrix:
+    """Answers with an item structure (Rasch) or without one (every answer right with chance 0.6)."""
     rng = np.random.default_rng(seed)
-    correct = (rng.random((respondents, n_items)) < 0.6).astype(float)
+    logit = rng.normal(0, 1, (respondents, 1)) - rng.normal(0, 1, n_items) if rasch else np.log(1.5)
+    correct = (rng.random((respondents, n_items)) < 1 / (1 + np.exp(-logit))).astype(float)
     return ResponseMatrix("d", tuple(Configuration(name=f"r{k}", domain="d", lora=False, gepa=True, role="calibration")
                                      for k in range(respondents)), tuple(f"i{j}" for j in range(n_items)),
                           correct, correct.copy())
@@ -112,11 +115,13 @@ def test_adaptive_compare_refuses_small_pools_with_the_sampling_floor_and_few_re
     small = adaptive_refusal(_matrix(72, 30), tested=[])
     assert "72 items, under 200" in small and "sampling floor" in small
     floor = float(small.split("about ")[1].split(" ")[0])
-    assert 3.0 < floor < 4.5  # about 0.8 * sqrt(54 * 0.24) / 72
-    few = adaptive_refusal(_matrix(600, 12), tested=["r0", "r1", "r2"])
+    assert 3.0 < floor < 4.5  # about 0.8 * sqrt(54 * 0.2) / 72
+    few = adaptive_refusal(_matrix(400, 12), tested=["r0", "r1", "r2"])
     assert few.startswith("only 9 respondent(s)")
-    assert adaptive_refusal(_matrix(600, 12), tested=["r0"]) is None
-    alike = _matrix(600, 12)
+    assert adaptive_refusal(_matrix(400, 31), tested=["r0"]) is None
+    # no item structure to model: adaptive tests miss by more than random items would, so not adaptive
+    assert "as many random items would miss" in adaptive_refusal(_matrix(400, 31, rasch=False), tested=["r0"])
+    alike = _matrix(400, 12)
     alike.correct[:] = 0.0
     assert "answered every item alike" in adaptive_refusal(alike, tested=["r0"])
 
