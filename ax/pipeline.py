@@ -23,7 +23,7 @@ from rich.console import Console
 import ax
 from ax.configuration import CONFIGURATIONS_FILE, Configuration, load_configurations
 from ax.errors import AxError
-from ax.evals.adaptive_eval import adaptive_evaluate, adaptive_in_workers, adaptive_refusal, calibration_rows
+from ax.evals.adaptive_eval import adaptive_evaluate, adaptive_in_workers, adaptive_plan, calibration_rows
 from ax.evals.matrix_store import ResponseStore
 from ax.evals.render import write_report
 from ax.evals.report import REPORT_DIR, ReportSettings, build_report
@@ -73,21 +73,25 @@ def _compare_adaptively(tested: list[Configuration], **answering: Any) -> int:
         if not tested:
             return 0
     names = [c.name for c in tested]
+    plan = None
     if options["limit"] is not None:
         reason = f"the preset answers only the first {options['limit']} test items"
     elif matrix is None:
         reason = "no respondent besides the comparison configurations answered the test split (calibration)"
     else:
-        reason = adaptive_refusal(matrix, names)
-    if reason:
+        plan = adaptive_plan(matrix, names)
+        reason = plan.reason
+    if reason or plan is None:
         console.print(f"[bold]Not adaptive[/bold]: {reason}; the {len(tested)} comparison configurations answer "
                       "every item.", soft_wrap=True)
         return _answer_every_item(tested, **answering)
-    console.print(f"Adaptive: {len(tested)} comparison configurations on items calibrated on "
-                  f"{len(calibration_rows(matrix, names))} respondents", soft_wrap=True)
+    console.print(f"Adaptive ({plan.method}): {len(tested)} comparison configurations, pool of "
+                  f"{len(calibration_rows(matrix, names))} respondents; replayed on the pool, "
+                  + ", ".join(f"{m} missed by {100 * e:.1f}" for m, e in plan.errors.items())
+                  + f" points (random items: {100 * (plan.random_items_error or 0):.1f})", soft_wrap=True)
     results = (adaptive_in_workers(run_dir, tested, task.name, workers=workers, model=answering["model"],
-                                   dtype=answering["dtype"], command=options["command"]) if workers > 1 else
-               adaptive_evaluate(tested, task, lm=answering["lm"], store=store, command=options["command"]))
+                                   dtype=answering["dtype"], command=options["command"], plan=plan) if workers > 1 else
+               adaptive_evaluate(tested, task, lm=answering["lm"], store=store, command=options["command"], plan=plan))
     for result in results:
         e = result.estimate
         console.print(f"{result.name}: {100 * e.accuracy:.1f}% ± {100 * e.accuracy_standard_error:.1f} from "

@@ -9,7 +9,9 @@ before trusting it): for each seed, the items are calibrated on every complete r
 other seeds, and each comparison run of that seed is tested adaptively from its stored answers,
 stopping as `ax compare --adaptive` does (forecast SE at the target, or a quarter of the calibrated
 items). The error is the forecast over every item (`ax.evals.adaptive.over_every_item`) minus the
-accuracy the run's full answers give.
+accuracy the run's full answers give. Both methods of `ax compare --adaptive` are replayed: `irt`
+(most informative items, IRT forecast) and `sampled` (random items, the pool's answers as predictor,
+the difference estimator: `ax.evals.sampled`); it uses whichever misses less on its own pool.
 
 Baseline, what a user without IRT would do: score the run on the same number of items drawn at
 random (mean |error| over 200 draws per run). Printed beside: the majority floor and the spread of
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ax.evals.adaptive import GOAL_ERROR, GOAL_FRACTION
-from ax.evals.adaptive_eval import held_out_replays
+from ax.evals.adaptive_eval import METHODS, held_out_replays
 from ax.evals.comparison import Truth
 from ax.evals.matrix_store import ResponseStore
 
@@ -52,23 +54,35 @@ def main() -> None:
           f"full accuracies {100 * full[complete].min():.1f} to {100 * full[complete].max():.1f}%"
           + (f"; majority floor {100 * truth.floors.majority:.1f}% (always {truth.floors.majority_answer!r})"
              if truth else ""))
-    print("| run | seed | calibrated on | items calibrated | full accuracy | forecast ± SE | items asked | error "
-          "| random items, mean abs error |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    errors, randoms, shares = [], [], []
     targets = [r for r, c in enumerate(people) if complete[r] and c.seed in seeds]
-    for replay in held_out_replays(matrix, targets):
-        r, k = replay.row, replay.items_used
-        if people[r].role != "comparison":
-            continue
-        draws = [abs(matrix.correct[r, rng.choice(n_items, k, replace=False)].mean() - full[r]) for _ in range(DRAWS)]
-        errors.append(abs(replay.error))
-        randoms.append(float(np.mean(draws)))
-        shares.append(k / n_items)
-        print(f"| {people[r].name} | {people[r].seed} | {replay.calibrated_on} ({replay.irt_model}) | "
-              f"{replay.calibrated_items} | {100 * full[r]:.1f}% | {100 * replay.forecast:.1f}% ± "
-              f"{100 * replay.standard_error:.1f} | {k} ({100 * k / n_items:.0f}%) | {100 * replay.error:+.1f} | "
-              f"{100 * randoms[-1]:.1f} |")
+    summary = []
+    for method in METHODS:
+        print(f"\n{method}:\n")
+        print("| run | seed | pool | items calibrated | full accuracy | forecast ± SE | items asked | error "
+              "| random items, mean abs error |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        errors, randoms, shares = [], [], []
+        for replay in held_out_replays(matrix, targets, method):
+            r, k = replay.row, replay.items_used
+            if people[r].role != "comparison":
+                continue
+            draws = [abs(matrix.correct[r, rng.choice(n_items, k, replace=False)].mean() - full[r])
+                     for _ in range(DRAWS)]
+            errors.append(abs(replay.error))
+            randoms.append(float(np.mean(draws)))
+            shares.append(k / n_items)
+            print(f"| {people[r].name} | {people[r].seed} | {replay.calibrated_on} ({replay.irt_model}) | "
+                  f"{replay.calibrated_items} | {100 * full[r]:.1f}% | {100 * replay.forecast:.1f}% ± "
+                  f"{100 * replay.standard_error:.1f} | {k} ({100 * k / n_items:.0f}%) | {100 * replay.error:+.1f} | "
+                  f"{100 * randoms[-1]:.1f} |")
+        if errors:
+            mean_error = float(np.mean(errors))
+            summary.append(
+                f"{method}: mean |error| {100 * mean_error:.2f} points (max {100 * max(errors):.1f}) over "
+                f"{len(errors)} runs, {100 * float(np.mean(shares)):.0f}% of the items asked on average; random "
+                f"items of the same count: {100 * float(np.mean(randoms)):.2f} points. Goal (within "
+                f"{100 * GOAL_ERROR:.0f} points using at most {100 * GOAL_FRACTION:.0f}% of the items): "
+                + ("met." if mean_error <= GOAL_ERROR else "not met."))
     live = [(r, matrix.adaptive[c.name]) for r, c in enumerate(people) if complete[r] and c.name in matrix.adaptive]
     if live:
         print("\nLive adaptive tests (`ax compare --adaptive`), then every item answered (`ax evaluate`):")
@@ -79,13 +93,7 @@ def main() -> None:
                   f"({100 * len(estimate.items) / n_items:.0f}%) | {100 * (estimate.accuracy - full[r]):+.1f} |")
         print(f"Live: mean |error| {100 * np.mean([abs(e.accuracy - full[r]) for r, e in live]):.2f} points over "
               f"{len(live)} runs")
-    if not errors:
-        return
-    mean_error = float(np.mean(errors))
-    print(f"\nAdaptive: mean |error| {100 * mean_error:.2f} points (max {100 * max(errors):.1f}) over {len(errors)} "
-          f"runs, {100 * float(np.mean(shares)):.0f}% of the items asked on average; random items of the same count: "
-          f"{100 * float(np.mean(randoms)):.2f} points. Goal (within {100 * GOAL_ERROR:.0f} points using at most "
-          f"{100 * GOAL_FRACTION:.0f}% of the items): {'met' if mean_error <= GOAL_ERROR else 'not met'}.")
+    print("\n" + "\n".join(summary))
 
 
 if __name__ == "__main__":

@@ -22,10 +22,11 @@ quarter of the items (``ax.evals.adaptive`` stops on it by default).
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dspy
 import numpy as np
@@ -53,6 +54,7 @@ from ax.evals.calibration import calibrate_pool
 from ax.evals.comparison import comparison_rows
 from ax.evals.matrix_store import AdaptiveEstimate, ResponseMatrix, ResponseStore, item_record
 from ax.evals.runner import PreparedRespondent, answer, prepare, seed_shards
+from ax.evals.sampled import item_order, run_sampled_test
 from ax.programs.domain import Domain
 from ax.programs.registry import get_domain
 from ax.workers import run_in_workers
@@ -147,10 +149,68 @@ class AdaptiveResult(BaseModel):
     estimate: AdaptiveEstimate
 
 
+Method = Literal["irt", "sampled"]
+METHODS: tuple[Method, ...] = ("irt", "sampled")
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    """What one test gives, either method: the items asked (column indices), the accuracy over every item with
+    its SE and the part of it the unasked items' chance makes; the ability only for IRT."""
+
+    items: tuple[int, ...]
+    accuracy: float
+    standard_error: float
+    unasked_standard_error: float
+    stop_reason: str
+    theta: float | None = None
+    theta_standard_error: float | None = None
+
+
+class AdaptiveScorer:
+    """One method's tests over a pool of complete respondents (``rows`` of ``matrix``).
+
+    ``irt``: items calibrated on the pool (1PL or 2PL, whichever predicts held-out respondents
+    better), the most informative item asked next (:func:`ax.evals.adaptive.run_adaptive_test`),
+    the forecast extended to the items the pool answered alike. ``sampled``: random items in an
+    order fixed by the configuration's name, the pool's answers as the predictor
+    (:func:`ax.evals.sampled.run_sampled_test`).
+    """
+
+    def __init__(self, method: Method, matrix: ResponseMatrix, rows: Sequence[int], *, max_items: int | None = None,
+                 target_standard_error: float = TARGET_STANDARD_ERROR):
+        self.method, self.max_items, self.target = method, max_items, target_standard_error
+        self.n_items = len(matrix.item_ids)
+        self.pool = matrix.correct[list(rows)]
+        self.calibrated_on = len(rows)
+        if method == "irt":
+            calibration = calibrate_pool(matrix, rows=rows, model=cross_validated_model(self.pool))
+            self.items = calibration.calibration.items
+            self.model = calibration.model
+            self.calibrated = int(self.items.calibrated.sum())
+            self.settled = float(self.pool[:, ~self.items.calibrated].mean(axis=0).sum())
+        else:
+            self.model, self.calibrated = "neighbours", self.n_items
+
+    def test(self, respond: Callable[[int], int], key: str) -> TestOutcome:
+        if self.method == "sampled":
+            sampled = run_sampled_test(respond, self.pool, item_order(self.n_items, key), max_items=self.max_items,
+                                       target_standard_error=self.target)
+            e = sampled.estimate
+            return TestOutcome(sampled.items, e.accuracy, e.standard_error, e.unasked_standard_error,
+                               sampled.stop_reason)
+        result = run_adaptive_test(respond, self.items, max_items=self.max_items,
+                                   target_standard_error=self.target)
+        state = over_every_item(result.forecast, self.calibrated, self.settled, self.n_items)
+        return TestOutcome(result.items, state.accuracy, state.accuracy_standard_error, state.unasked_standard_error,
+                           result.stop_reason, state.theta, state.theta_standard_error)
+
+
 class HeldOutReplay(BaseModel):
-    """One pool respondent tested adaptively from its stored answers on items calibrated without its group."""
+    """One pool respondent tested from its stored answers by a scorer built without its group."""
 
     row: int
+    method: str
     calibrated_on: int
     irt_model: str
     calibrated_items: int
@@ -172,37 +232,45 @@ class HeldOutReplay(BaseModel):
         return math.sqrt(2 / math.pi) * math.sqrt(p * (1 - p) / k * (n - k) / max(n - 1, 1))
 
 
-def held_out_replays(matrix: ResponseMatrix, rows: Sequence[int], **stop: Any) -> list[HeldOutReplay]:
-    """Replay adaptive tests of the complete respondents in ``rows``, each group calibrated without it.
+def held_out_replays(matrix: ResponseMatrix, rows: Sequence[int], method: Method = "irt",
+                     **stop: Any) -> list[HeldOutReplay]:
+    """Replay ``method``'s tests of the complete respondents in ``rows``, each group's scorer built without it.
 
     Groups are seeds where ``rows`` span three or more (a seed's runs share training data and adapters,
-    so they are near copies of each other), else five folds of respondents. The forecast covers every
-    item (:func:`ax.evals.adaptive.over_every_item`); ``stop`` goes to ``replay_adaptive_tests``. A
-    group whose calibration finds no item to calibrate is left out.
+    so they are near copies of each other), else five folds of respondents. ``stop`` (max_items,
+    target_standard_error) goes to :class:`AdaptiveScorer`. A group whose pool cannot be calibrated is
+    left out.
     """
     rows = np.asarray(rows, dtype=int)
     seeds = np.array([matrix.respondents[r].seed for r in rows])
     groups = seeds if np.unique(seeds).size >= 3 else np.arange(rows.size) % CROSS_VALIDATION_FOLDS
-    n_items = len(matrix.item_ids)
     out = []
     for group in np.unique(groups):
         tested, pool = rows[groups == group], rows[groups != group]
         if pool.size < 2:
             continue
         try:
-            calibration = calibrate_pool(matrix, rows=pool, model=cross_validated_model(matrix.correct[pool]))
+            scorer = AdaptiveScorer(method, matrix, pool, **stop)
         except AxError:
             continue
-        items = calibration.calibration.items
-        calibrated = int(items.calibrated.sum())
-        settled = float(matrix.correct[pool][:, ~items.calibrated].mean(axis=0).sum())
-        for r, replay in zip(tested, replay_adaptive_tests(matrix.correct[tested], items, **stop)):
-            state = over_every_item(replay.test.forecast, calibrated, settled, n_items)
-            out.append(HeldOutReplay(row=int(r), calibrated_on=int(pool.size), irt_model=calibration.model,
-                                     calibrated_items=calibrated, items_used=replay.items_used,
-                                     forecast=state.accuracy, standard_error=state.accuracy_standard_error,
-                                     total_items=n_items, observed=float(matrix.correct[r].mean())))
+        for r in tested:
+            outcome = scorer.test(lambda j, r=r: int(matrix.correct[r, j]), matrix.respondents[r].name)
+            out.append(HeldOutReplay(row=int(r), method=method, calibrated_on=int(pool.size), irt_model=scorer.model,
+                                     calibrated_items=scorer.calibrated, items_used=len(outcome.items),
+                                     forecast=outcome.accuracy, standard_error=outcome.standard_error,
+                                     total_items=scorer.n_items, observed=float(matrix.correct[r].mean())))
     return out
+
+
+class AdaptivePlan(BaseModel):
+    """Which method adaptive scoring should use on a pool, what its replays on the pool missed by, and, when
+    every item should be answered instead, why (``reason``)."""
+
+    method: Method
+    held_out_error: float | None = None  # the chosen method's mean |error| replayed on the pool
+    random_items_error: float | None = None  # as many random items, plain accuracy
+    errors: dict[str, float] = {}
+    reason: str | None = None
 
 
 def calibration_rows(matrix: ResponseMatrix, tested: Collection[str]) -> list[int]:
@@ -225,38 +293,40 @@ def small_pool_floor(matrix: ResponseMatrix, rows: Sequence[int]) -> float:
     return pool_sampling_floor(n_items, spread=float(np.nanmean(p * (1 - p))))
 
 
-def adaptive_refusal(matrix: ResponseMatrix, tested: Collection[str]) -> str | None:
-    """Why ``ax compare --adaptive`` answers every item of ``matrix``'s split instead, or None when it need not.
+def adaptive_plan(matrix: ResponseMatrix, tested: Collection[str]) -> AdaptivePlan:
+    """The method whose replays on the pool (every complete respondent not in ``tested``) miss least, and
+    why ``ax compare --adaptive`` should answer every item instead, if it should.
 
-    Under ``MIN_ADAPTIVE_ITEMS`` items the unasked items alone leave more than the goal's error at a
-    quarter of the pool (:func:`ax.evals.adaptive.pool_sampling_floor` at the pool's observed spread);
-    under ``MIN_HELD_OUT_POOL`` calibration respondents the item parameters are guesswork.
+    Every item is answered: under ``MIN_ADAPTIVE_ITEMS`` items (the unasked items alone leave more
+    than the goal's error at a quarter of the pool: :func:`ax.evals.adaptive.pool_sampling_floor`),
+    under ``MIN_HELD_OUT_POOL`` pool respondents, or when the better method's replays miss by more
+    than as many random items would.
     """
     rows = calibration_rows(matrix, tested)
     n_items = len(matrix.item_ids)
     if n_items < MIN_ADAPTIVE_ITEMS:
-        return (f"the test split has {n_items} items, under {MIN_ADAPTIVE_ITEMS}: at a quarter of them the items "
-                f"not asked alone leave a mean error of about {100 * small_pool_floor(matrix, rows):.1f} accuracy "
-                "points (the sampling floor), "
-                f"so adaptive testing cannot meet the {100 * GOAL_ERROR:.0f}-point goal")
+        return AdaptivePlan(method="irt", reason=(
+            f"the test split has {n_items} items, under {MIN_ADAPTIVE_ITEMS}: at a quarter of them the items not "
+            f"asked alone leave a mean error of about {100 * small_pool_floor(matrix, rows):.1f} accuracy points "
+            f"(the sampling floor), so adaptive testing cannot meet the {100 * GOAL_ERROR:.0f}-point goal"))
     if len(rows) < MIN_HELD_OUT_POOL:
-        return (f"only {len(rows)} respondent(s) besides those tested answered every test item; calibrating the items "
-                f"needs at least {MIN_HELD_OUT_POOL} (GEPA candidates, more seeds, ablations or an earlier full "
-                "comparison in this run directory)")
-    share = matrix.correct[rows].mean(axis=0)
-    if not ((share > 0) & (share < 1)).any():
-        return (f"the {len(rows)} calibration respondents answered every item alike (each item all right or all "
-                "wrong), so no item can be calibrated")
-    replays = held_out_replays(matrix, rows)
-    if not replays:
-        return "adaptive tests could not be replayed on the calibration respondents to check them"
-    error, random = held_out_error(replays), float(np.mean([r.random_items_error for r in replays]))
-    if error > random:
-        return (f"adaptive tests replayed on the calibration respondents themselves (each group left out of the "
-                f"calibration in turn) missed their accuracy on every item by {100 * error:.1f} points on average, "
-                f"where as many random items would miss by about {100 * random:.1f}: the item model does not fit "
-                "these answers")
-    return None
+        return AdaptivePlan(method="irt", reason=(
+            f"only {len(rows)} respondent(s) besides those tested answered every test item; adaptive scoring needs at "
+            f"least {MIN_HELD_OUT_POOL} (GEPA candidates, more seeds, ablations or an earlier full comparison in this "
+            "run directory)"))
+    replays = {method: held_out_replays(matrix, rows, method) for method in METHODS}
+    errors = {method: held_out_error(found) for method, found in replays.items() if found}
+    if not errors:
+        return AdaptivePlan(method="irt", reason="no test could be replayed on the pool's respondents to check it")
+    method = min(errors, key=errors.get)
+    random = float(np.mean([r.random_items_error for r in replays[method]]))
+    plan = AdaptivePlan(method=method, held_out_error=errors[method], random_items_error=random, errors=errors)
+    if errors[method] > random:
+        return plan.model_copy(update={"reason": (
+            f"tests replayed on the pool's own respondents (each group left out in turn) missed their accuracy on "
+            f"every item by {100 * errors[method]:.1f} points on average ({method}), where as many random items "
+            f"would miss by about {100 * random:.1f}")})
+    return plan
 
 
 def held_out_error(replays: Sequence[HeldOutReplay]) -> float | None:
@@ -267,26 +337,27 @@ def held_out_error(replays: Sequence[HeldOutReplay]) -> float | None:
 
 def adaptive_evaluate(configurations: Sequence[Configuration], domain: Domain, *, lm: dspy.BaseLM,
                       store: ResponseStore, max_items: int | None = None,
-                      target_standard_error: float = TARGET_STANDARD_ERROR,
-                      command: str | None = None) -> list[AdaptiveResult]:
-    """Score each configuration on the domain's stored, calibrated test items, asking the model only for chosen items.
+                      target_standard_error: float = TARGET_STANDARD_ERROR, command: str | None = None,
+                      plan: AdaptivePlan | None = None) -> list[AdaptiveResult]:
+    """Score each configuration on the domain's stored test items, asking the model only for the items its test picks.
 
-    Items are calibrated on :func:`calibration_rows` (every complete respondent not tested here); each
-    test stops as :func:`ax.evals.adaptive.run_adaptive_test` does (by default at a forecast SE aimed at
-    the goal's 2 points, or after a quarter of the calibrated items). The configurations' tests run side
-    by side in threads, so their calls on the ax client share mixed-adapter batches. Answers already
-    stored are reused; each record is stored with its estimate, also when another test fails.
+    The pool is :func:`calibration_rows` (every complete respondent not tested here); the method is
+    ``plan``'s (default :func:`adaptive_plan`'s: whichever misses least replayed on the pool, whose
+    error each estimate stores). Each test stops at its SE target or after a quarter of the items.
+    The configurations' tests run side by side in threads, so their calls on the ax client share
+    mixed-adapter batches. Answers already stored are reused; each record is stored with its estimate,
+    also when another test fails.
     """
     names = [c.name for c in configurations]
     if not names or len(set(names)) != len(names):
         raise AxError(f"adaptive_evaluate needs configurations with distinct names, got {names}")
     matrix = store.matrix(domain.name, "test")  # the split the report covers; dev answers would leak into it
     rows = calibration_rows(matrix, names)
-    if not rows:
-        raise AxError(f"domain {domain.name!r}: no respondent besides {', '.join(names)} answered every test item in "
-                      f"{store.root}; answer the test split with other configurations first (calibration)")
-    calibration = calibrate_pool(matrix, rows=rows, model=cross_validated_model(matrix.correct[rows]))
-    items = calibration.calibration.items
+    if len(rows) < 2:
+        raise AxError(f"domain {domain.name!r}: fewer than 2 respondents besides {', '.join(names)} answered every "
+                      f"test item in {store.root}; answer the test split with other configurations first")
+    plan = plan or adaptive_plan(matrix, names)
+    scorer = AdaptiveScorer(plan.method, matrix, rows, max_items=max_items, target_standard_error=target_standard_error)
     examples = {str(e.id): e for e in domain.splits().all()}
     stored_items = {item.id: item for item in store.items(domain.name)}
     missing = [item for item in matrix.item_ids if item not in examples
@@ -294,9 +365,6 @@ def adaptive_evaluate(configurations: Sequence[Configuration], domain: Domain, *
     if missing:
         raise AxError(f"domain {domain.name!r}: stored item(s) {', '.join(missing[:5])} are missing from the domain's "
                       "data or changed since they were answered")
-    calibrated = int(items.calibrated.sum())
-    settled = float(matrix.correct[rows][:, ~items.calibrated].mean(axis=0).sum())
-    replay_error = held_out_error(held_out_replays(matrix, rows))
     respondents = [prepare(c, domain, lm, store, command) for c in configurations]
 
     def test(respondent: PreparedRespondent) -> AdaptiveResult | BaseException:
@@ -312,15 +380,14 @@ def adaptive_evaluate(configurations: Sequence[Configuration], domain: Domain, *
 
         record = respondent.record
         try:
-            result = run_adaptive_test(respond, items, max_items=max_items,
-                                       target_standard_error=target_standard_error)
-            state = over_every_item(result.forecast, calibrated, settled, len(matrix.item_ids))
+            outcome = scorer.test(respond, record.configuration.name)
             estimate = AdaptiveEstimate(
-                items=[matrix.item_ids[j] for j in result.items], pool_items=len(matrix.item_ids),
-                calibrated_items=calibrated, theta=state.theta, theta_standard_error=state.theta_standard_error,
-                accuracy=state.accuracy, accuracy_standard_error=state.accuracy_standard_error,
-                sampling_floor=sampling_floor(state.unasked_standard_error), stop_reason=result.stop_reason,
-                irt_model=calibration.model, calibrated_on=len(rows), held_out_error=replay_error)
+                method=plan.method, items=[matrix.item_ids[j] for j in outcome.items], pool_items=scorer.n_items,
+                calibrated_items=scorer.calibrated, theta=outcome.theta,
+                theta_standard_error=outcome.theta_standard_error, accuracy=outcome.accuracy,
+                accuracy_standard_error=outcome.standard_error,
+                sampling_floor=sampling_floor(outcome.unasked_standard_error), stop_reason=outcome.stop_reason,
+                irt_model=scorer.model, calibrated_on=len(rows), held_out_error=plan.held_out_error)
             record = record.model_copy(update={"adaptive": estimate})
             return AdaptiveResult(name=record.configuration.name, domain=domain.name, new_answers=len(new),
                                   estimate=estimate)

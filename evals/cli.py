@@ -97,8 +97,10 @@ def evaluate_cmd(
                 e = result.estimate
                 console.print(f"{result.name}: predicted accuracy {100 * e.accuracy:.1f}% "
                               f"± {100 * e.accuracy_standard_error:.1f} points from {len(e.items)} of "
-                              f"{e.pool_items} items ({e.stop_reason}; sampling floor {100 * e.sampling_floor:.1f} "
-                              f"points); ability {e.theta:+.2f} ± {e.theta_standard_error:.2f}", soft_wrap=True)
+                              f"{e.pool_items} items by {e.method} ({e.stop_reason}; sampling floor "
+                              f"{100 * e.sampling_floor:.1f} points; replayed on the pool it missed by "
+                              + ("?" if e.held_out_error is None else f"{100 * e.held_out_error:.1f}") + " points)",
+                              soft_wrap=True)
                 if e.pool_items < MIN_ADAPTIVE_ITEMS:
                     console.print(f"  {e.pool_items} items, under {MIN_ADAPTIVE_ITEMS}: the unasked items alone leave a "
                                   f"mean error of about {100 * e.sampling_floor:.1f} points, so this is no 2-point "

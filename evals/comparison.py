@@ -107,6 +107,7 @@ class AdaptiveRun(BaseModel):
     name: str
     cell: str
     seed: int
+    method: str = "irt"  # or "sampled" (ax.evals.sampled)
     accuracy: Estimate
     standard_error: float
     items_used: int
@@ -745,7 +746,8 @@ def adaptive_runs(matrix: ResponseMatrix, truth: Truth | None) -> list[AdaptiveR
             flags.append("gepa_unchanged")
             reasons.append(f"GEPA changed nothing: {why}")
         out.append(AdaptiveRun(
-            name=configuration.name, cell=configuration.cell, seed=configuration.seed, accuracy=accuracy,
+            name=configuration.name, cell=configuration.cell, seed=configuration.seed, method=estimate.method,
+            accuracy=accuracy,
             standard_error=estimate.accuracy_standard_error, items_used=len(estimate.items),
             pool_items=estimate.pool_items, calibrated_items=estimate.calibrated_items,
             sampling_floor=estimate.sampling_floor, stop_reason=estimate.stop_reason,

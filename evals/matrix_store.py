@@ -67,11 +67,12 @@ class AdaptiveEstimate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    method: str = "irt"  # or "sampled": random items, the pool's answers as predictor (ax.evals.sampled)
     items: list[str]
     pool_items: int
     calibrated_items: int
-    theta: float
-    theta_standard_error: float
+    theta: float | None = None  # IRT only
+    theta_standard_error: float | None = None
     accuracy: float
     accuracy_standard_error: float
     sampling_floor: float

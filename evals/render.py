@@ -130,21 +130,25 @@ def _comparison_blocks(comparison: Comparison) -> list[Block]:
          "; ".join(c.flag_reasons) if c.flags else "none"] for c in comparison.cells]))
     if comparison.adaptive:
         out.append(Paragraph(
-            "Scored adaptively: each run answered only the items adaptive testing picked; the accuracy is the IRT "
-            "forecast over every test item, ± 1.96 forecast SE (item parameters taken as exact; items every "
-            "calibration respondent answered alike, which cannot be calibrated, count as answered alike again). "
+            "Scored adaptively: each run answered only part of the items, and its accuracy over every test item is "
+            "estimated ± 1.96 SE, by whichever method missed less when replayed on the pool: random items with the "
+            "difference estimator, the pool's most similar respondents predicting the rest (sampled), or the most "
+            "informative items and an IRT forecast (irt; item parameters taken as exact, items every pool "
+            "respondent answered alike counted as answered alike again). "
             "The held-out replay error is the pool's own evidence: the same tests replayed on the calibration "
             "respondents, each group calibrated without it, missed their accuracy on every item by that much on "
             "average; where it exceeds the SE, trust it, not the SE. The sampling floor is the mean error the "
             "unasked items' own chance leaves, which no estimator removes."))
         out.append(Table(["run", "configuration", "seed", "estimated accuracy [±1.96 SE]", "held-out replay error",
-                          "items asked", "sampling floor", "stopped at", "calibration", "top answer (asked)",
+                          "items asked", "sampling floor", "stopped at", "method", "top answer (asked)",
                           "flags"], [
             [r.name, LABELS[r.cell], str(r.seed), _pct(r.accuracy),
              "—" if r.held_out_error is None else f"{100 * r.held_out_error:.1f} points",
              f"{r.items_used} of {r.pool_items} ({100 * r.items_used / r.pool_items:.0f}%)",
              f"{100 * r.sampling_floor:.1f} points", r.stop_reason.replace("_", " "),
-             f"{r.calibrated_items} items by {r.irt_model.upper()} on {r.calibrated_on} respondents",
+             (f"random items, predicted from {r.calibrated_on} respondents' answers" if r.method == "sampled" else
+              f"most informative items, {r.calibrated_items} calibrated by {r.irt_model.upper()} on "
+              f"{r.calibrated_on} respondents"),
              f"{r.top_answer} ({_share(r.top_share)})" if r.top_answer is not None else "—",
              "; ".join(r.flag_reasons) if r.flags else "none"] for r in comparison.adaptive]))
     if comparison.domain != "pooled":

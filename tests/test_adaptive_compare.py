@@ -12,7 +12,7 @@ from rich.console import Console
 
 import ax
 from ax.configuration import Configuration
-from ax.evals.adaptive_eval import adaptive_refusal
+from ax.evals.adaptive_eval import adaptive_plan
 from ax.evals.matrix_store import Cell, RespondentRecord, ResponseMatrix, ResponseStore, item_record
 from ax.evals.runner import task_info
 from ax.programs import label_metric
@@ -80,7 +80,7 @@ def test_compare_adaptive_answers_the_picked_items_and_the_report_says_what_they
         estimate = record.adaptive
         # items every respondent got right (or wrong) would tell nothing: not calibrated, they count as before
         assert estimate is not None and estimate.calibrated_on == 61 and estimate.pool_items == len(items)
-        assert 0 < estimate.held_out_error < 0.06  # the pool's own replays, each seed group left out
+        assert 0 < estimate.held_out_error < 0.06 and estimate.method in ("irt", "sampled")  # the pool's replays
         assert 0.9 * len(items) < estimate.calibrated_items <= len(items)
         assert 1 <= len(estimate.items) <= estimate.calibrated_items // 4 and estimate.items == [c.item for c in record.cells]
         assert 0 < estimate.accuracy < 1 and 0 < estimate.sampling_floor < estimate.accuracy_standard_error
@@ -112,18 +112,34 @@ def _matrix(n_items: int, respondents: int, *, rasch: bool = True, seed: int = 0
 
 
 def test_adaptive_compare_refuses_small_pools_with_the_sampling_floor_and_few_respondents_by_count():
-    small = adaptive_refusal(_matrix(72, 30), tested=[])
+    small = adaptive_plan(_matrix(72, 30), tested=[]).reason
     assert "72 items, under 200" in small and "sampling floor" in small
     floor = float(small.split("about ")[1].split(" ")[0])
     assert 3.0 < floor < 4.5  # about 0.8 * sqrt(54 * 0.2) / 72
-    few = adaptive_refusal(_matrix(400, 12), tested=["r0", "r1", "r2"])
+    few = adaptive_plan(_matrix(400, 12), tested=["r0", "r1", "r2"]).reason
     assert few.startswith("only 9 respondent(s)")
-    assert adaptive_refusal(_matrix(400, 31), tested=["r0"]) is None
-    # no item structure to model: adaptive tests miss by more than random items would, so not adaptive
-    assert "as many random items would miss" in adaptive_refusal(_matrix(400, 31, rasch=False), tested=["r0"])
-    alike = _matrix(400, 12)
-    alike.correct[:] = 0.0
-    assert "answered every item alike" in adaptive_refusal(alike, tested=["r0"])
+    rasch = adaptive_plan(_matrix(400, 31), tested=["r0"])
+    assert rasch.reason is None and set(rasch.errors) == {"irt", "sampled"}
+    assert rasch.held_out_error == min(rasch.errors.values()) < rasch.random_items_error
+    # no item structure and no respondent like another: nothing predicts, so no test beats random items
+    noise = adaptive_plan(_matrix(400, 31, rasch=False), tested=["r0"])
+    assert "as many random items would miss" in noise.reason
+
+
+def test_sampling_recovers_a_copy_of_a_pool_respondent_from_few_items():
+    """A configuration that answers like one pool respondent (a deterministic arm run again) is predicted by it."""
+    from ax.evals.sampled import item_order, neighbour_estimate, run_sampled_test
+
+    matrix = _matrix(400, 31)
+    pool, row = matrix.correct[1:], matrix.correct[5]  # row 5 is pool row 4: a copy
+    test = run_sampled_test(lambda j: int(row[j]), pool, item_order(400, "copy"), target_standard_error=0.02)
+    assert test.stop_reason == "standard_error" and len(test.items) == 30
+    assert abs(test.estimate.accuracy - row.mean()) < 0.01 and test.estimate.standard_error < 0.01
+    # a respondent unlike any: the estimate is the sample's, with an honest SE
+    other = _matrix(400, 1, seed=9).correct[0]
+    asked = item_order(400, "other")[:100]
+    estimate = neighbour_estimate(asked, other[asked], pool)
+    assert abs(estimate.accuracy - other.mean()) < 3 * estimate.standard_error + 0.01
 
 
 def test_compare_adaptive_falls_back_to_every_item_when_the_preset_limits_them(queues, tmp_path, capsys):

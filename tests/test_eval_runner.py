@@ -78,7 +78,7 @@ def test_adaptive_evaluation_asks_only_for_the_items_it_picks(legal, tmp_path):
     import dspy
     from dspy.utils.dummies import DummyLM
 
-    from ax.evals.adaptive_eval import adaptive_evaluate
+    from ax.evals.adaptive_eval import AdaptivePlan, adaptive_evaluate
 
     items = domain_items(legal, limit=40)
     store = ResponseStore(tmp_path, create=True)
@@ -98,7 +98,7 @@ def test_adaptive_evaluation_asks_only_for_the_items_it_picks(legal, tmp_path):
     configuration = Configuration(name="new", domain="legal", lora=False, gepa=True)
     with dspy.context(adapter=dspy.ChatAdapter()):
         [result] = adaptive_evaluate([configuration], legal, lm=lm, store=store, max_items=10,
-                                     target_standard_error=1e-9)
+                                     target_standard_error=1e-9, plan=AdaptivePlan(method="irt"))
     estimate = result.estimate
     assert len(estimate.items) == result.new_answers == 10 and estimate.pool_items == estimate.calibrated_items == 40
     assert estimate.calibrated_on == 30
@@ -108,7 +108,7 @@ def test_adaptive_evaluation_asks_only_for_the_items_it_picks(legal, tmp_path):
     assert stored.adaptive == estimate
     # the defaults (those of `ax evaluate --adaptive`): a quarter of the 40 items, far above the
     # accuracy-SE target, so the same 10 items, all already stored
-    [again] = adaptive_evaluate([configuration], legal, lm=lm, store=store)
+    [again] = adaptive_evaluate([configuration], legal, lm=lm, store=store, plan=AdaptivePlan(method="irt"))
     assert len(again.estimate.items) == 10 and again.estimate.stop_reason == "max_items" and again.new_answers == 0
     assert again.estimate.theta == pytest.approx(estimate.theta) and again.estimate.accuracy_standard_error > 0.025
     # the unasked 30 items' own chance: the part of the error no estimator removes
