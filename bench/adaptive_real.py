@@ -85,14 +85,17 @@ def main() -> None:
                 + ("met." if mean_error <= GOAL_ERROR else "not met."))
     live = [(r, matrix.adaptive[c.name]) for r, c in enumerate(people) if complete[r] and c.name in matrix.adaptive]
     if live:
-        print("\nLive adaptive tests (`ax compare --adaptive`), then every item answered (`ax evaluate`):")
-        print("| run | full accuracy | live forecast ± SE | items asked | error |\n|---|---|---|---|---|")
+        print("\nLive adaptive tests (`ax compare --adaptive`), then every item answered (`ax evaluate`):\n")
+        print("| run | method | full accuracy | live estimate ± SE | items asked | error |\n|---|---|---|---|---|---|")
         for r, estimate in live:
-            print(f"| {people[r].name} | {100 * full[r]:.1f}% | {100 * estimate.accuracy:.1f}% ± "
+            print(f"| {people[r].name} | {estimate.method} | {100 * full[r]:.1f}% | {100 * estimate.accuracy:.1f}% ± "
                   f"{100 * estimate.accuracy_standard_error:.1f} | {len(estimate.items)} "
                   f"({100 * len(estimate.items) / n_items:.0f}%) | {100 * (estimate.accuracy - full[r]):+.1f} |")
-        print(f"Live: mean |error| {100 * np.mean([abs(e.accuracy - full[r]) for r, e in live]):.2f} points over "
-              f"{len(live)} runs")
+        for method in METHODS:
+            mine = [abs(e.accuracy - full[r]) for r, e in live if e.method == method]
+            if mine:
+                summary.append(f"Live, {method}: mean |error| {100 * float(np.mean(mine)):.2f} points over {len(mine)} "
+                               "runs.")
     print("\n" + "\n".join(summary))
 
 
