@@ -24,6 +24,7 @@ import ax
 from ax.configuration import CONFIGURATIONS_FILE, Configuration, load_configurations
 from ax.errors import AxError
 from ax.evals.adaptive_eval import adaptive_evaluate, adaptive_in_workers, adaptive_plan, calibration_rows
+from ax.evals.comparison import Truth
 from ax.evals.matrix_store import ResponseStore
 from ax.evals.render import write_report
 from ax.evals.report import REPORT_DIR, ReportSettings, build_report
@@ -92,10 +93,12 @@ def _compare_adaptively(tested: list[Configuration], **answering: Any) -> int:
     results = (adaptive_in_workers(run_dir, tested, task.name, workers=workers, model=answering["model"],
                                    dtype=answering["dtype"], command=options["command"], plan=plan) if workers > 1 else
                adaptive_evaluate(tested, task, lm=answering["lm"], store=store, command=options["command"], plan=plan))
+    truth = Truth.of(matrix)
+    floor = f"; majority floor {100 * truth.floors.majority:.1f}%" if truth else ""
     for result in results:
         e = result.estimate
         console.print(f"{result.name}: {100 * e.accuracy:.1f}% ± {100 * e.accuracy_standard_error:.1f} from "
-                      f"{len(e.items)} of {e.pool_items} items ({e.stop_reason})", soft_wrap=True)
+                      f"{len(e.items)} of {e.pool_items} items ({e.stop_reason}{floor})", soft_wrap=True)
     return sum(result.new_answers for result in results)
 
 

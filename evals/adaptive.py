@@ -52,7 +52,7 @@ GOAL_FRACTION, GOAL_ERROR = 0.25, 0.02  # the issue: within 2 accuracy points us
 CALIBRATION_MARGIN = 1.25
 TARGET_STANDARD_ERROR = GOAL_ERROR / math.sqrt(2 / math.pi) / CALIBRATION_MARGIN
 # The issue's line: under 200 items a quarter of the pool leaves a sampling floor near or above the goal
-# (bench/adaptive_eval.py: 3.4 points at 72 items, 1.6 to 1.7 at 300).
+# (pool_sampling_floor; bench/adaptive_eval.py measures it).
 MIN_ADAPTIVE_ITEMS = 200
 CROSS_VALIDATION_FOLDS = 5
 _QUADRATURE_POINTS = 61  # ability_posterior's default, so batch replays match single tests

@@ -86,6 +86,7 @@ def evaluate_cmd(
         if adaptive:
             from ax.evals.adaptive import MIN_ADAPTIVE_ITEMS, TARGET_STANDARD_ERROR  # scipy: not for `ax --help`
             from ax.evals.adaptive_eval import adaptive_evaluate, adaptive_in_workers  # scipy, likewise
+            from ax.evals.comparison import Truth  # scipy
 
             options = dict(max_items=max_items, command=command,
                            target_standard_error=TARGET_STANDARD_ERROR if target_se is None else target_se)
@@ -93,9 +94,11 @@ def evaluate_cmd(
                                            **options) if workers > 1 else
                        adaptive_evaluate(chosen, task, lm=ax.LM(model, dtype=dtype), store=ResponseStore(run_dir),
                                          **options))
+            truth = Truth.of(ResponseStore(run_dir).matrix(domain, "test"))
+            floor = f" (majority floor {100 * truth.floors.majority:.1f}%)" if truth else ""
             for result in results:
                 e = result.estimate
-                console.print(f"{result.name}: predicted accuracy {100 * e.accuracy:.1f}% "
+                console.print(f"{result.name}: predicted accuracy {100 * e.accuracy:.1f}%{floor} "
                               f"± {100 * e.accuracy_standard_error:.1f} points from {len(e.items)} of "
                               f"{e.pool_items} items by {e.method} ({e.stop_reason}; sampling floor "
                               f"{100 * e.sampling_floor:.1f} points; replayed on the pool it missed by "

@@ -20,8 +20,8 @@ import numpy as np
 from ax.errors import AxError
 from ax.evals.adaptive import item_budget
 
-# Weights exp(SHARPNESS * share of asked items answered alike): on the real 408-item pool
-# (bench/adaptive_real.py) 20 to 200 gave alike errors, 0 (the pool's mean) clearly worse.
+# Weights exp(SHARPNESS * share of asked items answered alike): on the real pool of bench/adaptive_real.py
+# values from 20 to 200 did alike, 0 (the pool's plain mean) clearly worse.
 SHARPNESS = 20.0
 MIN_ITEMS = 30  # the residuals' spread, hence the SE that stops the test, needs some items first
 

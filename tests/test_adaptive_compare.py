@@ -47,7 +47,8 @@ def _calibration_pool(store: ResponseStore, domain, respondents: int, seed: int 
     return [str(e.id) for e in test]
 
 
-def test_compare_adaptive_answers_the_picked_items_and_the_report_says_what_they_are(queues, tiny_model_dir, tmp_path):
+def test_compare_adaptive_answers_the_picked_items_and_the_report_says_what_they_are(queues, tiny_model_dir, tmp_path,
+                                                                                    capsys):
     from ax.client import Client
     from ax.evals.render import write_report
     from ax.evals.report import ReportSettings, build_report
@@ -76,6 +77,8 @@ def test_compare_adaptive_answers_the_picked_items_and_the_report_says_what_they
         backend.close()
     records = [store.read("queues", c.name) for c in tested]
     assert new == sum(len(r.cells) for r in records)
+    printed = capsys.readouterr().err
+    assert "baseline-s0: " in printed and "majority floor 33.5%" in printed  # every accuracy beside its floor
     for record in records:
         estimate = record.adaptive
         # items every respondent got right (or wrong) would tell nothing: not calibrated, they count as before
