@@ -8,11 +8,13 @@ Two uses of ``ax.evals.adaptive``:
   calibration, as a fresh configuration would be; with fewer than ``MIN_HELD_OUT_POOL`` such
   respondents the whole pool is used and the check is marked in-sample (optimistic).
 * :func:`adaptive_evaluate` scores new configurations live (``ax evaluate --adaptive``, ``ax compare
-  --adaptive``): each chosen item is run through the model only when picked (maximum Fisher
-  information at the current EAP ability); the answers are kept in the response store like any
-  other, and the estimate with its respondent's record, where the report finds it.
+  --adaptive``): each item is run through the model only when its test picks it, by whichever
+  method :func:`adaptive_plan` finds misses less when replayed on the pool (``irt``: maximum Fisher
+  information at the current EAP ability; ``sampled``: random items and the pool's answers as
+  predictor, ``ax.evals.sampled``); the answers are kept in the response store like any other, and
+  the estimate with its respondent's record, where the report finds it.
 
-Both calibrate the 1PL or the 2PL, whichever predicts held-out respondents better
+IRT, in both, calibrates the 1PL or the 2PL, whichever predicts held-out respondents better
 (:func:`ax.evals.adaptive.cross_validated_model`), rather than by respondent count alone.
 
 The goal the issue sets: within 2 accuracy points of the full evaluation using at most a
@@ -154,7 +156,7 @@ METHODS: tuple[Method, ...] = ("irt", "sampled")
 
 
 @dataclass(frozen=True)
-class TestOutcome:
+class ScoringOutcome:
     """What one test gives, either method: the items asked (column indices), the accuracy over every item with
     its SE and the part of it the unasked items' chance makes; the ability only for IRT."""
 
@@ -192,17 +194,17 @@ class AdaptiveScorer:
         else:
             self.model, self.calibrated = "neighbours", self.n_items
 
-    def test(self, respond: Callable[[int], int], key: str) -> TestOutcome:
+    def test(self, respond: Callable[[int], int], key: str) -> ScoringOutcome:
         if self.method == "sampled":
             sampled = run_sampled_test(respond, self.pool, item_order(self.n_items, key), max_items=self.max_items,
                                        target_standard_error=self.target)
             e = sampled.estimate
-            return TestOutcome(sampled.items, e.accuracy, e.standard_error, e.unasked_standard_error,
+            return ScoringOutcome(sampled.items, e.accuracy, e.standard_error, e.unasked_standard_error,
                                sampled.stop_reason)
         result = run_adaptive_test(respond, self.items, max_items=self.max_items,
                                    target_standard_error=self.target)
         state = over_every_item(result.forecast, self.calibrated, self.settled, self.n_items)
-        return TestOutcome(result.items, state.accuracy, state.accuracy_standard_error, state.unasked_standard_error,
+        return ScoringOutcome(result.items, state.accuracy, state.accuracy_standard_error, state.unasked_standard_error,
                            result.stop_reason, state.theta, state.theta_standard_error)
 
 
