@@ -98,8 +98,8 @@ def evaluate_cmd(
             floor = f" (majority floor {100 * truth.floors.majority:.1f}%)" if truth else ""
             for result in results:
                 e = result.estimate
-                console.print(f"{result.name}: predicted accuracy {100 * e.accuracy:.1f}%{floor} "
-                              f"± {100 * e.accuracy_standard_error:.1f} points from {len(e.items)} of "
+                console.print(f"{result.name}: predicted accuracy {100 * e.accuracy:.1f}% "
+                              f"± {100 * e.accuracy_standard_error:.1f} points{floor} from {len(e.items)} of "
                               f"{e.pool_items} items by {e.method} ({e.stop_reason}; sampling floor "
                               f"{100 * e.sampling_floor:.1f} points; replayed on the pool it missed by "
                               + ("?" if e.held_out_error is None else f"{100 * e.held_out_error:.1f}") + " points)",
