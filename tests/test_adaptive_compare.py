@@ -173,3 +173,28 @@ def test_compare_command_records_adaptive(tmp_path):
 
     assert compare_command(["queues"], "quick", [0], None, tmp_path, None, adaptive=True).endswith("--adaptive")
     assert "--adaptive" not in compare_command(["queues"], "quick", [0], None, Path("r"), None)
+
+
+def test_evaluate_adaptive_command_prints_each_estimate_beside_its_floor_and_replay_error(queues, tiny_model_dir,
+                                                                                         tmp_path, monkeypatch):
+    import typer
+    from typer.testing import CliRunner
+
+    from ax.evals.cli import evaluate_cmd
+
+    monkeypatch.setenv("AX_NO_CACHE", "1")
+    store = ResponseStore(tmp_path, create=True)
+    _calibration_pool(store, queues, respondents=60)
+    (tmp_path / "configurations.json").write_text(json.dumps({"configurations": [
+        {"name": "new-s0", "domain": "queues", "lora": False, "gepa": False}]}))
+    app = typer.Typer()
+    app.command()(evaluate_cmd)
+    result = CliRunner().invoke(app, ["--domain", "queues", "--run-dir", str(tmp_path), "--model", str(tiny_model_dir),
+                                      "--adaptive", "--only", "new-s0"])
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("new-s0: predicted accuracy"))
+    assert "(majority floor 33.5%)" in line and "replayed on the pool it missed by" in line
+    record = store.read("queues", "new-s0")
+    assert record.adaptive is not None and len(record.cells) == len(record.adaptive.items) < 200
+    assert record.commands == [f"ax evaluate --domain queues --run-dir {tmp_path} --model {tiny_model_dir} "
+                               "--split test --only new-s0 --adaptive"]
