@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from dataclasses import dataclass
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,22 +51,35 @@ def compare_command(domains: Sequence[str], preset: str, seeds: Sequence[int], m
     return shlex.join(words)
 
 
-def _answer_every_item(group: list[Configuration], *, task: Domain, run_dir: Path, lm: Any, model: str | None,
-                       dtype: str | None, workers: int, options: dict[str, Any], console: Console) -> int:
-    """`group` on every test item (in `workers` processes when more than one); the number of new answers."""
-    summary = (evaluate_in_workers(run_dir, group, task.name, workers=workers, model=model, dtype=dtype, **options)
-               if workers > 1 else evaluate_run_dir(run_dir, group, task, lm=lm, show_progress=True, **options))
-    console.print(f"{len(group)} respondents answered every test item: {sum(summary.new_cells.values())} new "
-                  f"answers, {summary.parse_failures} unparseable outputs", soft_wrap=True)
+@dataclass(frozen=True)
+class _Answering:
+    """How one domain's test items are answered: in this process with `lm`, or in `workers` processes."""
+
+    task: Domain
+    run_dir: Path
+    lm: Any
+    model: str | None
+    dtype: str | None
+    workers: int
+    options: dict[str, Any]
+    console: Console
+
+
+def _answer_every_item(group: list[Configuration], how: _Answering) -> int:
+    """`group` on every test item; the number of new answers."""
+    summary = (evaluate_in_workers(how.run_dir, group, how.task.name, workers=how.workers, model=how.model,
+                                   dtype=how.dtype, **how.options) if how.workers > 1 else
+               evaluate_run_dir(how.run_dir, group, how.task, lm=how.lm, show_progress=True, **how.options))
+    how.console.print(f"{len(group)} respondents answered every test item: {sum(summary.new_cells.values())} new "
+                      f"answers, {summary.parse_failures} unparseable outputs", soft_wrap=True)
     return sum(summary.new_cells.values())
 
 
-def _compare_adaptively(tested: list[Configuration], **answering: Any) -> int:
+def _compare_adaptively(tested: list[Configuration], how: _Answering) -> int:
     """`tested` on the items adaptive tests pick, or on every item where the pool is too small for that
     (said, with the reason); the number of new answers."""
-    task, run_dir, workers, options = (answering[k] for k in ("task", "run_dir", "workers", "options"))
-    console: Console = answering["console"]
-    store = ResponseStore(run_dir, create=True)
+    task, options, console = how.task, how.options, how.console
+    store = ResponseStore(how.run_dir, create=True)
     answered = task.name in store.domains() and bool(store.respondents(task.name))
     matrix = store.matrix(task.name, "test") if answered else None
     if matrix is not None:  # runs that already answered every item (an earlier full comparison) stay as they are
@@ -85,14 +99,14 @@ def _compare_adaptively(tested: list[Configuration], **answering: Any) -> int:
     if reason or plan is None:
         console.print(f"[bold]Not adaptive[/bold]: {reason}; the {len(tested)} comparison configurations answer "
                       "every item.", soft_wrap=True)
-        return _answer_every_item(tested, **answering)
+        return _answer_every_item(tested, how)
     console.print(f"Adaptive ({plan.method}): {len(tested)} comparison configurations, pool of "
                   f"{len(calibration_rows(matrix, names))} respondents; replayed on the pool, "
                   + ", ".join(f"{m} missed by {100 * e:.1f}" for m, e in plan.errors.items())
                   + f" points (random items: {100 * (plan.random_items_error or 0):.1f})", soft_wrap=True)
-    results = (adaptive_in_workers(run_dir, tested, task.name, workers=workers, model=answering["model"],
-                                   dtype=answering["dtype"], command=options["command"], plan=plan) if workers > 1 else
-               adaptive_evaluate(tested, task, lm=answering["lm"], store=store, command=options["command"], plan=plan))
+    results = (adaptive_in_workers(how.run_dir, tested, task.name, workers=how.workers, model=how.model,
+                                   dtype=how.dtype, command=options["command"], plan=plan) if how.workers > 1 else
+               adaptive_evaluate(tested, task, lm=how.lm, store=store, command=options["command"], plan=plan))
     truth = Truth.of(matrix)
     floor = f"; majority floor {100 * truth.floors.majority:.1f}%" if truth else ""
     for result in results:
@@ -153,12 +167,12 @@ def compare(domains: Sequence[str], *, preset: Any = "quick", seeds: Sequence[in
         respondents = load_configurations(run_dir / CONFIGURATIONS_FILE).select(task.name)
         options = dict(split="test", limit=chosen.test_items, num_threads=chosen.eval_threads, command=command)
         tested = [c for c in respondents if c.role == "comparison"] if adaptive else []
-        answering = dict(task=task, run_dir=run_dir, lm=lm, model=model, dtype=dtype, workers=workers,
+        how = _Answering(task=task, run_dir=run_dir, lm=lm, model=model, dtype=dtype, workers=workers,
                          options=options, console=console)
         full = [c for c in respondents if c not in tested]
-        new_answers = _answer_every_item(full, **answering) if full else 0
+        new_answers = _answer_every_item(full, how) if full else 0
         if tested:
-            new_answers += _compare_adaptively(tested, **answering)
+            new_answers += _compare_adaptively(tested, how)
         console.print(f"{task.name} took {time.perf_counter() - domain_started:.0f} s ({new_answers} new answers)",
                       soft_wrap=True)
     console.rule("[bold]report[/bold]")

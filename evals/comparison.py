@@ -37,7 +37,7 @@ from ax.evals.calibration import PoolCalibration
 from ax.evals.classification import (
     DEGENERATE_SHARE, ClassMetrics, Floors, answer_distribution, class_metrics, domain_floors, macro_f1_replicates,
 )
-from ax.evals.matrix_store import CORRECT_AT, ResponseMatrix
+from ax.evals.matrix_store import CORRECT_AT, AdaptiveEstimate, ResponseMatrix
 from ax.programs.metrics import normalize_label
 from ax.evals.stats import (
     CELLS,
@@ -101,23 +101,14 @@ class CellResult(BaseModel):
 
 
 class AdaptiveRun(BaseModel):
-    """A comparison run scored adaptively (``ax compare/evaluate --adaptive``): its accuracy on every test item,
-    forecast from the items asked; the interval is the forecast +- 1.96 SE, clipped to [0, 1]."""
+    """A comparison run scored adaptively (``ax compare/evaluate --adaptive``): its stored estimate, the accuracy
+    over every test item as an interval (the estimate +- 1.96 SE, clipped to [0, 1]), and its flags."""
 
     name: str
     cell: str
     seed: int
-    method: str = "irt"  # or "sampled" (ax.evals.sampled)
     accuracy: Estimate
-    standard_error: float
-    items_used: int
-    pool_items: int
-    calibrated_items: int
-    sampling_floor: float
-    stop_reason: str
-    irt_model: str
-    calibrated_on: int
-    held_out_error: float | None = None  # the same tests replayed on the calibration pool: mean |error|
+    estimate: AdaptiveEstimate
     top_answer: str | None = None  # over the items asked
     top_share: float | None = None
     flags: list[str] = []  # "degenerate", "gepa_unchanged", "adaptive_off_goal", "adaptive_unchecked"
@@ -745,15 +736,9 @@ def adaptive_runs(matrix: ResponseMatrix, truth: Truth | None) -> list[AdaptiveR
         if why := _unchanged_gepa(configuration):
             flags.append("gepa_unchanged")
             reasons.append(f"GEPA changed nothing: {why}")
-        out.append(AdaptiveRun(
-            name=configuration.name, cell=configuration.cell, seed=configuration.seed, method=estimate.method,
-            accuracy=accuracy,
-            standard_error=estimate.accuracy_standard_error, items_used=len(estimate.items),
-            pool_items=estimate.pool_items, calibrated_items=estimate.calibrated_items,
-            sampling_floor=estimate.sampling_floor, stop_reason=estimate.stop_reason,
-            irt_model=estimate.irt_model, calibrated_on=estimate.calibrated_on,
-            held_out_error=estimate.held_out_error, top_answer=top, top_share=share,
-            flags=flags, flag_reasons=reasons))
+        out.append(AdaptiveRun(name=configuration.name, cell=configuration.cell, seed=configuration.seed,
+                               accuracy=accuracy, estimate=estimate, top_answer=top, top_share=share, flags=flags,
+                               flag_reasons=reasons))
     return out
 
 
@@ -762,10 +747,10 @@ def adaptive_sentences(runs: list[AdaptiveRun]) -> list[str]:
     if not runs:
         return []
     out = [f"{len(runs)} comparison run(s) were scored adaptively, answering only the items adaptive testing picked "
-           f"({', '.join(f'{r.name}: {r.items_used} of {r.pool_items}' for r in runs)}): their accuracy is a "
+           f"({', '.join(f'{r.name}: {len(r.estimate.items)} of {r.estimate.pool_items}' for r in runs)}): their accuracy is a "
            "forecast for every test item with its error (table below). Pairwise tests, the combination against "
            "the single methods and synergy need every item answered and are not measured for them."]
-    small = [r for r in runs if r.pool_items < MIN_ADAPTIVE_ITEMS]
+    small = [r.estimate for r in runs if r.estimate.pool_items < MIN_ADAPTIVE_ITEMS]
     if small:
         out.append(f"The pool has {small[0].pool_items} calibrated items, under {MIN_ADAPTIVE_ITEMS}: the unasked items "
                    f"alone leave a mean error of {100 * min(r.sampling_floor for r in small):.1f} to "

@@ -120,6 +120,19 @@ def _arm_blocks(comparison: Comparison) -> list[Block]:
     return [Paragraph("What each arm did:"), Table(["run", "configuration", "seed", "steps"], rows)]
 
 
+def _adaptive_row(run: AdaptiveRun) -> list[str]:
+    e = run.estimate
+    return [run.name, LABELS[run.cell], str(run.seed), _pct(run.accuracy),
+            "—" if e.held_out_error is None else f"{100 * e.held_out_error:.1f} points",
+            f"{len(e.items)} of {e.pool_items} ({100 * len(e.items) / e.pool_items:.0f}%)",
+            f"{100 * e.sampling_floor:.1f} points", e.stop_reason.replace("_", " "),
+            (f"random items, predicted from {e.calibrated_on} respondents' answers" if e.method == "sampled" else
+             f"most informative items, {e.calibrated_items} calibrated by {e.irt_model.upper()} on "
+             f"{e.calibrated_on} respondents"),
+            f"{run.top_answer} ({_share(run.top_share)})" if run.top_answer is not None else "—",
+            "; ".join(run.flag_reasons) if run.flags else "none"]
+
+
 def _comparison_blocks(comparison: Comparison) -> list[Block]:
     out: list[Block] = [Bullets(comparison.verdict.sentences)]
     out.append(Table(["configuration", "runs", "accuracy [95% CI]", "interval", "ability [95% CI]", "macro-F1",
@@ -141,16 +154,7 @@ def _comparison_blocks(comparison: Comparison) -> list[Block]:
             "unasked items' own chance leaves, which no estimator removes."))
         out.append(Table(["run", "configuration", "seed", "estimated accuracy [±1.96 SE]", "held-out replay error",
                           "items asked", "sampling floor", "stopped at", "method", "top answer (asked)",
-                          "flags"], [
-            [r.name, LABELS[r.cell], str(r.seed), _pct(r.accuracy),
-             "—" if r.held_out_error is None else f"{100 * r.held_out_error:.1f} points",
-             f"{r.items_used} of {r.pool_items} ({100 * r.items_used / r.pool_items:.0f}%)",
-             f"{100 * r.sampling_floor:.1f} points", r.stop_reason.replace("_", " "),
-             (f"random items, predicted from {r.calibrated_on} respondents' answers" if r.method == "sampled" else
-              f"most informative items, {r.calibrated_items} calibrated by {r.irt_model.upper()} on "
-              f"{r.calibrated_on} respondents"),
-             f"{r.top_answer} ({_share(r.top_share)})" if r.top_answer is not None else "—",
-             "; ".join(r.flag_reasons) if r.flags else "none"] for r in comparison.adaptive]))
+                          "flags"], [_adaptive_row(r) for r in comparison.adaptive]))
     if comparison.domain != "pooled":
         out.append(Table(["run", "configuration", "seed", "accuracy [95% Wilson]", "ability ± SE", "macro-F1"], [
             [r.name, LABELS[c.cell], str(r.seed), _pct(r.accuracy), _ability(r.ability, r.ability_se),

@@ -154,7 +154,7 @@ def _summary_line(comparison: Comparison) -> str:
         line = f"{head}: {about}"
         if comparison.adaptive:
             line = (f"{line.rstrip('.')}; {len(comparison.adaptive)} run(s) scored adaptively: "
-                    + ", ".join(f"{r.name} {100 * r.accuracy.estimate:.1f}% ± {100 * r.standard_error:.1f}"
+                    + ", ".join(f"{r.name} {100 * r.accuracy.estimate:.1f}% ± {100 * r.estimate.accuracy_standard_error:.1f}"
                                 for r in comparison.adaptive) + " (forecasts from part of the items)")
     else:
         d = verdict.combination_minus_best

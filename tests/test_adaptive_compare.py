@@ -54,7 +54,7 @@ def test_compare_adaptive_answers_the_picked_items_and_the_report_says_what_they
     from ax.evals.report import ReportSettings, build_report
     from ax.inference.local import LocalBackend
     from ax.model import load_model
-    from ax.pipeline import _compare_adaptively
+    from ax.pipeline import _Answering, _compare_adaptively
 
     run_dir = tmp_path / "run"
     store = ResponseStore(run_dir, create=True)
@@ -71,8 +71,9 @@ def test_compare_adaptive_answers_the_picked_items_and_the_report_says_what_they
     lm = Client(backend, model_name="tiny", cache=False, max_field_tokens=4).lm()
     options = dict(split="test", limit=None, num_threads=4, command="ax compare --domain queues --adaptive")
     try:
-        new = _compare_adaptively([*tested, earlier.configuration], task=queues, run_dir=run_dir, lm=lm, model=None, dtype=None, workers=1,
-                                  options=options, console=Console(stderr=True))
+        new = _compare_adaptively([*tested, earlier.configuration], _Answering(
+            task=queues, run_dir=run_dir, lm=lm, model=None, dtype=None, workers=1, options=options,
+            console=Console(stderr=True)))
     finally:
         backend.close()
     records = [store.read("queues", c.name) for c in tested]
@@ -146,11 +147,11 @@ def test_sampling_recovers_a_copy_of_a_pool_respondent_from_few_items():
 
 
 def test_compare_adaptive_falls_back_to_every_item_when_the_preset_limits_them(queues, tmp_path, capsys):
-    from ax.pipeline import _compare_adaptively
+    from ax.pipeline import _Answering, _compare_adaptively
 
     answered = []
 
-    def fake_answer(group, **_):  # the full-answering path, recorded instead of run
+    def fake_answer(group, how):  # the full-answering path, recorded instead of run
         answered.append([c.name for c in group])
         return 0
 
@@ -160,8 +161,8 @@ def test_compare_adaptive_falls_back_to_every_item_when_the_preset_limits_them(q
     pipeline._answer_every_item = fake_answer
     try:
         _compare_adaptively([Configuration(name="baseline-s0", domain="queues", lora=False, gepa=False)],
-                            task=queues, run_dir=tmp_path, lm=None, model=None, dtype=None, workers=1,
-                            options=dict(limit=6, command="c"), console=Console(stderr=True))
+                            _Answering(task=queues, run_dir=tmp_path, lm=None, model=None, dtype=None, workers=1,
+                                       options=dict(limit=6, command="c"), console=Console(stderr=True)))
     finally:
         pipeline._answer_every_item = original
     assert answered == [["baseline-s0"]]
