@@ -2,11 +2,10 @@
 
 Two uses of ``ax.evals.adaptive``:
 
-* :func:`adaptive_check` (in every report) replays adaptive tests from the stored full
-  evaluations of the comparison runs and compares each with its full-length result. Items are
-  calibrated on the calibration-role respondents only, so the replayed runs are new to the
-  calibration, as a fresh configuration would be; with fewer than ``MIN_HELD_OUT_POOL`` such
-  respondents the whole pool is used and the check is marked in-sample (optimistic).
+* :func:`adaptive_check` (in every report) replays both methods' adaptive tests from the stored
+  full evaluations of the comparison runs and compares each with its full-length result, the way
+  ``ax compare --adaptive`` checks its pool (:func:`held_out_replays`): each seed's runs are tested
+  by a scorer built without them, so they are new to it, as a fresh configuration would be.
 * :func:`adaptive_evaluate` scores new configurations live (``ax evaluate --adaptive``, ``ax compare
   --adaptive``): each item is run through the model only when its test picks it, by whichever
   method :func:`adaptive_plan` finds misses less when replayed on the pool (``irt``: maximum Fisher
@@ -27,6 +26,7 @@ import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import product
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,12 +48,10 @@ from ax.evals.adaptive import (
     item_budget,
     over_every_item,
     pool_sampling_floor,
-    replay_adaptive_tests,
     run_adaptive_test,
     sampling_floor,
 )
 from ax.evals.calibration import calibrate_pool
-from ax.evals.comparison import comparison_rows
 from ax.evals.matrix_store import AdaptiveEstimate, ResponseMatrix, ResponseStore, item_record
 from ax.evals.runner import PreparedRespondent, answer, prepare, seed_shards
 from ax.evals.sampled import item_order, run_sampled_test
@@ -65,81 +63,82 @@ BUDGET_FRACTIONS = (0.1, 0.25, 0.5)
 MIN_HELD_OUT_POOL = 10
 
 
+Method = Literal["irt", "sampled"]
+METHODS: tuple[Method, ...] = ("irt", "sampled")
+
+
 class AdaptiveBudget(BaseModel):
-    """Replays at one item budget: items used and |forecast - observed accuracy| over the replayed runs.
+    """One method's held-out replays of the comparison runs at one item budget: items used, |forecast - accuracy
+    on every item|, and what as many random items would miss by.
 
     ``mean_standard_error`` is the forecasts' own standard error: near the actual errors when the
-    model fits, below them when the items are misfit or poorly calibrated.
+    method's model fits, below them when it does not.
     """
 
+    method: Method
     fraction: float
     max_items: int
     mean_items_used: float
     mean_abs_error: float
     max_abs_error: float
     mean_standard_error: float
-    mean_abs_theta_error: float
+    random_items_error: float
 
 
 class AdaptiveCheck(BaseModel):
     domain: str
-    irt_model: str
-    calibrated_on: int
-    held_out: bool
+    pool: int  # complete respondents the replays were calibrated on, each group without itself
     runs: list[str]
-    calibrated_items: int
+    items: int
     budgets: list[AdaptiveBudget]
     goal_met: bool
     sentence: str
 
 
 def adaptive_check(matrix: ResponseMatrix, fractions: tuple[float, ...] = BUDGET_FRACTIONS) -> AdaptiveCheck | None:
-    """Replay adaptive tests of the domain's complete comparison runs at each budget, stopping as live tests do.
+    """Replay both methods' adaptive tests of the domain's complete comparison runs at each budget, as
+    ``ax compare --adaptive`` checks its pool before trusting it (:func:`held_out_replays`: each seed's
+    runs, or fold, tested by a scorer built without them; stopping as live tests do).
 
-    None when there is nothing to replay: no complete comparison run, or no item the pool can calibrate.
+    None when there is nothing to replay: no complete comparison run, or no group the rest can calibrate.
     """
-    by_cell, _ = comparison_rows(matrix)
-    targets = sorted(r for rows in by_cell.values() for r in rows)
-    pool = [r for r, c in enumerate(matrix.respondents) if c.role == "calibration"]
-    held_out = len(pool) >= MIN_HELD_OUT_POOL
-    if not targets:
-        return None
-    rows = pool if held_out else list(range(len(matrix.respondents)))
-    try:
-        calibration = calibrate_pool(matrix, rows=rows, model=cross_validated_model(matrix.correct[rows]))
-    except AxError:
-        return None
-    items = calibration.calibration.items
-    n_calibrated = int(items.calibrated.sum())
+    rows = calibration_rows(matrix, ())
+    targets = {r for r in rows if matrix.respondents[r].role == "comparison"}
+    n_items = len(matrix.item_ids)
+    _, by_seed = replay_groups(matrix, rows)
+    limits = [item_budget(n_items, fraction) for fraction in fractions]
     budgets = []
-    for fraction in fractions:
-        max_items = item_budget(n_calibrated, fraction)
-        replays = replay_adaptive_tests(matrix.correct[targets], items, max_items=max_items)
-        errors = np.abs([replay.accuracy_error for replay in replays])
-        budgets.append(AdaptiveBudget(
-            fraction=fraction, max_items=max_items, mean_items_used=float(np.mean([p.items_used for p in replays])),
-            mean_abs_error=float(errors.mean()), max_abs_error=float(errors.max()),
-            mean_standard_error=float(np.mean([p.test.forecast.accuracy_standard_error for p in replays])),
-            mean_abs_theta_error=float(np.mean([abs(p.test.forecast.theta - p.full_theta) for p in replays]))))
+    for method in METHODS:
+        replays = [r for r in held_out_replays(matrix, rows, method, budgets=limits) if r.row in targets]
+        for fraction, limit in zip(fractions, limits):
+            mine = [r for r in replays if r.max_items == limit]
+            if not mine:
+                continue
+            errors = np.abs([r.error for r in mine])
+            budgets.append(AdaptiveBudget(
+                method=method, fraction=fraction, max_items=limit,
+                mean_items_used=float(np.mean([r.items_used for r in mine])), mean_abs_error=float(errors.mean()),
+                max_abs_error=float(errors.max()), mean_standard_error=float(np.mean([r.standard_error for r in mine])),
+                random_items_error=float(np.mean([r.random_items_error for r in mine]))))
+    if not budgets:
+        return None
     goal = min((b for b in budgets if b.fraction <= GOAL_FRACTION), key=lambda b: b.mean_abs_error, default=None)
     goal_met = goal is not None and goal.mean_abs_error <= GOAL_ERROR
-    scope = ("items calibrated without them" if held_out else
-             f"items calibrated on the same respondents (fewer than {MIN_HELD_OUT_POOL} calibration-only "
-             "respondents): in-sample, optimistic")
     sentence = (
-        f"Adaptive testing of {len(targets)} comparison run(s) on {n_calibrated} calibrated items ({scope}): "
-        + "; ".join(f"{b.mean_items_used:.0f} item(s) ({100 * b.fraction:.0f}%) gave a mean error of "
-                    f"{100 * b.mean_abs_error:.1f} accuracy points (max {100 * b.max_abs_error:.1f}; "
-                    f"forecast SE {100 * b.mean_standard_error:.1f})" for b in budgets)
+        f"Adaptive tests of {len(targets)} comparison run(s) replayed from their stored answers, "
+        + ("each seed's runs" if by_seed else "each fifth of the respondents (under three seeds)")
+        + f" tested by a scorer built on the rest of the {len(rows)} complete respondents: "
+        + "; ".join(f"{b.method}, {b.mean_items_used:.0f} item(s) asked (budget {100 * b.fraction:.0f}%), mean "
+                    f"error {100 * b.mean_abs_error:.1f} accuracy points (max {100 * b.max_abs_error:.1f}; as many "
+                    f"random items: {100 * b.random_items_error:.1f})" for b in budgets)
         + ". "
-        + ("The goal (within 2 points using at most a quarter of the items) was met." if goal_met else
+        + (f"The goal (within 2 points using at most a quarter of the items) was met ({goal.method})." if goal_met else
            "The goal (within 2 points using at most a quarter of the items) was not met.")
-        + (f" With {len(matrix.item_ids)} items (under {MIN_ADAPTIVE_ITEMS}) the unasked items alone leave a mean "
+        + (f" With {n_items} items (under {MIN_ADAPTIVE_ITEMS}) the unasked items alone leave a mean "
            f"error of about {100 * small_pool_floor(matrix, rows):.1f} points at a quarter of them (the sampling "
-           "floor): no method meets the goal on this pool." if len(matrix.item_ids) < MIN_ADAPTIVE_ITEMS else ""))
-    return AdaptiveCheck(domain=matrix.domain, irt_model=calibration.model, calibrated_on=len(pool) if held_out else
-                         len(matrix.respondents), held_out=held_out, runs=[matrix.respondents[r].name for r in targets],
-                         calibrated_items=n_calibrated, budgets=budgets, goal_met=goal_met, sentence=sentence)
+           "floor): no method meets the goal on this pool." if n_items < MIN_ADAPTIVE_ITEMS else ""))
+    return AdaptiveCheck(domain=matrix.domain, pool=len(rows), runs=[matrix.respondents[r].name for r in sorted(targets)],
+                         items=n_items, budgets=budgets, goal_met=goal_met, sentence=sentence)
 
 
 class AdaptiveResult(BaseModel):
@@ -149,10 +148,6 @@ class AdaptiveResult(BaseModel):
     domain: str
     new_answers: int
     estimate: AdaptiveEstimate
-
-
-Method = Literal["irt", "sampled"]
-METHODS: tuple[Method, ...] = ("irt", "sampled")
 
 
 @dataclass(frozen=True)
@@ -194,14 +189,16 @@ class AdaptiveScorer:
         else:
             self.model, self.calibrated = "neighbours", self.n_items
 
-    def test(self, respond: Callable[[int], int], key: str) -> ScoringOutcome:
+    def test(self, respond: Callable[[int], int], key: str, max_items: int | None = None) -> ScoringOutcome:
+        """One test; ``max_items`` overrides the scorer's budget for it."""
+        limit = self.max_items if max_items is None else max_items
         if self.method == "sampled":
-            sampled = run_sampled_test(respond, self.pool, item_order(self.n_items, key), max_items=self.max_items,
+            sampled = run_sampled_test(respond, self.pool, item_order(self.n_items, key), max_items=limit,
                                        target_standard_error=self.target)
             e = sampled.estimate
             return ScoringOutcome(sampled.items, e.accuracy, e.standard_error, e.unasked_standard_error,
                                sampled.stop_reason)
-        result = run_adaptive_test(respond, self.items, max_items=self.max_items,
+        result = run_adaptive_test(respond, self.items, max_items=limit,
                                    target_standard_error=self.target)
         state = over_every_item(result.forecast, self.calibrated, self.settled, self.n_items)
         return ScoringOutcome(result.items, state.accuracy, state.accuracy_standard_error, state.unasked_standard_error,
@@ -213,6 +210,7 @@ class HeldOutReplay(BaseModel):
 
     row: int
     method: str
+    max_items: int | None
     calibrated_on: int
     irt_model: str
     calibrated_items: int
@@ -234,33 +232,43 @@ class HeldOutReplay(BaseModel):
         return math.sqrt(2 / math.pi) * math.sqrt(p * (1 - p) / k * (n - k) / max(n - 1, 1))
 
 
-def held_out_replays(matrix: ResponseMatrix, rows: Sequence[int], method: Method = "irt",
-                     **stop: Any) -> list[HeldOutReplay]:
-    """Replay ``method``'s tests of the complete respondents in ``rows``, each group's scorer built without it.
+def replay_groups(matrix: ResponseMatrix, rows: Sequence[int]) -> tuple[np.ndarray, bool]:
+    """The group of each respondent in ``rows`` for :func:`held_out_replays`, and whether groups are seeds: its
+    seed where ``rows`` span three seeds or more, else one of five folds."""
+    seeds = np.array([matrix.respondents[r].seed for r in rows])
+    by_seed = np.unique(seeds).size >= 3
+    return (seeds if by_seed else np.arange(len(rows)) % CROSS_VALIDATION_FOLDS), bool(by_seed)
+
+
+def held_out_replays(matrix: ResponseMatrix, rows: Sequence[int], method: Method = "irt", *,
+                     budgets: Sequence[int | None] = (None,),
+                     target_standard_error: float = TARGET_STANDARD_ERROR) -> list[HeldOutReplay]:
+    """Replay ``method``'s tests of the complete respondents in ``rows``, each group's scorer built without it,
+    once per item budget (None: the live default, a quarter of the items).
 
     Groups are seeds where ``rows`` span three or more (a seed's runs share training data and adapters,
-    so they are near copies of each other), else five folds of respondents. ``stop`` (max_items,
-    target_standard_error) goes to :class:`AdaptiveScorer`. A group whose pool cannot be calibrated is
-    left out.
+    so they are near copies of each other), else five folds of respondents. A group whose pool cannot
+    be calibrated is left out.
     """
     rows = np.asarray(rows, dtype=int)
-    seeds = np.array([matrix.respondents[r].seed for r in rows])
-    groups = seeds if np.unique(seeds).size >= 3 else np.arange(rows.size) % CROSS_VALIDATION_FOLDS
+    groups, _ = replay_groups(matrix, rows)
     out = []
     for group in np.unique(groups):
         tested, pool = rows[groups == group], rows[groups != group]
         if pool.size < 2:
             continue
         try:
-            scorer = AdaptiveScorer(method, matrix, pool, **stop)
+            scorer = AdaptiveScorer(method, matrix, pool, target_standard_error=target_standard_error)
         except AxError:
             continue
-        for r in tested:
-            outcome = scorer.test(lambda j, r=r: int(matrix.correct[r, j]), matrix.respondents[r].name)
-            out.append(HeldOutReplay(row=int(r), method=method, calibrated_on=int(pool.size), irt_model=scorer.model,
-                                     calibrated_items=scorer.calibrated, items_used=len(outcome.items),
-                                     forecast=outcome.accuracy, standard_error=outcome.standard_error,
-                                     total_items=scorer.n_items, observed=float(matrix.correct[r].mean())))
+        for r, budget in product(tested, budgets):
+            outcome = scorer.test(lambda j, r=r: int(matrix.correct[r, j]), matrix.respondents[r].name,
+                                  max_items=budget)
+            out.append(HeldOutReplay(row=int(r), method=method, max_items=budget, calibrated_on=int(pool.size),
+                                     irt_model=scorer.model, calibrated_items=scorer.calibrated,
+                                     items_used=len(outcome.items), forecast=outcome.accuracy,
+                                     standard_error=outcome.standard_error, total_items=scorer.n_items,
+                                     observed=float(matrix.correct[r].mean())))
     return out
 
 

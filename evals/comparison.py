@@ -366,9 +366,11 @@ class Truth:
         return class_metrics(self.gold * len(names), [a for name in names for a in self.answers[name]],
                              self.floors.labels)
 
-    def top_answer(self, names: list[str]) -> tuple[str, float]:
-        return answer_distribution([str(a) if a is not None else "(no answer)"
-                                    for name in names for a in self.answers[name]])
+    def top_answer(self, names: list[str], columns: Sequence[int] | None = None) -> tuple[str, float]:
+        """The most common answer of these runs and its share, over the items at ``columns`` (default every item)."""
+        answers = [self.answers[name] if columns is None else [self.answers[name][j] for j in columns]
+                   for name in names]
+        return answer_distribution([str(a) if a is not None else "(no answer)" for run in answers for a in run])
 
     def steps(self, name: str) -> list[str]:
         configuration = next(c for c in self.matrix.respondents if c.name == name)
@@ -391,17 +393,24 @@ def not_measured(matrix: ResponseMatrix, run_a: int, run_b: int) -> str | None:
     return None
 
 
+def degenerate_reasons(top_answer: str | None, top_share: float | None, accuracy: Estimate, floors: Floors | None,
+                       *, adaptive: bool = False) -> list[str]:
+    """Why a cell or an adaptively scored run is degenerate: one answer for most items (of those asked, when
+    ``adaptive``), or an accuracy interval reaching down to the majority floor; empty when neither."""
+    reasons = []
+    if top_share is not None and top_share >= DEGENERATE_SHARE:
+        reasons.append(f"answers {top_answer!r} for {top_share:.0%} of the items{' asked' if adaptive else ''}")
+    if floors is not None and accuracy.low <= floors.majority:
+        reasons.append(f"{'estimated ' if adaptive else ''}accuracy {_share(accuracy)} does not beat the majority "
+                       f"floor {100 * floors.majority:.1f}% (always {floors.majority_answer!r})")
+    return reasons
+
+
 def cell_flags(cell: CellResult, floors: Floors | None, identical_to: str | None,
                configurations: list[Configuration]) -> CellResult:
     """The cell with its flags: degenerate (one answer, or no better than the floor), identical, GEPA did nothing."""
-    flags, reasons = [], []
-    if cell.top_share is not None and cell.top_share >= DEGENERATE_SHARE:
-        reasons.append(f"answers {cell.top_answer!r} for {cell.top_share:.0%} of items")
-    if floors is not None and cell.accuracy.low <= floors.majority:
-        reasons.append(f"accuracy {_share(cell.accuracy)} does not beat the majority floor "
-                       f"{100 * floors.majority:.1f}% (always {floors.majority_answer!r})")
-    if reasons:
-        flags.append("degenerate")
+    reasons = degenerate_reasons(cell.top_answer, cell.top_share, cell.accuracy, floors)
+    flags = ["degenerate"] if reasons else []
     if identical_to:
         flags.append(f"identical_to:{identical_to}")
         reasons.append(f"the same arm as {LABELS_SHORT[identical_to]} (same program text, adapter weights and "
@@ -715,17 +724,11 @@ def adaptive_runs(matrix: ResponseMatrix, truth: Truth | None) -> list[AdaptiveR
         margin = 1.96 * estimate.accuracy_standard_error
         accuracy = Estimate(estimate=estimate.accuracy, low=max(0.0, estimate.accuracy - margin),
                             high=min(1.0, estimate.accuracy + margin))
-        top, share, reasons, flags = None, None, [], []
+        top, share = None, None
         if truth is not None:
-            asked = [truth.answers[configuration.name][column[item]] for item in estimate.items if item in column]
-            top, share = answer_distribution([str(a) if a is not None else "(no answer)" for a in asked])
-            if share >= DEGENERATE_SHARE:
-                reasons.append(f"answers {top!r} for {share:.0%} of the items asked")
-        if floors is not None and accuracy.low <= floors.majority:
-            reasons.append(f"estimated accuracy {_share(accuracy)} does not beat the majority floor "
-                           f"{100 * floors.majority:.1f}% (always {floors.majority_answer!r})")
-        if reasons:
-            flags.append("degenerate")
+            top, share = truth.top_answer([configuration.name], [column[i] for i in estimate.items if i in column])
+        reasons = degenerate_reasons(top, share, accuracy, floors, adaptive=True)
+        flags = ["degenerate"] if reasons else []
         if estimate.held_out_error is None or estimate.held_out_error > GOAL_ERROR:
             flags.append("adaptive_unchecked" if estimate.held_out_error is None else "adaptive_off_goal")
             reasons.append("no replay on the calibration respondents was recorded to check its error"

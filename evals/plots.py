@@ -167,16 +167,19 @@ def adaptive(report: Report) -> Plot:
     figure = Figure(figsize=(6.5, 4.0), layout="constrained")
     ax = figure.subplots()
     for check in report.adaptive:
-        ax.plot([100 * b.fraction for b in check.budgets], [100 * b.mean_abs_error for b in check.budgets],
-                marker="o", label=check.domain)
+        for method in dict.fromkeys(b.method for b in check.budgets):
+            mine = [b for b in check.budgets if b.method == method]
+            ax.plot([100 * b.fraction for b in mine], [100 * b.mean_abs_error for b in mine], marker="o",
+                    label=f"{check.domain}, {method}")
     ax.axhline(2.0, color="red", linestyle="--", linewidth=1, label="goal: 2 points")
     ax.axvline(25, color="red", linestyle=":", linewidth=1)
-    ax.set_xlabel("item budget (% of calibrated items)")
+    ax.set_xlabel("item budget (% of test items)")
     ax.set_ylabel("mean |error| vs full evaluation (points)")
     ax.legend(fontsize="x-small")
     return Plot("adaptive",
-                "Replayed adaptive tests of the comparison runs (maximum-information item selection, EAP ability, "
-                "accuracy forecast over the whole pool).",
+                "Adaptive tests of the comparison runs replayed from their stored answers, each seed's runs scored "
+                "without them: irt (maximum-information items, EAP ability, forecast over every item) and sampled "
+                "(random items, the pool's answers as predictor).",
                 _png(figure))
 
 

@@ -291,11 +291,11 @@ def blocks(report: Report) -> list[Block]:
         out += [Heading(2, "Adaptive evaluation"), FigureRef("adaptive")]
         for check in report.adaptive:
             out += [Heading(3, check.domain), Paragraph(check.sentence),
-                    Table(["budget", "items used (mean)", "mean |error|", "max |error|", "forecast SE (mean)",
-                           "mean |theta error|"], [
-                        [f"{100 * b.fraction:.0f}% ({b.max_items} item(s))", f"{b.mean_items_used:.1f}",
+                    Table(["method", "budget", "items used (mean)", "mean |error|", "max |error|",
+                           "forecast SE (mean)", "as many random items: mean |error|"], [
+                        [b.method, f"{100 * b.fraction:.0f}% ({b.max_items} item(s))", f"{b.mean_items_used:.1f}",
                          f"{100 * b.mean_abs_error:.1f} points", f"{100 * b.max_abs_error:.1f} points",
-                         f"{100 * b.mean_standard_error:.1f} points", f"{b.mean_abs_theta_error:.2f}"]
+                         f"{100 * b.mean_standard_error:.1f} points", f"{100 * b.random_items_error:.1f} points"]
                         for b in check.budgets])]
     m = report.manifest
     out += [Heading(2, "Manifest"),

@@ -152,12 +152,17 @@ def test_three_seeds_use_run_level_intervals_and_are_not_flagged(tmp_path):
 def test_adaptive_section_reports_items_used_against_error(written):
     _, report, files = written
     check = next(c for c in report.adaptive if c.domain == "legal")
-    assert check.held_out and check.calibrated_on == 30 and len(check.runs) == 4
-    assert [b.max_items for b in check.budgets] == [4, 10, 20]
-    assert all(b.mean_items_used == b.max_items for b in check.budgets)
-    errors = [b.mean_abs_error for b in check.budgets]
-    assert all(0 <= e < 0.5 for e in errors) and errors[-1] <= errors[0] + 0.05
-    assert "items used (mean)" in files.markdown.read_text() and "## Adaptive evaluation" in files.markdown.read_text()
+    assert check.pool == 34 and len(check.runs) == 4 and check.items == 40
+    assert [(b.method, b.max_items) for b in check.budgets] == [
+        ("irt", 4), ("irt", 10), ("irt", 20), ("sampled", 4), ("sampled", 10), ("sampled", 20)]
+    assert all(1 <= b.mean_items_used <= b.max_items for b in check.budgets)
+    for method in ("irt", "sampled"):
+        errors = [b.mean_abs_error for b in check.budgets if b.method == method]
+        assert all(0 <= e < 0.5 for e in errors) and errors[-1] <= errors[0] + 0.05
+    assert all(b.random_items_error > 0 for b in check.budgets)
+    assert "under 200" in check.sentence and "sampling floor" in check.sentence and not check.goal_met
+    text = files.markdown.read_text()
+    assert "items used (mean)" in text and "## Adaptive evaluation" in text and "as many random items" in text
 
 
 def test_report_command_on_a_bad_run_dir_names_it(tmp_path):

@@ -205,3 +205,19 @@ def test_the_examples_floor_counts_every_gold_field_of_an_item_at_once():
     rows = [dict(a="x", b="y"), dict(a="x", b="z"), dict(a="x", b="z"), dict(a="w", b="y")]
     examples = [dspy.Example(**{first: row["a"], second: row["b"]}) for row in rows]
     assert examples_majority_floor(legal, examples) == 0.5  # (x, z) twice; "x" alone would give 0.75
+
+
+def test_cells_and_adaptive_runs_are_called_degenerate_for_the_same_reasons():
+    from ax.evals.classification import Floors
+    from ax.evals.comparison import Estimate, degenerate_reasons
+
+    floors = Floors(label_field="label", majority_answer="neutral", majority=0.6, chance=1 / 3,
+                    labels=["negative", "neutral", "positive"])
+    low, high = Estimate(estimate=0.58, low=0.55, high=0.61), Estimate(estimate=0.8, low=0.75, high=0.85)
+    assert degenerate_reasons("positive", 0.5, high, floors) == []
+    assert degenerate_reasons("neutral", 0.97, low, floors) == [
+        "answers 'neutral' for 97% of the items",
+        "accuracy 58.0% [55.0, 61.0] does not beat the majority floor 60.0% (always 'neutral')"]
+    adaptive = degenerate_reasons("neutral", 0.97, low, floors, adaptive=True)
+    assert adaptive[0].endswith("of the items asked") and adaptive[1].startswith("estimated accuracy")
+    assert degenerate_reasons(None, None, low, None) == []
