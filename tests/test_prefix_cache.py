@@ -129,7 +129,37 @@ def test_lookup_extends_the_longest_cached_prefix_of_the_same_adapter_and_evicts
 def test_the_shared_length_leaves_each_row_a_token_and_skips_short_prefixes():
     cache = PrefixCache()
     prefix = list(range(100, 100 + MIN_PREFIX_TOKENS))
-    assert PrefixCache().shared_length([prefix + [1]]) == 0  # a first row alone has nothing to share
-    assert cache.shared_length([prefix + [1, 2], prefix + [1, 3]]) == MIN_PREFIX_TOKENS + 1
-    assert cache.shared_length([prefix + [1]]) == MIN_PREFIX_TOKENS  # alone: shares with recent rows, keeps a token
-    assert cache.shared_length([prefix[:4] + [9], prefix[:4] + [8]]) == 0  # too short to be worth an entry
+    assert PrefixCache().shared_lengths([prefix + [1]], ["a"]) == [0]  # a first row alone has nothing to share
+    assert cache.shared_lengths([prefix + [1, 2], prefix + [1, 3]], ["a", "a"]) == [MIN_PREFIX_TOKENS + 1] * 2
+    assert cache.shared_lengths([prefix + [1]], ["a"]) == [MIN_PREFIX_TOKENS]  # alone: shares with recent rows, keeps a token
+    assert cache.shared_lengths([prefix + [1]], ["b"]) == [0]  # another adapter's prompts share no states
+    assert cache.shared_lengths([prefix[:4] + [9], prefix[:4] + [8]], ["a", "a"]) == [0, 0]  # too short for an entry
+
+
+def test_rows_of_several_programs_joining_together_each_share_their_own_system_prompt():
+    """An evaluation going item by item sends every program's call on one item at once: the rows have
+    only the chat template's first tokens in common, and each program's prefix with its own kind."""
+    template = [1, 2, 3]
+    first, second = list(range(100, 140)), list(range(200, 260))
+    rows = [template + first + [7], template + second + [7], template + first + [8], template + second + [9]]
+    assert PrefixCache().shared_lengths(rows, ["base"] * 4) == [3 + 40, 3 + 60, 3 + 40, 3 + 60]
+
+
+def test_an_evaluation_of_several_programs_item_by_item_reuses_each_system_prompt(tiny_model_dir):
+    backend = _backend(tiny_model_dir, {}, max_batch_size=16, max_wait_s=0.05)
+    # two programs whose system prompts part early (their first input field)
+    signatures = [dspy.Predict("question -> answer").signature, dspy.Predict("query -> answer").signature]
+
+    def run(items: range) -> int:
+        """Every program's call on each item, item-major as ax.evals.runner sends them; the prompts' tokens."""
+        prompts = [render_chat(backend.tokenizer, dspy.ChatAdapter().format(
+            s, [], {next(iter(s.input_fields)): f"who pays {i}?"})) for i in items for s in signatures]
+        _threaded(backend, [GenerationRequest(p, None, GenerationParams(max_new_tokens=2)) for p in prompts])
+        return sum(len(backend.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
+
+    run(range(6))
+    fed = backend.fed_tokens
+    total = run(range(6, 12))
+    # each row is served its own program's prefix: sharing only what all rows have in common fed nearly all
+    assert backend.fed_tokens - fed < 0.2 * total
+    backend.close()

@@ -74,6 +74,7 @@ class LocalBackend:
         self.prefix_cache = PrefixCache(prefix_cache_entries) if prefix_cache else None
         self.max_batch_size = max_batch_size
         self.batch_sizes: list[int] = []  # rows in each decoding step, for tests and benchmarks
+        self.fed_tokens = 0  # tokens run through the model in decoding steps (prompts' unshared rest included)
         # Prompt-lookup tokens checked per row and step (0: none; ax/inference/speculation.py). On a GPU too
         # since a row's draft costs only its own tokens (ax/inference/row_attention.py): drafts pay there now,
         # where they did not while every step was padded to its widest draft (`python
@@ -239,6 +240,7 @@ class LocalBackend:
                                 drafts)
             argmax = logits.argmax(-1).tolist()  # on a GPU this waits for the step, so the time is the step's
             self.step_costs.record(batch.fed, time.perf_counter() - started)
+            self.fed_tokens += batch.fed
             kept, start = [], 0
             for row, draft in zip(rows, drafts):
                 width = 1 + len(draft)
@@ -308,24 +310,28 @@ class LocalBackend:
         if not jobs:
             return []
         names = [request.adapter or BASE for request, _ in jobs]
-        shared = self.prefix_cache.shared_length(ids) if self.prefix_cache is not None else 0
+        keys = [self._states_key(name) for name in names]
+        lengths = self.prefix_cache.shared_lengths(ids, keys) if self.prefix_cache is not None else [0] * len(ids)
         states: list[KV | None] = [None] * len(jobs)
         prefixes = []
         rows = [Row(request, future, prompt, self._constraint(request.params), self._generator(request.params))
                 for (request, future), prompt in zip(jobs, ids)]
-        if shared and len(jobs) == 1:
-            # A row alone has the tokens past the longest cached prefix fed in the step, and the states
-            # of its shared prefix are kept from that step: no forward of their own, which costs a whole
-            # batch-1 step however few tokens it feeds (`python bench/decode_cost.py`).
-            key = self._states_key(names[0])
-            past, states[0] = self.prefix_cache.cached(key, ids[0][:shared])
-            if shared > past:
-                prefixes.append((rows[0], key, ids[0][:shared], shared - past))
-        elif shared:
-            per_adapter = {name: self.prefix_cache.states(self._states_key(name), ids[0][:shared],
-                                                          partial(self._extend, name))
-                           for name in dict.fromkeys(names)}
-            states = [per_adapter[name] for name in names]
+        groups: dict[tuple[str, tuple[int, ...]], list[int]] = {}
+        for k, (key, prompt, length) in enumerate(zip(keys, ids, lengths)):
+            if length:
+                groups.setdefault((key, tuple(prompt[:length])), []).append(k)
+        for (key, prefix), members in groups.items():
+            if len(members) == 1:
+                # A row alone has the tokens past the longest cached prefix fed in the step, and the states
+                # of its shared prefix are kept from that step: no forward of their own, which costs a whole
+                # batch-1 step however few tokens it feeds (`python bench/decode_cost.py`).
+                past, states[members[0]] = self.prefix_cache.cached(key, list(prefix))
+                if len(prefix) > past:
+                    prefixes.append((rows[members[0]], key, list(prefix), len(prefix) - past))
+            else:
+                shared = self.prefix_cache.states(key, list(prefix), partial(self._extend, names[members[0]]))
+                for k in members:
+                    states[k] = shared
         for row, prefix in zip(rows, states):
             # Room for the prompt, every token the row may generate and the draft checked after the last.
             batch.admit(row, prefix, len(row.prompt) + row.request.params.max_new_tokens + self.draft_tokens + 1)

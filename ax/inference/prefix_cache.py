@@ -41,29 +41,33 @@ class PrefixCache:
     def __init__(self, max_entries: int = 16, recent_prompts: int = 16):
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple[str, tuple[int, ...]], KV] = OrderedDict()
-        self._recent: deque[tuple[int, ...]] = deque(maxlen=recent_prompts)
+        self._recent: deque[tuple[str, tuple[int, ...]]] = deque(maxlen=recent_prompts)
         self.computed_tokens = 0  # prefix tokens run through the model, for tests and benchmarks
         self.reused_tokens = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def shared_length(self, rows: list[list[int]]) -> int:
-        """How many leading tokens to serve from the cache for these rows (0: none).
+    def shared_lengths(self, rows: list[list[int]], identities: list[str]) -> list[int]:
+        """How many leading tokens of each row to serve from the cache (0: none).
 
-        Rows joining together share the longest prefix common to them. A row alone shares its
-        longest common prefix with the prompts seen lately: calls that arrive one at a time (a
-        single thread, a row taking a finished row's place in a running batch, the fields of one
-        answer) have no row to share with, but share their system prompt with the calls before.
+        A row shares the longest prefix it has in common with another row of its adapter (its
+        ``identities`` entry) joining with it or with one of the prompts seen lately. Rows of
+        several programs join together when an evaluation runs them item by item: each shares its
+        own program's system prompt, not the few template tokens common to all of them; and the
+        same prompt under another adapter (one program with and without LoRA) shares no states.
+        Calls that arrive one at a time (a single thread, a row taking a finished row's place in a
+        running batch, the fields of one answer) share their system prompt with the calls before.
         """
-        if len(rows) == 1:
-            length = max((common_prefix_length(rows[0], seen) for seen in self._recent), default=0)
-        else:
-            length = min(common_prefix_length(rows[0], row) for row in rows[1:])
-        self._recent.extend(tuple(row) for row in rows)
-        # Each row keeps a token of its own, so the model's forward in generate has logits to decode from.
-        length = min(length, min(len(row) for row in rows) - 1)
-        return length if length >= MIN_PREFIX_TOKENS else 0
+        lengths = []
+        for i, (row, identity) in enumerate(zip(rows, identities)):
+            others = [*zip(identities[:i] + identities[i + 1:], rows[:i] + rows[i + 1:]), *self._recent]
+            length = max((common_prefix_length(row, other) for key, other in others if key == identity), default=0)
+            # Each row keeps a token of its own, so the model's forward in generate has logits to decode from.
+            length = min(length, len(row) - 1)
+            lengths.append(length if length >= MIN_PREFIX_TOKENS else 0)
+        self._recent.extend((identity, tuple(row)) for identity, row in zip(identities, rows))
+        return lengths
 
     def states(self, identity: str, prefix: list[int], extend: Extend) -> KV:
         """The states of `prefix` under the adapter `identity`, extending the longest cached prefix of it."""
