@@ -61,7 +61,7 @@ class LoraTrainingConfig(BaseModel):
     batching: Literal["group_by_length", "packing", "fixed_packing"] = "group_by_length"
     max_seq_length: int = Field(2048, gt=0)
     # Hardware
-    bf16: Literal["auto"] | bool = "auto"
+    bf16: Literal["auto"] | bool = "auto"  # auto: on a CUDA GPU, and in a LoRA step of a bf16 CPU run (lora_step.run_precision)
     gradient_checkpointing: bool = False
     fused_lora: bool = True  # plain LoRA layers train through adapters/kernels/fused_lora.py (same maths, fewer passes)
     torch_compile: bool = False  # CUDA: each decoder layer compiled (adapters/kernels/compiled_layers.py); use fixed_packing

@@ -223,6 +223,20 @@ def _training_client(lm: dspy.BaseLM) -> Client:
     return lm.client
 
 
+def run_precision(config: LoraTrainingConfig, lm: AxLM) -> LoraTrainingConfig:
+    """The settings a LoRA step trains with on `lm`: bf16 'auto' follows a CPU model's compute dtype.
+
+    A run the user asked to compute in bf16 on a CPU (`--dtype bfloat16`) trains under bf16
+    autocast too (adapter weights stay fp32): on a CPU with native bf16 instructions about 2.4x the
+    tokens a second at less than two thirds of the activation memory (README, Measured). On a GPU
+    'auto' already means bf16.
+    """
+    model = _training_client(lm).torch_model
+    if config.bf16 == "auto" and model.device.type == "cpu" and str(model.dtype) == "torch.bfloat16":
+        return config.with_overrides(bf16=True)
+    return config
+
+
 def training_key(pairs: list[TrainingPair], config: LoraTrainingConfig, base_fingerprint: str) -> str:
     """What decides a trained adapter: its exact training text, its settings (seed included) and its base."""
     text = json.dumps([[p.prompt, p.completion] for p in pairs]) + config.model_dump_json() + base_fingerprint

@@ -33,7 +33,7 @@ from ax.adapters.config import LoraTrainingConfig, load_config
 from ax.adapters.dataset import TrainingPair, data_hash
 from ax.client.prompting import completion_text, render_chat
 from ax.errors import AxError
-from ax.optimizers.lora_step import train_into_client
+from ax.optimizers.lora_step import run_precision, train_into_client
 
 if TYPE_CHECKING:
     from ax.client.client import AxLM
@@ -90,7 +90,7 @@ class AxProvider(Provider):
                  train_data_format: TrainDataFormat | str | None, train_kwargs: dict[str, Any] | None = None) -> str:
         if TrainDataFormat(train_data_format) != TrainDataFormat.CHAT:
             raise AxError(f"AxProvider trains on chat data (DSPy's ChatAdapter/JSONAdapter); got {train_data_format!r}")
-        config = self.config.with_overrides(**(train_kwargs or {}))
+        config = run_precision(self.config.with_overrides(**(train_kwargs or {})), self.lm)
         tokenizer = self.lm.client.tokenizer
         pairs = [chat_pair(tokenizer, example["messages"]) for example in train_data]
         key = json.dumps([data_hash(pairs), config.model_dump(mode="json")], sort_keys=True)

@@ -34,7 +34,14 @@ from ax.context import ContextAssembler, Playbook, PlaybookLearner, PlaybookStor
 from ax.errors import AxError
 from ax.client.cost import Cost, CostMeter
 from ax.optimizers.gepa_run import run_gepa
-from ax.optimizers.lora_step import AdapterRef, collect_pairs, collect_predictor_pairs, train_into_client, training_key
+from ax.optimizers.lora_step import (
+    AdapterRef,
+    collect_pairs,
+    collect_predictor_pairs,
+    run_precision,
+    train_into_client,
+    training_key,
+)
 from ax.optimizers.manifest import (
     PROGRAM_FILE, Artifacts, PlaybookRef, StepRecord, load_relative, save_relative,
 )
@@ -158,7 +165,7 @@ def _train(lm: AxLM, pairs: list[TrainingPair], ctx: StrategyContext, name: str,
            stage_dir: Path) -> tuple[AdapterRef, Cost, dict[str, Any]]:
     """One adapter trained on `pairs` (or copied from an earlier stage's with the same training key), and its summary."""
     settings = ctx.preset.lora
-    config = settings.training_config(ctx.domain.name, ctx.seed)
+    config = run_precision(settings.training_config(ctx.domain.name, ctx.seed), lm)
     key = training_key(pairs, config, ctx.lm.client.base_fingerprint)
     earlier = _trained_adapter(ctx, key)
     adapter, cost = train_into_client(lm, pairs, config, name=name, target=stage_dir / name, domain=ctx.domain,

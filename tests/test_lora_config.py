@@ -72,6 +72,22 @@ def test_bf16_auto_follows_cuda():
     assert not LoraTrainingConfig(bf16=False).use_bf16(cuda_available=True)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_a_lora_step_of_a_bf16_cpu_run_trains_under_bf16_autocast(tiny_model_dir, dtype):
+    from ax.client import Client
+    from ax.inference.local import LocalBackend
+    from ax.model import load_model
+    from ax.optimizers.lora_step import run_precision
+
+    backend = LocalBackend(load_model(str(tiny_model_dir), dtype=dtype))
+    lm = Client(backend, model_name="tiny", cache=False).lm()
+    try:
+        assert run_precision(LoraTrainingConfig(), lm).bf16 == (True if dtype == "bfloat16" else "auto")
+        assert run_precision(LoraTrainingConfig(bf16=False), lm).bf16 is False  # the user's choice stands
+    finally:
+        backend.close()
+
+
 class _Unknown(torch.nn.Module):
     """An architecture ax has no target set for: a block of Linear layers and an output head."""
 
