@@ -65,7 +65,7 @@ def neighbour_estimate(asked: np.ndarray, answers: np.ndarray, pool: np.ndarray)
     accuracy = (answers.sum() + predicted[unasked].sum() + rest * residual.mean()) / n
     spread = float(residual.std(ddof=1)) if k > 1 else 0.5
     standard_error = rest / n * spread * math.sqrt(1 / k + 1 / rest) if rest else 0.0
-    p = predicted[unasked]
+    p = np.clip(predicted[unasked], 0.0, 1.0)  # weights summing to 1 can leave 1 + 1e-16, a negative variance
     return SampledEstimate(accuracy=float(np.clip(accuracy, 0.0, 1.0)), standard_error=standard_error,
                            unasked_standard_error=math.sqrt(float(np.sum(p * (1 - p)))) / n)
 

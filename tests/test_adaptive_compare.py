@@ -199,3 +199,15 @@ def test_evaluate_adaptive_command_prints_each_estimate_beside_its_floor_and_rep
     assert record.adaptive is not None and len(record.cells) == len(record.adaptive.items) < 200
     assert record.commands == [f"ax evaluate --domain queues --run-dir {tmp_path} --model {tiny_model_dir} "
                                "--split test --only new-s0 --adaptive"]
+
+
+def test_sampling_where_the_pool_agrees_on_every_unasked_item_has_no_negative_variance():
+    """Every pool respondent right on the items not asked: predictions of 1 (give or take rounding) leave
+    the unasked items no chance to differ, not a math error."""
+    from ax.evals.sampled import neighbour_estimate
+
+    rng = np.random.default_rng(0)
+    pool = np.ones((7, 40))
+    pool[:, :10] = rng.random((7, 10)) < 0.5
+    estimate = neighbour_estimate(np.arange(10), pool[3, :10], pool)
+    assert estimate.unasked_standard_error == 0.0 and 0 < estimate.accuracy <= 1
