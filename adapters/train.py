@@ -334,8 +334,7 @@ def train_adapter(base: LoadedModel, train_pairs: list[TrainingPair], config: Lo
 def _return_freed_memory() -> None:
     """Hand the heap pages training freed back to the system. glibc keeps them for reuse: after a CPU
     run, whose activations reach gigabytes, the process would hold them while it goes on answering,
-    and the next stage's training adds its own (a 6-seed `ax compare` of a 77-label set was killed
-    for memory on 24 GiB)."""
+    and a later stage's training would add its own (README, Measured: `bench/cpu_train_precision.py`)."""
     gc.collect()
     if sys.platform.startswith("linux"):
         try:

@@ -227,9 +227,8 @@ def run_precision(config: LoraTrainingConfig, lm: AxLM) -> LoraTrainingConfig:
     """The settings a LoRA step trains with on `lm`: bf16 'auto' follows a CPU model's compute dtype.
 
     A run the user asked to compute in bf16 on a CPU (`--dtype bfloat16`) trains under bf16
-    autocast too (adapter weights stay fp32): faster and about two thirds of fp32's peak memory
-    on a CPU with native bf16 instructions (`python bench/cpu_train_precision.py`; README,
-    Measured). On a GPU 'auto' already means bf16.
+    autocast too (adapter weights stay fp32): faster and with less peak memory on a CPU with native
+    bf16 instructions (`python bench/cpu_train_precision.py`). On a GPU 'auto' already means bf16.
     """
     model = _training_client(lm).torch_model
     if config.bf16 == "auto" and model.device.type == "cpu" and str(model.dtype) == "torch.bfloat16":
