@@ -41,17 +41,17 @@ def _alone(model, past: list[int], fed: list[int]) -> torch.Tensor:
 def test_rows_of_any_lengths_and_counts_compute_what_each_computes_alone(model):
     torch.manual_seed(1)
     pasts = [torch.randint(0, 96, (n,)).tolist() for n in (9, 0, 3, 12)]
-    feds = [torch.randint(0, 96, (n,)).tolist() for n in (1, 70, 3, 2)]  # a joining prompt among decoding rows
+    feds = [torch.randint(0, 96, (n,)).tolist() for n in (1, 70, 3, 90)]  # two joining prompts among decoding rows
     slots = [0, 2, 3, 5]  # slots 1 and 4 hold rows that feed nothing this step
     rooms = Rooms()
-    rooms.reserve(6, 80)
+    rooms.reserve(6, 110)
     for slot, past in zip(slots, pasts):
         if past:  # every column, as the client's prefixes keep them (a sliding cache drops the oldest)
             cache = full_cache(model.config)
             model(input_ids=torch.tensor([past]), use_cache=True, **{cache_argument(model): cache})
             rooms.write(slot, tuple((layer.keys, layer.values) for layer in cache.layers))
-    # Logits after each row's every fed token but the joining row's first 69.
-    wanted = [0, 70, 71, 72, 73, 74, 75]
+    # Logits after each row's every fed token but the joining rows' first 69 and 88.
+    wanted = [0, 70, 71, 72, 73, 162, 163]
     own = model.config._attn_implementation
     got = forward_rows(model, rooms, slots, [len(p) for p in pasts], feds, wanted)
     expected = torch.cat([_alone(model, p, f) for p, f in zip(pasts, feds)])[wanted]
@@ -67,5 +67,7 @@ def test_rows_are_grouped_by_count_with_runs_of_slots_where_few_are_idle():
     assert decoding.counts.tolist() == [1, 1, 3, 2] and decoding.lengths.tolist() == [5, 0, 7, 2]
     assert decoding.tokens.tolist() == [0, 1, 2, 3, 4, 5] and decoding.columns == 10
     assert joining.slots == slice(9, 10) and joining.width == 40 and joining.tokens.tolist() == list(range(6, 46))
+    prompts = _groups(slots=[0, 1, 2], lengths=[4, 9, 0], counts=[100, 70, 1], device=torch.device("cpu"))
+    assert [(g.width, g.columns) for g in prompts] == [(1, 1), (70, 79), (100, 104)]  # each prompt at its own width
     spread = _groups(slots=[0, 7], lengths=[1, 1], counts=[1, 1], device=torch.device("cpu"))
     assert len(spread) == 1 and spread[0].slots.tolist() == [0, 7]  # mostly idle between: gathered

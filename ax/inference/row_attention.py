@@ -101,14 +101,17 @@ class _Forward:
 
 def _groups(slots: Sequence[int], lengths: Sequence[int], counts: Sequence[int], device: torch.device) -> list[_Group]:
     """Rows bucketed by count (a group's widest at most twice its narrowest, or 8 more), so that a
-    long prompt's queries are not repeated for rows that feed one token."""
+    long prompt's queries are not repeated for rows that feed one token. A row fed more than
+    `_STACKED_WIDTH` tokens is a group of its own: padded to a neighbour's queries and columns, a
+    prompt's attention took longer than exact calls for each (bench/row_attention.py)."""
     starts = [0]
     for count in counts[:-1]:
         starts.append(starts[-1] + count)
     order = sorted(range(len(slots)), key=lambda i: counts[i])
     buckets: list[list[int]] = []
     for i in order:
-        if buckets and counts[i] <= max(2 * counts[buckets[-1][0]], counts[buckets[-1][0]] + 8):
+        if (buckets and counts[i] <= _STACKED_WIDTH
+                and counts[i] <= max(2 * counts[buckets[-1][0]], counts[buckets[-1][0]] + 8)):
             buckets[-1].append(i)
         else:
             buckets.append([i])
