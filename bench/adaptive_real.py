@@ -1,6 +1,7 @@
 """Adaptive testing replayed on real response matrices: full runs of the model on test splits of 400+ items.
 
     python bench/adaptive_real.py --run-dir runs/matrix_cpu/run --domain sentences2000
+    python bench/adaptive_real.py --run-dir runs/matrix_h100 --domain intents3080 --answered-by-all
 
 Input: a run directory where `ax compare` answered every test item with every configuration of
 several seeds (comparison runs and GEPA candidates). Leave one seed out
@@ -18,6 +19,8 @@ random (mean |error| over 200 draws per run). Printed beside: the majority floor
 the runs' full accuracies and distinct answer vectors, since a pool where every run answers alike
 makes any estimator look good. Runs that were tested live (`ax compare --adaptive`) and then answered
 every item (`ax evaluate --only ...`) are listed with their live forecast against their full accuracy.
+`--answered-by-all`: for a run stopped before the end of its test split, only the items every
+respondent answered (printed: how many of the split's), which makes every respondent complete.
 """
 
 from __future__ import annotations
@@ -39,8 +42,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--domain", required=True)
+    parser.add_argument("--answered-by-all", action="store_true", help="only the items every respondent answered")
     args = parser.parse_args()
     matrix = ResponseStore(args.run_dir).matrix(args.domain, "test")
+    split_items = len(matrix.item_ids)
+    if args.answered_by_all:
+        matrix = matrix.answered_by_all()
     n_items = len(matrix.item_ids)
     complete = matrix.complete()
     people = matrix.respondents
@@ -48,7 +55,9 @@ def main() -> None:
     truth = Truth.of(matrix)
     full = np.nanmean(matrix.correct, axis=1)
     rng = np.random.default_rng(0)
-    print(f"{args.domain}: {n_items} test items, {int(complete.sum())} complete respondents "
+    print(f"{args.domain}: {n_items} test items" + (f" (of {split_items}: those every respondent answered)"
+                                                    if n_items < split_items else "")
+          + f", {int(complete.sum())} complete respondents "
           f"({sum(c.role == 'calibration' for r, c in enumerate(people) if complete[r])} calibration-only), "
           f"seeds {seeds}, {len({tuple(row) for row in matrix.correct[complete]})} distinct answer vectors; "
           f"full accuracies {100 * full[complete].min():.1f} to {100 * full[complete].max():.1f}%"

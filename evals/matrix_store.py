@@ -21,7 +21,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +170,17 @@ class ResponseMatrix:
     def complete(self) -> np.ndarray:
         """Which respondents answered every item."""
         return ~np.isnan(self.correct).any(axis=1)
+
+    def answered_by_all(self) -> ResponseMatrix:
+        """The matrix over only the items every respondent answered (where a run stopped before the
+        end of its split); adaptive estimates, made on the whole split, are left out."""
+        keep = np.flatnonzero(~np.isnan(self.correct).any(axis=0))
+        ids = tuple(self.item_ids[j] for j in keep)
+        kept = set(ids)
+        return replace(self, item_ids=ids, correct=self.correct[:, keep], score=self.score[:, keep],
+                       outputs=tuple({i: o for i, o in out.items() if i in kept} for out in self.outputs),
+                       steps=tuple({i: s for i, s in step.items() if i in kept} for step in self.steps),
+                       gold={i: g for i, g in self.gold.items() if i in kept}, adaptive={})
 
 
 def _read(path: Path, model: type[BaseModel]) -> Any:

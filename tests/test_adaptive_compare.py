@@ -211,3 +211,16 @@ def test_sampling_where_the_pool_agrees_on_every_unasked_item_has_no_negative_va
     pool[:, :10] = rng.random((7, 10)) < 0.5
     estimate = neighbour_estimate(np.arange(10), pool[3, :10], pool)
     assert estimate.unasked_standard_error == 0.0 and 0 < estimate.accuracy <= 1
+
+
+def test_a_run_stopped_early_is_replayed_on_the_items_every_respondent_answered():
+    matrix = _matrix(8, 3)
+    correct = matrix.correct.copy()
+    correct[0, 6:] = np.nan  # the first respondent stopped two items early, the second one item
+    correct[1, 7] = np.nan
+    stopped = ResponseMatrix("d", matrix.respondents, matrix.item_ids, correct, correct.copy(),
+                             outputs=tuple({f"i{j}": {"a": j} for j in range(8)} for _ in range(3)),
+                             gold={f"i{j}": {"a": j} for j in range(8)})
+    common = stopped.answered_by_all()
+    assert common.item_ids == tuple(f"i{j}" for j in range(6)) and common.complete().all()
+    assert np.array_equal(common.correct, correct[:, :6]) and set(common.gold) == set(common.outputs[2]) == set(common.item_ids)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
 
+import ax.model as model_module
 from ax.errors import AxError
 from ax.model import load_model, pick_device, pick_dtype, resolve
 
@@ -65,8 +68,6 @@ def test_hub_ids_resolve_as_hub_sources():
 
 
 def test_gguf_without_the_gguf_package_says_how_to_fix(tmp_path, monkeypatch):
-    import ax.model as model_module
-
     path = tmp_path / "m.gguf"
     path.write_bytes(b"GGUF")
     monkeypatch.setattr(model_module.importlib_util, "find_spec", lambda name: None if name == "gguf" else 1)
@@ -86,3 +87,25 @@ def test_corrupt_gguf_is_reported(tmp_path):
     path.write_bytes(b"this is not gguf")
     with pytest.raises(AxError, match="Could not read GGUF file .*bad.gguf"):
         load_model(str(path))
+
+
+def test_a_gguf_is_converted_once_when_processes_ask_together(tmp_path, monkeypatch):
+    """Workers of `ax compare --workers` load the embedded GGUF at once: one converts, the rest wait and
+    load its directory, which nobody replaces while they read it."""
+    monkeypatch.setenv("AX_CACHE_DIR", str(tmp_path / "cache"))
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    calls = []
+
+    def slow_convert(path, out_dir):
+        calls.append(path)
+        time.sleep(0.2)  # long enough for every other thread to find no config.json yet
+        out_dir.mkdir(parents=True)
+        (out_dir / "config.json").write_text("{}")
+        return out_dir
+
+    monkeypatch.setattr(model_module, "convert_gguf", slow_convert)
+    source = model_module.ModelSource(kind="gguf", location=str(gguf), name="model")
+    with ThreadPoolExecutor(4) as pool:
+        targets = list(pool.map(lambda _: model_module.local_directory(source), range(4)))
+    assert len(calls) == 1 and len(set(targets)) == 1 and (targets[0] / "config.json").is_file()
