@@ -2,7 +2,10 @@
 
 Padding to a fixed max length spends most of a step on pad tokens when examples vary in length.
 `PadCollator` pads only to the batch's longest (with length-grouped sampling, rows are near one
-length). `PackingCollator` lays several examples end to end in rows no longer than the batch's
+length), on the right and with no attention mask: padding comes after every real token of its row,
+so the causal mask alone keeps it out of their attention, and attention runs its causal kernel
+instead of one taking a mask (faster, in less memory: `python bench/cpu_train_precision.py`, figures
+in the README). `PackingCollator` lays several examples end to end in rows no longer than the batch's
 longest example and restarts `position_ids` at each; with no attention mask, transformers reads
 those restarts as sequence boundaries and builds a block-diagonal causal mask, so packed examples
 never attend to each other. Rows that long mean packing never computes more padded tokens, nor a
@@ -43,7 +46,7 @@ def _ids(values: list[int]) -> torch.Tensor:
 
 @dataclass
 class PadCollator:
-    """Right-pads a batch to its longest example; attention mask 0 and label -100 on padding."""
+    """Right-pads a batch to its longest example, label -100 on padding."""
 
     pad_token_id: int
     pad_to_multiple_of: int = 1
@@ -52,14 +55,12 @@ class PadCollator:
         width = _padded_length(max(len(f["input_ids"]) for f in features), self.pad_to_multiple_of)
         input_ids = torch.full((len(features), width), self.pad_token_id, dtype=torch.long)
         labels = torch.full((len(features), width), IGNORE_INDEX, dtype=torch.long)
-        attention_mask = torch.zeros((len(features), width), dtype=torch.long)
         for row, feature in enumerate(features):
             n = len(feature["input_ids"])
             input_ids[row, :n] = _ids(feature["input_ids"])
             labels[row, :n] = _ids(feature["labels"])
-            attention_mask[row, :n] = 1
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
-                REAL_TOKENS_KEY: int(attention_mask.sum()), LOSS_POSITIONS_KEY: loss_positions(labels)}
+        return {"input_ids": input_ids, "labels": labels, REAL_TOKENS_KEY: sum(len(f["input_ids"]) for f in features),
+                LOSS_POSITIONS_KEY: loss_positions(labels)}
 
 
 def pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:

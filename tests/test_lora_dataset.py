@@ -129,9 +129,23 @@ FEATURES = [{"input_ids": list(range(5, 5 + n)), "labels": [IGNORE_INDEX] * 2 + 
 def test_pad_collator_pads_to_the_longest_in_the_batch_only():
     batch = PadCollator(pad_token_id=0)(FEATURES[:3])
     assert batch["input_ids"].shape == (3, 7)
-    assert batch["attention_mask"].sum().item() == 15 == batch["num_real_tokens"]
+    assert batch["num_real_tokens"] == 15 and "attention_mask" not in batch
     assert (batch["labels"][1, 3:] == IGNORE_INDEX).all()
     assert PadCollator(pad_token_id=0, pad_to_multiple_of=8)(FEATURES[:3])["input_ids"].shape == (3, 8)
+
+
+def test_right_padded_rows_give_the_logits_of_each_example_alone(tiny_model_dir):
+    """With no attention mask the causal mask alone keeps each row's padding (after its tokens) out of them."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    batch = PadCollator(pad_token_id=0)(FEATURES)
+    with torch.no_grad():
+        padded = model(input_ids=batch["input_ids"], use_cache=False).logits
+        for row, feature in enumerate(FEATURES):
+            ids = feature["input_ids"]
+            alone = model(input_ids=torch.tensor([ids])).logits[0]
+            torch.testing.assert_close(padded[row, :len(ids)], alone, atol=1e-4, rtol=1e-4)
 
 
 def test_pack_rows_fills_rows_first_fit_decreasing():
