@@ -8,7 +8,7 @@ feeding the ~180-350 tokens of question and passage left after the prefix cache'
   padded   the grouping before it (the baseline): rows bucketed by count (widest at most twice the
            narrowest), each bucket's rows padded to its widest query count and column count (its
            query heads stacked on their key heads, as narrow buckets are; that grouping ran wide
-           buckets through transformers' SDPA on repeated keys, which took about as long)
+           buckets through transformers' SDPA on repeated keys instead)
 Timed in turns, one of each a repeat (this machine's speed drifts more than they differ); median.
 
     python bench/row_attention.py                      # bf16 weights, as the passage QA timing runs
