@@ -1,7 +1,7 @@
 """Adaptive testing replayed on real response matrices: full runs of the model on test splits of 400+ items.
 
     python bench/adaptive_real.py --run-dir runs/matrix_cpu/run --domain sentences2000
-    python bench/adaptive_real.py --run-dir runs/matrix_h100 --domain intents3080 --answered-by-all
+    python bench/adaptive_real.py --run-dir runs/matrix_h100_full --domain intents3080
 
 Input: a run directory where `ax compare` answered every test item with every configuration of
 several seeds (comparison runs and GEPA candidates). Leave one seed out
