@@ -9,7 +9,7 @@ of an hour into training.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ax.errors import AxError
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("lora_config.yaml")
+CPU_BATCH_TOKENS = 2048  # max_batch_tokens 'auto' on a CPU
 
 _ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # LoRA on every linear layer of a block, per architecture (PEFT's own defaults cover attention only).
@@ -60,6 +61,10 @@ class LoraTrainingConfig(BaseModel):
     # every batch (per_device_batch_size rows) has one shape
     batching: Literal["group_by_length", "packing", "fixed_packing"] = "group_by_length"
     max_seq_length: int = Field(2048, gt=0)
+    # A device batch's rows times its widest row at most this many tokens: more rows become more gradient
+    # accumulation steps, the same examples in each optimizer step. auto: 2048 on a CPU, where batches
+    # that small trained faster and in a fraction of the memory (bench/cpu_train_precision.py); no cap on a GPU.
+    max_batch_tokens: Literal["auto"] | Annotated[int, Field(gt=0)] | None = "auto"
     # Hardware
     bf16: Literal["auto"] | bool = "auto"  # auto: on a CUDA GPU, and in a LoRA step of a bf16 CPU run (lora_step.run_precision)
     gradient_checkpointing: bool = False
@@ -91,6 +96,18 @@ class LoraTrainingConfig(BaseModel):
     def use_bf16(self, cuda_available: bool) -> bool:
         """bf16 'auto' means on exactly when training runs on a CUDA GPU."""
         return cuda_available if self.bf16 == "auto" else bool(self.bf16)
+
+    def micro_batches(self, width: int, cuda_available: bool) -> LoraTrainingConfig:
+        """These settings with a device batch of rows `width` tokens wide (the widest a row can be) kept
+        within `max_batch_tokens`: the most rows under the cap that divide the examples of an optimizer
+        step, the rest of them accumulated. That product is also what the length-grouped sampler
+        groups by, so each step trains on the same examples."""
+        cap = (None if cuda_available else CPU_BATCH_TOKENS) if self.max_batch_tokens == "auto" else self.max_batch_tokens
+        per_step = self.per_device_batch_size * self.gradient_accumulation_steps
+        if cap is None or self.per_device_batch_size * width <= cap:
+            return self
+        rows = max(d for d in range(1, self.per_device_batch_size + 1) if per_step % d == 0 and (d == 1 or d * width <= cap))
+        return self.with_overrides(per_device_batch_size=rows, gradient_accumulation_steps=per_step // rows)
 
     def with_overrides(self, **overrides: Any) -> LoraTrainingConfig:
         """A copy with some keys changed, validated like the file (None values are ignored)."""

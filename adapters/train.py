@@ -286,11 +286,12 @@ def train_adapter(base: LoadedModel, train_pairs: list[TrainingPair], config: Lo
 
     torch.manual_seed(config.seed)
     model = attach_lora(base.model, config)
-    args = training_arguments(config, run_dir, has_dev=has_dev)
+    batches = _micro_batches(config, train_data.examples + dev_data.examples)
+    args = training_arguments(batches, run_dir, has_dev=has_dev)
     varlen = config.batching != "group_by_length" and varlen_supported(
         base.model, torch.bfloat16 if args.bf16 else base.model.dtype)
     collator = make_collator(config.batching, tokenizer.pad_token_id, 8 if torch.cuda.is_available() else 1,
-                             boundaries=varlen, rows_per_batch=config.per_device_batch_size,
+                             boundaries=varlen, rows_per_batch=batches.per_device_batch_size,
                              max_seq_length=config.max_seq_length)
     train_set, dev_set = train_data.examples, dev_data.examples
     if config.batching == "fixed_packing":
@@ -329,6 +330,18 @@ def train_adapter(base: LoadedModel, train_pairs: list[TrainingPair], config: Lo
     trainer.model.eval()
     _return_freed_memory()
     return TrainResult(trainer.model, metrics, config, fingerprint, trainer.is_world_process_zero())
+
+
+def _micro_batches(config: LoraTrainingConfig, examples: list[dict[str, list[int]]]) -> LoraTrainingConfig:
+    """`config` with its device batches within `max_batch_tokens` for these examples (rows of
+    fixed_packing are max_seq_length wide; other rows at most the longest example)."""
+    width = config.max_seq_length if config.batching == "fixed_packing" else max(len(e["input_ids"]) for e in examples)
+    batches = config.micro_batches(width, torch.cuda.is_available())
+    if batches is not config:
+        log.info("Device batches of %d rows and %d accumulation steps instead of %d and %d: rows up to %d tokens "
+                 "(max_batch_tokens %s).", batches.per_device_batch_size, batches.gradient_accumulation_steps,
+                 config.per_device_batch_size, config.gradient_accumulation_steps, width, config.max_batch_tokens)
+    return batches
 
 
 def _return_freed_memory() -> None:

@@ -38,6 +38,7 @@ def test_domain_overrides_apply_to_that_domain_only(tmp_path):
     ("lora:\n  lora_dropout: 1.5\n", ["lora.lora_dropout", "1.5"]),
     ("lora:\n  batching: shuffle\n", ["lora.batching", "shuffle"]),
     ("lora:\n  target_modules: []\n", ["lora.target_modules"]),
+    ("lora:\n  max_batch_tokens: 0\n", ["lora.max_batch_tokens", "0"]),
     ("domains:\n  legal:\n    weight_decay: lots\n", ["domains.legal.weight_decay", "lots"]),
     ("lora:\n  loraplus_lr_ratio: 16\n  optimizer: sgd\n", ["lora", "loraplus_lr_ratio", "sgd"]),
     ("train:\n  r: 4\n", ["train"]),
@@ -64,6 +65,24 @@ def test_overrides_are_validated_and_none_means_keep():
     assert config.with_overrides(weight_decay=0.0).weight_decay == 0.0
     with pytest.raises(AxError, match=r"learning_rate = -1"):
         config.with_overrides(learning_rate=-1)
+
+
+@pytest.mark.parametrize("batch, accumulation, cap, width, cuda, expected", [
+    (8, 4, "auto", 400, False, (4, 8)),   # 8 x 400 tokens over the CPU's 2048: 4 rows, twice the steps
+    (8, 4, "auto", 820, False, (2, 16)),
+    (4, 1, "auto", 3000, False, (1, 4)),  # one example wider than the cap: one row a batch
+    (8, 4, "auto", 820, True, (8, 4)),    # no cap on a GPU unless one is set
+    (8, 1, 3000, 1577, True, (1, 8)),
+    (3, 1, 4096, 2000, False, (1, 3)),    # 2 rows fit, but 2 does not divide a step's 3 examples
+    (8, 4, None, 5000, False, (8, 4)),
+    (8, 4, "auto", 250, False, (8, 4)),
+])
+def test_micro_batches_keep_each_step_s_examples_within_the_token_cap(batch, accumulation, cap, width, cuda, expected):
+    config = LoraTrainingConfig(per_device_batch_size=batch, gradient_accumulation_steps=accumulation,
+                                max_batch_tokens=cap)
+    split = config.micro_batches(width, cuda)
+    assert (split.per_device_batch_size, split.gradient_accumulation_steps) == expected
+    assert split.per_device_batch_size * split.gradient_accumulation_steps == batch * accumulation
 
 
 def test_bf16_auto_follows_cuda():

@@ -73,6 +73,25 @@ def test_accumulated_steps_report_the_loss_of_one_batch_as_large(tiny_model_dir,
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 
 
+def test_a_token_cap_splits_batches_into_accumulated_steps_of_the_same_examples(tiny_model_dir, pairs, tmp_path,
+                                                                                caplog):
+    """max_batch_tokens of two examples' width: batches of 4 train as 2 x 2 accumulated, and the
+    adapter comes out as without the cap (the same examples each step, the loss over all of them), up
+    to summation order, which Adam's first steps magnify where a gradient is near zero."""
+    caplog.set_level("INFO", logger="ax.adapters.train")
+    weights, losses = [], []
+    for cap in (None, 80):
+        config = LoraTrainingConfig(**FAST, max_batch_tokens=cap, max_steps=3, save_steps=100)
+        result = train_adapter(load_model(str(tiny_model_dir)), pairs, config, run_dir=tmp_path / str(cap))
+        weights.append({k: v.detach().clone() for k, v in result.model.state_dict().items() if "lora_" in k})
+        losses.append(result.metrics.train_loss)
+    assert "Device batches of 2 rows and 2 accumulation steps instead of 4 and 1" in caplog.text
+    assert weights[0].keys() == weights[1].keys() and weights[0]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    for key in weights[0]:
+        torch.testing.assert_close(weights[0][key], weights[1][key], rtol=1e-3, atol=5e-4)
+
+
 def test_torch_compile_without_a_gpu_is_refused_before_training(base, pairs, tmp_path):
     config = LoraTrainingConfig(max_steps=2, torch_compile=True, **FAST)
     with pytest.raises(AxError, match="torch_compile: true .* CUDA GPU"):
