@@ -251,6 +251,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="--cuda: torch.profiler table of steps 11-13 of each of ax's runs")
     parser.add_argument("--nproc", type=int, default=1, help="train under torchrun with this many processes (GPUs)")
+    parser.add_argument("--max-batch-tokens", default="auto",
+                        help="ax's paths: the config's max_batch_tokens (a number, auto or none; auto caps at 2048 on a CPU)")
     parser.add_argument("--gradient-checkpointing", action="store_true",
                         help="ax's paths recompute activations (larger batches fit; MFU does not count the recompute)")
     args = parser.parse_args()
@@ -300,7 +302,8 @@ def main() -> None:
         for batching in args.batching or ("group_by_length", "packing"):
             config = bench_config(args.batch_size, batching, max_length,
                                   gradient_checkpointing=args.gradient_checkpointing, fused_lora=not args.no_fused_lora,
-                                  torch_compile=args.torch_compile, optimizer=args.optimizer)
+                                  torch_compile=args.torch_compile, optimizer=args.optimizer,
+                                  max_batch_tokens=None if args.max_batch_tokens == "none" else args.max_batch_tokens)
             results[f"ax ({batching})"] = run_ax(load, pairs, config, Path(work) / batching,
                                                  [StepProfile()] if args.profile else [])
     baseline = results.get(BASELINE)
