@@ -10,6 +10,7 @@ heavy loads with the package):
   rows           the rows decoded together: adapter, constraint, stops and generator per row
   kv_cache       KV "rooms": each row's keys and values reserved for its whole answer
   row_attention  each row attends to its own room only (a joining row prefilled beside decoding ones)
+  lora_rows      each adapter's LoRA on its own run of a step's rows (slices, not PEFT's per-row index)
   prefix_cache   the states of shared prompt prefixes, reused across calls
   speculation    prompt-lookup drafts: a greedy row's repeated tokens checked several a step
   constraints    token-level constraints that make a field parse (choices, numbers, lists of numbers)

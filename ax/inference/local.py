@@ -1,9 +1,9 @@
 """The in-process backend: one base model, any number of LoRA adapters, batched generation.
 
-Rows of one batch may name different adapters: PEFT's mixed-adapter batches
-(`model(..., adapter_names=[...])`) run the base GEMM once and each adapter on its own rows,
-so no call ever runs on another call's adapter and nothing depends on PEFT's global
-`set_adapter`. DoRA adapters cannot share a batch that way, so a batch holding one takes only
+Rows of one batch may name different adapters: the base GEMM runs once and each adapter on
+its own run of rows (ax/inference/lora_rows.py; PEFT's mixed-adapter batches, `adapter_names`,
+where that cannot serve), so no call ever runs on another call's adapter and nothing depends on
+PEFT's global `set_adapter`. DoRA adapters cannot share a batch that way, so a batch holding one takes only
 that adapter's rows. Rows join and leave the batch between decoding steps (ax/inference/rows.py),
 a joining row's prompt fed in the same forward as the other rows' next tokens
 (ax/inference/row_attention.py).
@@ -18,13 +18,14 @@ step (prompt-lookup drafts, ax/inference/speculation.py).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from concurrent.futures import Future
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from dspy.lm15 import ContextLengthError
@@ -39,6 +40,7 @@ from ax.inference.constraints import ChoiceConstraint, Constraint, NumberConstra
 from ax.inference.cpu_kernels import pack_linear_layers
 from ax.inference.generation import Generation, GenerationParams, GenerationRequest
 from ax.inference.kv_cache import forward_with_cache, full_cache
+from ax.inference.lora_rows import LoraRows
 from ax.inference.prefix_cache import KV, PrefixCache
 from ax.inference.rows import Batch, Row
 from ax.inference.speculation import StepCosts
@@ -71,6 +73,7 @@ class LocalBackend:
         self.answer_fingerprint = loaded.fingerprint if dtype == "float32" else f"{loaded.fingerprint}-{dtype}"
         self._tables = TokenTables(self.tokenizer)
         self._adapters: dict[str, dict[str, Any]] = {}
+        self._lora_rows: LoraRows | None = None  # the model's LoRA layers, once an adapter is loaded
         self.prefix_cache = PrefixCache(prefix_cache_entries) if prefix_cache else None
         self.max_batch_size = max_batch_size
         self.batch_sizes: list[int] = []  # rows in each decoding step, for tests and benchmarks
@@ -149,8 +152,10 @@ class LocalBackend:
             # PEFT keeps a deleted last adapter as its active one, and the next load fails on it:
             # take the LoRA layers out and serve the plain base model again.
             self.model = self.model.unload()
+            self._lora_rows = None
         else:
             self.model.delete_adapter(slot)
+            self._lora_rows = LoraRows(self.model)
 
     def _shape_mismatch(self, weights: Path) -> str | None:
         """Why the adapter's LoRA matrices cannot sit on this base model, checked before PEFT touches it.
@@ -191,6 +196,7 @@ class LocalBackend:
             else:
                 self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=slot)
             self.model.eval()
+            self._lora_rows = LoraRows(self.model)
         replaced = self._adapters.get(name)
         # Registered here, on the worker, so no batch sees the new weights under the old states key.
         self._adapters[name] = info
@@ -236,7 +242,7 @@ class LocalBackend:
             self.batch_sizes.append(len(rows))
             drafts = self._drafts(rows)
             started = time.perf_counter()
-            logits = batch.step(self.model, lambda fed: self._adapter_kwargs([r.request.adapter or BASE for r in fed]),
+            logits = batch.step(self.model, lambda fed: self._adapter_rows([r.request.adapter or BASE for r in fed]),
                                 drafts)
             argmax = logits.argmax(-1).tolist()  # on a GPU this waits for the step, so the time is the step's
             self.step_costs.record(batch.fed, time.perf_counter() - started)
@@ -344,17 +350,22 @@ class LocalBackend:
         generator.manual_seed(params.seed if params.seed is not None else 0)
         return generator
 
-    def _adapter_kwargs(self, names: list[str]) -> dict[str, Any]:
-        """What a forward or generate call needs to run each row on its own adapter."""
-        from peft import PeftModel
-
-        if not isinstance(self.model, PeftModel):
-            return {}
+    @contextlib.contextmanager
+    def _adapter_rows(self, names: list[str]) -> Iterator[dict[str, Any]]:
+        """Within the block, a forward whose first dimension holds rows of adapters `names` (in runs)
+        runs each on its own; yields the keyword arguments the forward takes for it."""
+        if self._lora_rows is None:
+            yield {}
+            return
         slots = [BASE if name == BASE else self._states_key(name) for name in names]  # PEFT's names (_attach)
         if len(set(slots)) == 1 and self._adapters.get(names[0], {}).get("dora"):
             self.model.set_adapter(slots[0])  # safe: only this worker thread touches the model
-            return {}
-        return {"adapter_names": slots}
+            yield {}
+        elif self._lora_rows.serves(slots):
+            with self._lora_rows.runs(slots):
+                yield {}
+        else:
+            yield {"adapter_names": slots}
 
     def _states_key(self, name: str) -> str:
         return "base" if name == BASE else self._adapter_info(name)["states_key"]
@@ -365,7 +376,8 @@ class LocalBackend:
         ids = torch.tensor([tokens], device=self.model.device)
         done = cache.get_seq_length()
         positions = torch.arange(done, done + len(tokens), device=ids.device)[None]
-        forward_with_cache(self.model, ids, positions, cache, logits_to_keep=1, **self._adapter_kwargs([name]))
+        with self._adapter_rows([name]) as kwargs:
+            forward_with_cache(self.model, ids, positions, cache, logits_to_keep=1, **kwargs)
         return tuple((layer.keys, layer.values) for layer in cache.layers)
 
     def close(self) -> None:

@@ -3,7 +3,8 @@
 Each row carries its own adapter, constraint, budget, stops and random generator, so a row
 decodes the same whichever rows share its batch. New rows join between steps, taking the slots
 of finished ones, with the states of their cached prefix; the rest of a joining row's prompt is
-fed in the next step beside the other rows' tokens (ax/inference/row_attention.py). A row's states
+fed in the next step beside the other rows' tokens (ax/inference/row_attention.py), rows of one
+adapter next to each other (ax/inference/lora_rows.py). A row's states
 fill its slot from column 0, a column per position, so nothing a row computes depends on the
 rows beside it.
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 import torch
 
@@ -135,7 +136,9 @@ class Batch:
         return [self.rows[slot] for slot in self._live_slots()]
 
     def _live_slots(self) -> list[int]:
-        return [slot for slot, row in enumerate(self.rows) if row is not None and not row.done]
+        """The slots of rows still decoding, those of one adapter together."""
+        live = [slot for slot, row in enumerate(self.rows) if row is not None and not row.done]
+        return sorted(live, key=lambda slot: self.rows[slot].request.adapter or "")
 
     def admit(self, row: Row, states: States | None, capacity: int) -> None:
         """Give `row` a slot, holding `states` (its prompt's first tokens'), with room for `capacity`
@@ -156,10 +159,11 @@ class Batch:
         """Copies of the first `columns` states of `row`."""
         return self.rooms.read(next(slot for slot, held in enumerate(self.rows) if held is row), columns)
 
-    def step(self, model: Any, adapter_kwargs: Callable[[list[Row]], dict[str, Any]],
+    def step(self, model: Any, adapters: Callable[[list[Row]], ContextManager[dict[str, Any]]],
              drafts: list[list[int]]) -> torch.Tensor:
         """Feed each live row its backlog, its pending token and its draft (`drafts`, in the order
-        of `live`); the logits after the pending token and each draft token, rows in that order
+        of `live`), within `adapters(the row of each fed token)`, which yields the forward's keyword
+        arguments; the logits after the pending token and each draft token, rows in that order
         [sum of 1 + draft, vocab]. `keep` must follow."""
         slots = self._live_slots()
         rows = [self.rows[slot] for slot in slots]
@@ -170,8 +174,9 @@ class Batch:
             start += len(tokens)
         self.fed, self._stepped = start, slots
         per_token = [row for row, tokens in zip(rows, fed) for _ in tokens]
-        return forward_rows(model, self.rooms, slots, [self.lengths[slot] for slot in slots], fed, wanted,
-                            **adapter_kwargs(per_token))
+        with adapters(per_token) as kwargs:
+            return forward_rows(model, self.rooms, slots, [self.lengths[slot] for slot in slots], fed, wanted,
+                                **kwargs)
 
     def keep(self, kept: list[int]) -> None:
         """After a step, each fed row's number of tokens past its backlog whose states stay (the
