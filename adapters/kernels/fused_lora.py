@@ -55,6 +55,19 @@ class _LoraLinear(torch.autograd.Function):
         return grad_x, None, None, grad_a, grad_b, None, grad_dropped
 
 
+def dropped_input(dropout: torch.nn.Dropout, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """`dropout(x)` in `dtype`. On a CPU the mask comes from 16-bit draws, three from each 64-bit random
+    word: torch's CPU dropout draws one number an element on one thread, a quarter of a bf16 LoRA step's
+    time (py-spy of `python bench/cpu_train_precision.py`; README, Measured). Each element is still
+    dropped alone with probability p (to within 1/65536) and the rest scaled by 1 / (1 - p)."""
+    if x.device.type != "cpu" or not dropout.training or dropout.p == 0:
+        return dropout(x).to(dtype)
+    words = torch.empty((x.numel() + 2) // 3, 4, dtype=torch.int16)
+    words.view(torch.int64).random_()  # 63 random bits a word: the fourth int16's sign bit is always 0
+    dropped = (words[:, :3] < round(dropout.p * 65536) - 32768).reshape(-1)[: x.numel()].view(x.shape)
+    return x.to(dtype, copy=True).masked_fill_(dropped, 0).mul_(1 / (1 - dropout.p))
+
+
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
     """The dtype autocast would run this layer's matmuls in (the input's own without autocast)."""
     device = x.device.type
@@ -90,7 +103,7 @@ def _fused_forward(module: Any, peft_forward: Any) -> Any:
         dtype = compute_dtype(x)
         base = module.get_base_layer()
         dropout = module.lora_dropout[name]
-        dropped = None if isinstance(dropout, torch.nn.Identity) else dropout(x).to(dtype)
+        dropped = None if isinstance(dropout, torch.nn.Identity) else dropped_input(dropout, x, dtype)
         bias = None if base.bias is None else base.bias.to(dtype)
         with torch.autocast(x.device.type, enabled=False):
             return _LoraLinear.apply(x.to(dtype), base.weight.to(dtype), bias, module.lora_A[name].weight.to(dtype),
