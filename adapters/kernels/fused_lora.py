@@ -61,7 +61,7 @@ def dropped_input(dropout: torch.nn.Dropout, x: torch.Tensor, dtype: torch.dtype
     time (py-spy of `python bench/cpu_train_precision.py`; README, Measured). Each element is still
     dropped alone with probability p (to within 1/65536) and the rest scaled by 1 / (1 - p)."""
     if x.device.type != "cpu" or not dropout.training or dropout.p == 0:
-        return dropout(x).to(dtype)
+        return torch.nn.functional.dropout(x, dropout.p, dropout.training).to(dtype)
     words = torch.empty((x.numel() + 2) // 3, 4, dtype=torch.int16)
     words.view(torch.int64).random_()  # 63 random bits a word: the fourth int16's sign bit is always 0
     dropped = (words[:, :3] < round(dropout.p * 65536) - 32768).reshape(-1)[: x.numel()].view(x.shape)
