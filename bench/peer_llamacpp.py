@@ -6,6 +6,10 @@ llama-cpp-python's OpenAI-compatible server (`python -m llama_cpp.server`, the o
 
   ax                         ax.LM() in-process (the GGUF converted to fp32, field-by-field decoding)
   ax bf16                    the same with ax.LM(dtype="bfloat16"): the CPU weight option
+  ax JSON, ax bf16 JSON      ax through DSPy's JSONAdapter: the prompts llama.cpp + JSON schema gets
+                             (that arm adds only the schema to the request), so that accuracy is
+                             compared on equal prompts; ax decodes the JSON's values field by field
+                             in place of a grammar
   llama.cpp + JSON schema    DSPy's JSONAdapter with the signature's JSON schema sent as the
                              server's constrained output (a grammar), so every answer is the
                              schema's JSON
@@ -20,6 +24,7 @@ llama.cpp arm. Goal: ax >= 1.5x in items/s at equal accuracy (within 1 point), 0
 
     python bench/peer_llamacpp.py                  # 12 test items per domain, every arm
     python bench/peer_llamacpp.py --items 24 --arms ax,ax-bf16,llama-json   # without the slow ChatAdapter arm
+    python bench/peer_llamacpp.py --items 24 --arms ax-json,llama-json      # accuracy on equal prompts
 """
 
 from __future__ import annotations
@@ -48,7 +53,8 @@ from client_throughput import DOMAINS  # noqa: E402  (the same workload's domain
 
 
 # In this order: ChatAdapter's long answers run last, so no queue of them is left on the server for another arm.
-ARMS = {"ax": "ax", "ax-bf16": "ax bf16", "llama-json": "llama.cpp + JSON schema", "llama-chat": "llama.cpp + ChatAdapter"}
+ARMS = {"ax": "ax", "ax-bf16": "ax bf16", "ax-json": "ax JSON", "ax-bf16-json": "ax bf16 JSON",
+        "llama-json": "llama.cpp + JSON schema", "llama-chat": "llama.cpp + ChatAdapter"}
 
 
 class SchemaJSONAdapter(dspy.JSONAdapter):
@@ -83,8 +89,8 @@ def start_server(threads: int, context: int) -> tuple[subprocess.Popen, str]:
     raise SystemExit("llama_cpp.server did not answer within 5 minutes")
 
 
-def run_arm(lm: dspy.BaseLM, adapter: dspy.Adapter, work: list[tuple], threads: int) -> tuple[float, int, int]:
-    """(seconds, parse failures, correct) of every (program, example, metric) in `work`."""
+def run_arm(lm: dspy.BaseLM, adapter: dspy.Adapter, work: list[tuple], threads: int) -> tuple[float, list[tuple[bool, bool]]]:
+    """Seconds, and (parsed, correct) of each (program, example, metric) in `work`, in its order."""
 
     def one(program: dspy.Module, example: dspy.Example, metric: Callable) -> tuple[bool, bool]:
         try:
@@ -97,7 +103,7 @@ def run_arm(lm: dspy.BaseLM, adapter: dspy.Adapter, work: list[tuple], threads: 
     with dspy.context(lm=lm, adapter=adapter):
         results = dspy.Parallel(num_threads=threads, disable_progress_bar=True)(
             [(one, {"program": program, "example": example, "metric": metric}) for program, example, metric in work])
-    return time.perf_counter() - started, sum(not ok for ok, _ in results), sum(right for _, right in results)
+    return time.perf_counter() - started, results
 
 
 def main() -> None:
@@ -109,11 +115,12 @@ def main() -> None:
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
     args = parser.parse_args()
 
-    work, floor = [], 0.0
+    work, owners, floor = [], [], 0.0
     for name in DOMAINS:
         domain = get_domain(name)
         examples = domain.splits().test[:args.items]
         work += [(domain.program(), example, domain.metric) for example in examples]
+        owners += [name] * len(examples)
         floor += examples_majority_floor(domain, examples) * len(examples)
     chosen = args.arms.split(",")
     if unknown := set(chosen) - set(ARMS):
@@ -125,6 +132,8 @@ def main() -> None:
         builders = {
             "ax": lambda: (ax.LM(cache=False), dspy.ChatAdapter()),
             "ax-bf16": lambda: (ax.LM(cache=False, dtype="bfloat16"), dspy.ChatAdapter()),
+            "ax-json": lambda: (ax.LM(cache=False), dspy.JSONAdapter()),
+            "ax-bf16-json": lambda: (ax.LM(cache=False, dtype="bfloat16"), dspy.JSONAdapter()),
             "llama-chat": lambda: (served, dspy.ChatAdapter()),
             "llama-json": lambda: (served, SchemaJSONAdapter()),
         }
@@ -138,12 +147,16 @@ def main() -> None:
     print(f"{len(work)} items ({args.items} test items of {', '.join(DOMAINS)}), {args.threads} DSPy threads, "
           f"llama.cpp server threads {args.server_threads}, GGUF {embedded_gguf_path().name}; majority floor "
           f"{100 * floor / len(work):.1f}% (each domain's most common gold answer, weighted by its items)")
-    for name, (seconds, failures, correct) in results.items():
+    accuracy, rate = {}, {}
+    for name, (seconds, answers) in results.items():
+        correct = sum(right for _, right in answers)
+        per_domain = ", ".join(f"{domain} {sum(right for owner, (_, right) in zip(owners, answers) if owner == domain)}"
+                               for domain in DOMAINS)
         low, high = proportion_confint(correct, len(work), method="wilson")
-        print(f"{name:26s}: {len(work) / seconds:6.3f} items/s ({seconds:7.1f} s), {failures:3d} unparsed, "
-              f"accuracy {100 * correct / len(work):5.1f}% [{100 * low:.1f}, {100 * high:.1f}]")
-    rate = {name: len(work) / seconds for name, (seconds, _, _) in results.items()}
-    accuracy = {name: correct / len(work) for name, (_, _, correct) in results.items()}
+        print(f"{name:26s}: {len(work) / seconds:6.3f} items/s ({seconds:7.1f} s), "
+              f"{sum(not ok for ok, _ in answers):3d} unparsed, accuracy {100 * correct / len(work):5.1f}% "
+              f"[{100 * low:.1f}, {100 * high:.1f}]; right per domain: {per_domain}")
+        rate[name], accuracy[name] = len(work) / seconds, correct / len(work)
     peers = [name for name in results if name.startswith("llama.cpp")]
     if not peers:
         return
