@@ -340,3 +340,14 @@ def test_unloading_the_last_adapter_leaves_a_base_that_takes_new_ones(tiny_model
     backend.load_adapter("beta", tiny_adapters["beta"])
     assert backend.adapters() == ["beta"]
     backend.close()
+
+
+def test_number_constraints_scan_the_vocabulary_once(tiny_model_dir):
+    from ax.inference.constraints import NumberConstraint, NumberListConstraint, TokenTables
+
+    tables = TokenTables(load_model(str(tiny_model_dir)).tokenizer)
+    first, second = NumberConstraint(tables, integer=False), NumberConstraint(tables, integer=False)
+    assert first.first is second.first and len(first.first) > 0
+    lists = NumberListConstraint(tables, integer=True), NumberListConstraint(tables, integer=True)
+    assert lists[0].inner is lists[1].inner and lists[0].closes is lists[1].closes
+    assert NumberConstraint(tables, integer=True).first is not first.first  # "." only in decimals
