@@ -57,9 +57,9 @@ class _LoraLinear(torch.autograd.Function):
 
 def dropped_input(dropout: torch.nn.Dropout, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """`dropout(x)` in `dtype`. On a CPU the mask comes from 16-bit draws, three from each 64-bit random
-    word: torch's CPU dropout draws one number an element on one thread, a quarter of a bf16 LoRA step's
-    time (py-spy of `python bench/cpu_train_precision.py`; README, Measured). Each element is still
-    dropped alone with probability p (to within 1/65536) and the rest scaled by 1 / (1 - p)."""
+    word: torch's CPU dropout draws one number an element on one thread, a large share of a bf16 LoRA
+    step (README, Measured: "Dropout masks on a CPU"). Each element is still dropped alone with
+    probability p (to within 1/65536) and the rest scaled by 1 / (1 - p)."""
     if x.device.type != "cpu" or not dropout.training or dropout.p == 0:
         return torch.nn.functional.dropout(x, dropout.p, dropout.training).to(dtype)
     words = torch.empty((x.numel() + 2) // 3, 4, dtype=torch.int16)

@@ -18,8 +18,8 @@ _DIGITS = set("0123456789")
 class TokenTables:
     """Per-tokenizer lookups, computed once: each token's text, and which tokens look numeric.
 
-    A constraint is made for every row that decodes a number field; scanning the vocabulary for
-    each took ~5% of the engine's time on the peer bench's programs (py-spy), so each scan is kept."""
+    A constraint is made for every row that decodes a number field, so each vocabulary scan is kept
+    rather than repeated for every row."""
 
     def __init__(self, tokenizer: Any):
         self.tokenizer = tokenizer

@@ -2,8 +2,8 @@
 
 PEFT's mixed-adapter batches (`model(..., adapter_names=[...])`) rebuild each adapter's row list
 from the per-row names in every LoRA layer, gather those rows and add the low-rank product back
-through the index: answering long prompts on a CPU spent ~12% of the engine's forward there
-(py-spy of `ax evaluate`; README, Measured). The engine lays a step's rows grouped by adapter
+through the index, a large share of answering long prompts on a CPU (README, Measured: "Mixed-adapter
+steps"). The engine lays a step's rows grouped by adapter
 (ax/inference/rows.py), so each adapter's rows are one run of the forward's first dimension: its
 product is computed on a view of the layer's input and added into a view of the base output.
 The arithmetic is PEFT's own: the rows cast to the adapter's dtype, `lora_B(lora_A(dropout(x))) *
