@@ -1,5 +1,6 @@
 """Each adapter's LoRA on its own run of rows (ax/inference/lora_rows.py) against PEFT's mixed-adapter batches."""
 
+import pytest
 import torch
 
 from ax.inference.generation import GenerationParams, GenerationRequest
@@ -39,13 +40,23 @@ def test_runs_give_pefts_mixed_batch_logits(tiny_model_dir, tiny_adapters):
     torch.testing.assert_close(after, expected, rtol=0, atol=0)  # PEFT's forward is back after the block
 
 
-def test_a_variant_or_another_layer_kind_keeps_pefts_path(tiny_model_dir, tiny_adapters, tmp_path):
+def test_an_adapter_with_a_variant_keeps_pefts_path(tiny_model_dir, tiny_adapters, tmp_path):
     from tiny_model import make_tiny_adapter
 
     model = _peft_model(tiny_model_dir, tiny_adapters)
     model.load_adapter(str(make_tiny_adapter(tiny_model_dir, tmp_path / "dora", seed=3, dora=True)), adapter_name="dora")
     rows = LoraRows(model)
     assert rows.serves(["__base__", "alpha", "beta"]) and not rows.serves(["dora"])
+
+
+@pytest.mark.parametrize("settings", [dict(target_modules=["q_proj"], modules_to_save=["lm_head"]),
+                                      dict(target_modules=["q_proj", "embed_tokens"])])
+def test_modules_to_save_and_other_lora_layers_keep_pefts_path(tiny_model_dir, settings):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), LoraConfig(r=4, **settings)).eval()
+    assert not LoraRows(model).serves(["__base__", "default"])
 
 
 def test_the_backend_answers_mixed_batches_without_pefts_index_gather(tiny_model_dir, tiny_adapters, monkeypatch):

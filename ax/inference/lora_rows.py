@@ -8,7 +8,8 @@ steps"). The engine lays a step's rows grouped by adapter
 product is computed on a view of the layer's input and added into a view of the base output.
 The arithmetic is PEFT's own: the rows cast to the adapter's dtype, `lora_B(lora_A(dropout(x))) *
 scaling`, cast back and added. Forwards this cannot serve (another kind of LoRA layer, such as an
-embedding's or a 4-bit one, or an adapter with a variant such as DoRA) keep PEFT's `adapter_names`.
+embedding's or a 4-bit one, a modules_to_save copy, or an adapter with a variant such as DoRA) keep
+PEFT's `adapter_names`.
 """
 
 from __future__ import annotations
@@ -37,9 +38,12 @@ class LoraRows:
 
     def __init__(self, model: Any):
         from peft.tuners.lora.layer import Linear, LoraLayer
+        from peft.utils.other import AuxiliaryTrainingWrapper
 
         layers = [module for module in model.modules() if isinstance(module, LoraLayer)]
-        self._layers = layers if all(type(module) is Linear for module in layers) else None
+        # Modules PEFT also routes by `adapter_names` (modules_to_save copies, trainable tokens) stay PEFT's.
+        routed = any(isinstance(module, AuxiliaryTrainingWrapper) for module in model.modules())
+        self._layers = layers if not routed and all(type(module) is Linear for module in layers) else None
         self._variants = {name for module in layers for name in module.lora_variant}
 
     def serves(self, names: Sequence[str]) -> bool:
