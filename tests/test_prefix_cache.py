@@ -6,11 +6,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import dspy
 import pytest
+import torch
 
 from ax.client.generation import GenerationParams, GenerationRequest
 from ax.client.prompting import render_chat
 from ax.inference.local import LocalBackend
-from ax.inference.prefix_cache import MIN_PREFIX_TOKENS, PrefixCache
+from ax.inference.prefix_cache import MIN_PREFIX_TOKENS, PrefixCache, common_prefix_length
 from ax.model import load_model
 
 PARAMS = [GenerationParams(max_new_tokens=16), GenerationParams(max_new_tokens=5, constraint="int"),
@@ -105,25 +106,39 @@ def test_the_backend_keeps_at_most_its_configured_prefix_entries(tiny_model_dir)
     backend.close()
 
 
+def _kv(tokens: list[int]):
+    """States of one layer whose keys and values are the token ids, columns as positions."""
+    column = torch.tensor(tokens, dtype=torch.float)[None, None, :, None]
+    return ((column, column),)
+
+
+def _tokens(states) -> list[int]:
+    return states[0][0][0, 0, :, 0].long().tolist()
+
+
 def _fake_extend(calls: list):
     def extend(past, tokens):
-        calls.append((past, list(tokens)))
-        return ((past[0] if past else ()) + tuple(tokens),)
+        calls.append((None if past is None else _tokens(past), list(tokens)))
+        return _kv((_tokens(past) if past is not None else []) + list(tokens))
     return extend
 
 
-def test_lookup_extends_the_longest_cached_prefix_of_the_same_adapter_and_evicts_the_least_recent():
+def test_lookup_extends_the_longest_shared_prefix_of_the_same_adapter_and_evicts_the_least_recent():
     cache, calls = PrefixCache(max_entries=2), []
     extend = _fake_extend(calls)
     short, long = list(range(20)), list(range(30))
-    assert cache.states("a", short, extend) == (tuple(short),)
-    assert cache.states("a", long, extend) == (tuple(long),)
-    assert calls[-1] == ((tuple(short),), list(range(20, 30)))  # only the new tokens ran
+    assert _tokens(cache.states("a", short, extend)) == short
+    assert _tokens(cache.states("a", long, extend)) == long
+    assert calls[-1] == (short, list(range(20, 30)))  # only the new tokens ran
     cache.states("b", short, extend)  # another adapter shares nothing
     assert calls[-1] == (None, short)
-    assert len(cache) == 2
-    cache.states("a", short, extend)  # evicted as least recently used: computed again
-    assert calls[-1] == (None, short) and len(calls) == 4 and len(cache) == 2
+    assert len(cache) == 2  # the least recent entry ("a", short) is gone
+    assert _tokens(cache.states("a", short, extend)) == short and len(calls) == 3  # the first columns of ("a", long)
+    parted = list(range(25)) + [99, 98]  # parts from ("a", long) after 25 tokens: those are reused
+    assert _tokens(cache.states("a", parted, extend)) == parted and calls[-1] == (list(range(25)), [99, 98])
+    few = list(range(MIN_PREFIX_TOKENS - 1)) + [77] * 5  # too few tokens in common to be worth an entry's states
+    cache.states("a", few, extend)
+    assert calls[-1] == (None, few)
 
 
 def test_the_shared_length_leaves_each_row_a_token_and_skips_short_prefixes():
@@ -162,4 +177,23 @@ def test_an_evaluation_of_several_programs_item_by_item_reuses_each_system_promp
     total = run(range(6, 12))
     # each row is served its own program's prefix: sharing only what all rows have in common fed nearly all
     assert backend.fed_tokens - fed < 0.2 * total
+    backend.close()
+
+
+def test_groups_whose_common_prefix_runs_into_their_own_text_still_share_the_system_prompt(tiny_model_dir):
+    """Rows joining together share a prefix reaching into their texts' common first words; the next
+    group's texts start otherwise, and its rows must still be served the system prompt's states."""
+    backend = _backend(tiny_model_dir, {}, max_batch_size=16, max_wait_s=0.05)
+    signature = dspy.Predict("text -> label").signature
+    prompts = {opening: [render_chat(backend.tokenizer, dspy.ChatAdapter().format(
+        signature, [], {"text": f"{opening} sentence number {i} is here"})) for i in range(4)]
+        for opening in ("Alpha", "Beta", "Gamma")}
+    firsts = [backend.tokenizer(p[0], add_special_tokens=False)["input_ids"] for p in prompts.values()]
+    system = min(common_prefix_length(firsts[0], other) for other in firsts[1:])
+    _threaded(backend, [GenerationRequest(p, None, GenerationParams(max_new_tokens=2)) for p in prompts["Alpha"]])
+    before = backend.prefix_cache.computed_tokens
+    for opening in ("Beta", "Gamma"):
+        _threaded(backend, [GenerationRequest(p, None, GenerationParams(max_new_tokens=2)) for p in prompts[opening]])
+    assert system > 2 * MIN_PREFIX_TOKENS
+    assert backend.prefix_cache.computed_tokens - before < system  # the system prompt was not run again
     backend.close()

@@ -7,6 +7,12 @@ of a batch's time (`python bench/decode_cost.py`; README, Measured), so, as vLLM
 caching and SGLang's radix cache do, the states of a shared prefix are computed once per adapter
 and reused by every later prompt that starts with it.
 
+A prompt is served from the entry it shares the most leading tokens with, not only from one that
+is wholly a prefix of it: each group of joining rows caches the prefix its rows have in common,
+which often runs a few tokens into the user turn ("[[ ## text ## ]]\nThe"), and a later group whose
+text starts otherwise still shares the whole system prompt with it. A state depends only on the
+tokens up to its own, so an entry's first columns are the states of those tokens alone.
+
 Entries are keyed by the adapter's identity as well as the token ids: LoRA on q/k/v (or on any
 layer below the last) changes the keys and values, so one adapter's states are never another's.
 Only the backend's worker thread uses a cache, so it takes no lock.
@@ -79,15 +85,20 @@ class PrefixCache:
         return states
 
     def cached(self, identity: str, prefix: list[int]) -> tuple[int, KV | None]:
-        """The longest cached prefix of `prefix` (itself included) under `identity`: its length and
-        states, or (0, None)."""
-        key = (identity, tuple(prefix))
-        base = key if key in self._entries else self._longest_cached(identity, key[1])
-        if base is None:
+        """The most leading tokens of `prefix` that an entry under `identity` holds (at least
+        MIN_PREFIX_TOKENS): their number and states, or (0, None)."""
+        key, best = None, 0
+        for entry in self._entries:
+            if entry[0] == identity:
+                length = common_prefix_length(entry[1], prefix)
+                if length > best:
+                    key, best = entry, length
+        if key is None or best < MIN_PREFIX_TOKENS:
             return 0, None
-        self._entries.move_to_end(base)
-        self.reused_tokens += len(base[1])
-        return len(base[1]), self._entries[base]
+        self._entries.move_to_end(key)
+        self.reused_tokens += best
+        states = self._entries[key]
+        return best, states if best == len(key[1]) else tuple((k[:, :, :best], v[:, :, :best]) for k, v in states)
 
     def put(self, identity: str, prefix: list[int], states: KV, computed: int) -> None:
         """Keep the states of `prefix`, of which `computed` tokens were run to get them."""
@@ -95,8 +106,3 @@ class PrefixCache:
         self._entries[(identity, tuple(prefix))] = states
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
-
-    def _longest_cached(self, identity: str, prefix: tuple[int, ...]) -> tuple[str, tuple[int, ...]] | None:
-        candidates = [key for key in self._entries
-                      if key[0] == identity and len(key[1]) < len(prefix) and prefix[: len(key[1])] == key[1]]
-        return max(candidates, key=lambda key: len(key[1]), default=None)
