@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 from torch import nn
 
 from ax.inference.cpu_kernels import PackedLinear, cpu_packing_available, pack_linear_layers
-from ax.inference.kv_cache import Rooms, cache_argument, full_cache
+from ax.inference.kv_cache import Rooms
 
 needs_packing = pytest.mark.skipif(not cpu_packing_available(), reason="this torch build has no oneDNN linear")
 
@@ -82,33 +80,3 @@ def test_rooms_keep_what_they_hold_when_they_grow_and_hand_back_copies():
     assert len(copies) == 2 and torch.equal(copies[0][0], states[0][0][..., :2, :])
     copies[0][0].zero_()
     assert torch.equal(rooms.layer(0, keys)[0][0, :, :3], states[0][0][0])
-
-
-def test_prefix_states_keep_sliding_window_layers_whole():
-    from transformers import MistralConfig
-
-    shape = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-                 num_key_value_heads=1, vocab_size=32)
-    # A row's later tokens need the columns a window of 2 would drop: the rows' masks apply it.
-    states = full_cache(MistralConfig(sliding_window=2, **shape), [tuple(torch.randn(1, 1, 3, 8) for _ in range(2))] * 2)
-    assert states.get_seq_length() == 3 and not any(states.is_sliding)
-
-
-def test_the_cache_goes_by_the_keyword_the_installed_model_takes(tiny_model_dir):
-    from transformers import AutoModelForCausalLM, DynamicCache
-
-    class OlderModel(nn.Module):  # transformers before `cache` replaced `past_key_values`
-        def forward(self, input_ids, past_key_values=None, use_cache=None):
-            return input_ids
-
-    class NewerModel(nn.Module):
-        def forward(self, input_ids, cache=None, use_cache=None):
-            return input_ids
-
-    assert cache_argument(OlderModel()) == "past_key_values" and cache_argument(NewerModel()) == "cache"
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    cache = DynamicCache(config=model.config)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", FutureWarning)  # a deprecated keyword warns, and goes in a later release
-        model(input_ids=torch.tensor([[1, 2, 3]]), use_cache=True, **{cache_argument(model): cache})
-    assert cache.get_seq_length() == 3

@@ -116,29 +116,48 @@ def _tokens(states) -> list[int]:
     return states[0][0][0, 0, :, 0].long().tolist()
 
 
-def _fake_extend(calls: list):
-    def extend(past, tokens):
-        calls.append((None if past is None else _tokens(past), list(tokens)))
-        return _kv((_tokens(past) if past is not None else []) + list(tokens))
-    return extend
-
-
-def test_lookup_extends_the_longest_shared_prefix_of_the_same_adapter_and_evicts_the_least_recent():
-    cache, calls = PrefixCache(max_entries=2), []
-    extend = _fake_extend(calls)
+def test_lookup_serves_the_longest_shared_prefix_of_the_same_adapter_and_evicts_the_least_recent():
+    cache = PrefixCache(max_entries=2)
     short, long = list(range(20)), list(range(30))
-    assert _tokens(cache.states("a", short, extend)) == short
-    assert _tokens(cache.states("a", long, extend)) == long
-    assert calls[-1] == (short, list(range(20, 30)))  # only the new tokens ran
-    cache.states("b", short, extend)  # another adapter shares nothing
-    assert calls[-1] == (None, short)
-    assert len(cache) == 2  # the least recent entry ("a", short) is gone
-    assert _tokens(cache.states("a", short, extend)) == short and len(calls) == 3  # the first columns of ("a", long)
-    parted = list(range(25)) + [99, 98]  # parts from ("a", long) after 25 tokens: those are reused
-    assert _tokens(cache.states("a", parted, extend)) == parted and calls[-1] == (list(range(25)), [99, 98])
+    assert cache.cached("a", short) == (0, None)
+    cache.put("a", short, _kv(short), computed=20)
+    count, states = cache.cached("a", long)
+    assert count == 20 and _tokens(states) == short  # only the last 10 tokens are left to compute
+    cache.put("a", long, _kv(long), computed=10)
+    assert cache.cached("b", short) == (0, None)  # another adapter shares nothing
+    cache.put("b", short, _kv(short), computed=20)
+    assert len(cache) == 2 and cache.computed_tokens == 50  # the least recent entry ("a", short) is gone
+    count, states = cache.cached("a", short)
+    assert count == 20 and _tokens(states) == short  # the first columns of ("a", long)
+    parted = list(range(25)) + [99, 98]  # parts from ("a", long) after 25 tokens: those are served
+    assert cache.cached_length("a", parted) == 25
+    reused = cache.reused_tokens
+    count, states = cache.cached("a", parted)
+    assert count == 25 and _tokens(states) == list(range(25)) and cache.reused_tokens == reused + 25
     few = list(range(MIN_PREFIX_TOKENS - 1)) + [77] * 5  # too few tokens in common to be worth an entry's states
-    cache.states("a", few, extend)
-    assert calls[-1] == (None, few)
+    assert cache.cached("a", few) == (0, None) and cache.cached_length("a", few) == 0
+
+
+def test_rows_joining_with_the_same_uncached_prefix_compute_it_once_in_a_step(tiny_model_dir):
+    """The first time a program's calls arrive together, and when two configurations send the same
+    prompt at once, the shared tokens run once: one row computes them in its step while the others
+    wait a step for the cache, and no prefix gets a forward of its own."""
+    backend = _backend(tiny_model_dir, {}, max_batch_size=16, max_wait_s=0.2)
+    prompts = _program_prompts(backend.tokenizer, 4)
+    ids = [backend.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    system = min(common_prefix_length(ids[0], other) for other in ids[1:])
+    alone = [g.text for g in map(backend.generate, _requests(prompts, [None], 4))]
+    fresh = _backend(tiny_model_dir, {}, max_batch_size=16, max_wait_s=0.2)
+    forwards = []
+    hook = fresh.torch_model.register_forward_hook(lambda *_: forwards.append(1))
+    texts = _threaded(fresh, _requests(prompts + prompts, [None], 8))  # each prompt twice, all at once
+    hook.remove()
+    assert texts == alone + alone
+    assert len(forwards) == len(fresh.batch_sizes)  # every forward was a step of the batch
+    own = sum(len(row) - system for row in ids)  # each prompt's tokens past the system prompt, once
+    assert 0 < fresh.prefix_cache.computed_tokens <= system + own
+    backend.close()
+    fresh.close()
 
 
 def test_the_shared_length_leaves_each_row_a_token_and_skips_short_prefixes():

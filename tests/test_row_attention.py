@@ -7,8 +7,9 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, DynamicCache
 
-from ax.inference.kv_cache import Rooms, cache_argument, full_cache
+from ax.inference.kv_cache import Rooms
 from ax.inference.row_attention import _groups, forward_rows
+from tiny_model import cache_argument, prefilled
 
 SHAPES = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
               vocab_size=96, max_position_embeddings=256, initializer_range=0.5)
@@ -47,8 +48,7 @@ def test_rows_of_any_lengths_and_counts_compute_what_each_computes_alone(model):
     rooms.reserve(6, 110)
     for slot, past in zip(slots, pasts):
         if past:  # every column, as the client's prefixes keep them (a sliding cache drops the oldest)
-            cache = full_cache(model.config)
-            model(input_ids=torch.tensor([past]), use_cache=True, **{cache_argument(model): cache})
+            cache = prefilled(model, past)
             rooms.write(slot, tuple((layer.keys, layer.values) for layer in cache.layers))
     # Logits after each row's every fed token but the joining rows' first 69 and 88.
     wanted = [0, 70, 71, 72, 73, 162, 163]

@@ -8,7 +8,9 @@ tests need.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
+from typing import Any
 
 from ax.adapter_store import save_adapter
 from ax.client.generation import GenerationParams, GenerationRequest
@@ -259,3 +261,25 @@ def serve_openai_stub(backend, host: str = "127.0.0.1"):
     server.requests = []
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://{host}:{server.server_address[1]}/v1", server
+
+
+def cache_argument(model: Any) -> str:
+    """The keyword a model's forward takes transformers' KV cache by: `cache` where this version of
+    transformers has it (5.24 deprecates `past_key_values`), `past_key_values` before."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
+
+
+def prefilled(model: Any, tokens: list[int]) -> Any:
+    """transformers' own cache after `tokens`, every column kept (a sliding-window layer's too, as
+    the client's rooms keep them): the reference the client's states are checked against."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    cache = DynamicCache(config=model.config)
+    cache.layers = [DynamicLayer() if isinstance(layer, DynamicLayer) else layer for layer in cache.layers]
+    if tokens:
+        import torch
+
+        model(input_ids=torch.tensor([tokens]), use_cache=True, **{cache_argument(model): cache})
+    return cache

@@ -6,21 +6,13 @@ every token it may still generate, and a step writes its columns in place. A row
 its states from column 0, one column a position, so rows of any lengths share the rooms with no
 padding, and a joining row takes a finished row's slot without the others' states being copied
 anywhere; sliding-window layers keep every column too, their windows being applied by the masks
-(ax/inference/row_attention.py).
-
-Prefixes for the prefix cache are computed with transformers' own cache (`full_cache`), whose
-sliding-window layers would drop the columns a row's later tokens still need.
+(ax/inference/row_attention.py). So a prefix's states, read from a row's slot for the prefix
+cache, hold every column its later rows need, where transformers' sliding-window cache drops them.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-from typing import Any
-
 import torch
-from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer
 
 # Capacity grows in steps of this many columns, so rows joining with a little more to hold do
 # not copy the rooms each time.
@@ -62,31 +54,3 @@ class Rooms:
         """Copies of the first `columns` states of `slot`, per layer [1, kv heads, columns, head dim]."""
         return tuple(tuple(t[slot: slot + 1, :, :columns].clone() for t in self._rooms[index])
                      for index in sorted(self._rooms))
-
-
-def full_cache(config: Any, states: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> DynamicCache:
-    """transformers' cache for this model, holding `states`, with sliding-window layers that keep every column."""
-    cache = DynamicCache(config=config)
-    cache.layers = [DynamicLayer() if isinstance(layer, DynamicLayer) else layer for layer in cache.layers]
-    for layer, (keys, values) in zip(cache.layers, states or []):
-        layer.update(keys, values)
-    return cache
-
-
-def cache_argument(model: Any) -> str:
-    """The keyword the model's forward takes its KV cache by: `cache` where transformers has it
-    (5.24 deprecates `past_key_values`, to be removed in 5.40), `past_key_values` before."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return _cache_argument(type(base))
-
-
-@functools.cache
-def _cache_argument(model_class: type) -> str:
-    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
-
-
-def forward_with_cache(model: Any, input_ids: torch.Tensor, positions: torch.Tensor, cache: DynamicCache,
-                       **kwargs: Any) -> Any:
-    """The model's forward of one row's `input_ids` at `positions` [1, fed] after the states in
-    `cache`, which it extends (the row's tokens are contiguous, so transformers' own masks fit)."""
-    return model(input_ids=input_ids, position_ids=positions, use_cache=True, **{cache_argument(model): cache}, **kwargs)

@@ -23,7 +23,6 @@ import hashlib
 import time
 from concurrent.futures import Future
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -39,9 +38,8 @@ from ax.inference.chat import render_chat
 from ax.inference.constraints import ChoiceConstraint, Constraint, NumberConstraint, NumberListConstraint, TokenTables
 from ax.inference.cpu_kernels import pack_linear_layers
 from ax.inference.generation import Generation, GenerationParams, GenerationRequest
-from ax.inference.kv_cache import forward_with_cache, full_cache
 from ax.inference.lora_rows import LoraRows
-from ax.inference.prefix_cache import KV, PrefixCache
+from ax.inference.prefix_cache import MIN_PREFIX_TOKENS, PrefixCache, common_prefix_length
 from ax.inference.rows import Batch, Row
 from ax.inference.speculation import StepCosts
 from ax.model import LoadedModel
@@ -233,7 +231,8 @@ class LocalBackend:
                 fits = len(joining) < free and self._may_share(names, name)
                 (joining if fits else waiting).append(job)
                 names += [name] if fits else []
-            prefixes = self._admit(batch, joining) if joining else []
+            prefixes, deferred = self._admit(batch, joining) if joining else ([], [])
+            waiting = deferred + waiting
             rows = batch.live
             if not rows:
                 if not waiting:
@@ -306,42 +305,41 @@ class LocalBackend:
             kept.append(((request, future), prompt))
         return [job for job, _ in kept], [prompt for _, prompt in kept]
 
-    def _admit(self, batch: Batch,
-               jobs: list[tuple[GenerationRequest, Future]]) -> list[tuple[Row, str, list[int], int]]:
+    def _admit(self, batch: Batch, jobs: list[tuple[GenerationRequest, Future]]
+               ) -> tuple[list[tuple[Row, str, list[int], int]], list[tuple[GenerationRequest, Future]]]:
         """Give new rows slots in `batch`, each with the states of the longest prefix the prefix cache
-        serves; returns the prefixes to cache once the next step has computed them: (row, states
-        key, prefix, tokens the step computes of it)."""
+        serves. Returns the prefixes to cache once the next step has computed them (row, states key,
+        prefix, tokens the step computes of it), and the jobs that wait a step to be served one."""
         ids = self.tokenizer([request.prompt for request, _ in jobs], add_special_tokens=False)["input_ids"]
         jobs, ids = self._within_context(jobs, ids)
         if not jobs:
-            return []
+            return [], []
         names = [request.adapter or BASE for request, _ in jobs]
         keys = [self._states_key(name) for name in names]
         lengths = self.prefix_cache.shared_lengths(ids, keys) if self.prefix_cache is not None else [0] * len(ids)
-        states: list[KV | None] = [None] * len(jobs)
-        prefixes = []
-        rows = [Row(request, future, prompt, self._constraint(request.params), self._generator(request.params))
-                for (request, future), prompt in zip(jobs, ids)]
-        groups: dict[tuple[str, tuple[int, ...]], list[int]] = {}
-        for k, (key, prompt, length) in enumerate(zip(keys, ids, lengths)):
-            if length:
-                groups.setdefault((key, tuple(prompt[:length])), []).append(k)
-        for (key, prefix), members in groups.items():
-            if len(members) == 1:
-                # A row alone has the tokens past the longest cached prefix fed in the step, and the states
-                # of its shared prefix are kept from that step: no forward of their own, which costs a whole
-                # batch-1 step however few tokens it feeds (`python bench/decode_cost.py`).
-                past, states[members[0]] = self.prefix_cache.cached(key, list(prefix))
-                if len(prefix) > past:
-                    prefixes.append((rows[members[0]], key, list(prefix), len(prefix) - past))
-            else:
-                shared = self.prefix_cache.states(key, list(prefix), partial(self._extend, names[members[0]]))
-                for k in members:
-                    states[k] = shared
-        for row, prefix in zip(rows, states):
+        prefixes: list[tuple[Row, str, list[int], int]] = []
+        deferred = []
+        computing: list[tuple[str, list[int]]] = []  # the prefixes this step computes past the cache, by states key
+        for job, prompt, key, length in zip(jobs, ids, keys, lengths):
+            request, future = job
+            prefix = prompt[:length]
+            past = self.prefix_cache.cached_length(key, prefix) if length else 0
+            # A row fed what another joining row computes, past what the cache serves, waits a step for
+            # the cache to serve it; a few such tokens it computes itself. So a shared prefix is computed
+            # once, in the step beside the other rows' tokens, never in a forward of its own, which costs
+            # a whole batch-1 step however few tokens it feeds (`python bench/decode_cost.py`).
+            if any(other_key == key and common_prefix_length(prefix, other) >= past + MIN_PREFIX_TOKENS
+                   for other_key, other in computing):
+                deferred.append(job)
+                continue
+            past, served = self.prefix_cache.cached(key, prefix) if length else (0, None)
+            row = Row(request, future, prompt, self._constraint(request.params), self._generator(request.params))
             # Room for the prompt, every token the row may generate and the draft checked after the last.
-            batch.admit(row, prefix, len(row.prompt) + row.request.params.max_new_tokens + self.draft_tokens + 1)
-        return prefixes
+            batch.admit(row, served, len(prompt) + request.params.max_new_tokens + self.draft_tokens + 1)
+            if length > past and (key, prefix) not in computing:
+                prefixes.append((row, key, prefix, length - past))
+                computing.append((key, prefix))
+        return prefixes, deferred
 
     def _generator(self, params: GenerationParams) -> torch.Generator | None:
         if not params.sampled:
@@ -369,16 +367,6 @@ class LocalBackend:
 
     def _states_key(self, name: str) -> str:
         return "base" if name == BASE else self._adapter_info(name)["states_key"]
-
-    def _extend(self, name: str, past: KV | None, tokens: list[int]) -> KV:
-        """The states of `past` followed by `tokens`, on adapter `name` (`past` itself is left as it was)."""
-        cache = full_cache(self.model.config, past)
-        ids = torch.tensor([tokens], device=self.model.device)
-        done = cache.get_seq_length()
-        positions = torch.arange(done, done + len(tokens), device=ids.device)[None]
-        with self._adapter_rows([name]) as kwargs:
-            forward_with_cache(self.model, ids, positions, cache, logits_to_keep=1, **kwargs)
-        return tuple((layer.keys, layer.values) for layer in cache.layers)
 
     def close(self) -> None:
         self.batcher.close()

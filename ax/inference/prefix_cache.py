@@ -21,12 +21,11 @@ Only the backend's worker thread uses a cache, so it takes no lock.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
 KV = tuple[tuple[torch.Tensor, torch.Tensor], ...]  # per layer: (keys, values), batch 1
-Extend = Callable[[KV | None, list[int]], KV]  # states of `past` followed by these tokens
 
 # Below this, the forward pass saved is smaller than the extra entry's memory and bookkeeping
 # (the chat template's first line alone is a handful of tokens every prompt shares).
@@ -75,30 +74,29 @@ class PrefixCache:
         self._recent.extend((identity, tuple(row)) for identity, row in zip(identities, rows))
         return lengths
 
-    def states(self, identity: str, prefix: list[int], extend: Extend) -> KV:
-        """The states of `prefix` under the adapter `identity`, extending the longest cached prefix of it."""
-        done, past = self.cached(identity, prefix)
-        if done == len(prefix):
-            return past
-        states = extend(past, prefix[done:])
-        self.put(identity, prefix, states, computed=len(prefix) - done)
-        return states
+    def cached_length(self, identity: str, prefix: list[int]) -> int:
+        """How many leading tokens of `prefix` `cached` would serve, without serving them."""
+        return self._longest(identity, prefix)[1]
 
     def cached(self, identity: str, prefix: list[int]) -> tuple[int, KV | None]:
         """The most leading tokens of `prefix` that an entry under `identity` holds (at least
         MIN_PREFIX_TOKENS): their number and states, or (0, None)."""
+        key, best = self._longest(identity, prefix)
+        if key is None:
+            return 0, None
+        self._entries.move_to_end(key)
+        self.reused_tokens += best
+        states = self._entries[key]
+        return best, states if best == len(key[1]) else tuple((k[:, :, :best], v[:, :, :best]) for k, v in states)
+
+    def _longest(self, identity: str, prefix: list[int]) -> tuple[tuple[str, tuple[int, ...]] | None, int]:
         key, best = None, 0
         for entry in self._entries:
             if entry[0] == identity:
                 length = common_prefix_length(entry[1], prefix)
                 if length > best:
                     key, best = entry, length
-        if key is None or best < MIN_PREFIX_TOKENS:
-            return 0, None
-        self._entries.move_to_end(key)
-        self.reused_tokens += best
-        states = self._entries[key]
-        return best, states if best == len(key[1]) else tuple((k[:, :, :best], v[:, :, :best]) for k, v in states)
+        return (key, best) if key is not None and best >= MIN_PREFIX_TOKENS else (None, 0)
 
     def put(self, identity: str, prefix: list[int], states: KV, computed: int) -> None:
         """Keep the states of `prefix`, of which `computed` tokens were run to get them."""
