@@ -67,7 +67,9 @@ def step_info(step: StepRecord, manifest: ConfigManifest) -> StepInfo:
     tokens = manifest.playbook.tokens if manifest.playbook and step.step == manifest.steps[-1].step else None
     return StepInfo(step=step.step, changed=bool(summary.get("bullets")), detail=(
         f"playbook of {summary.get('bullets', '?')} bullets" + (f", {tokens} tokens" if tokens is not None else "")
-        + (f", adapted on {summary['train_items']} train items" if "train_items" in summary else "")))
+        + (f", adapted on {summary['train_items']} train items" if "train_items" in summary else "")
+        + (f"; copied from stage {summary['copied_from']} (the same program, playbook, adapter and items)"
+           if summary.get("copied_from") else "")))
 
 
 def comparison(manifest: ConfigManifest) -> Configuration:

@@ -19,6 +19,8 @@ run GEPA once), and a rerun skips finished stages and resumes an interrupted one
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -193,8 +195,14 @@ def _trained_adapter(ctx: StrategyContext, key: str) -> Path | None:
 def _ace(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
     store = PlaybookStore(stage_dir / "playbooks")
     program, lm = ctx.build(state, stage_dir)  # the generator answers with the configuration's adapter
-    if store.path(ctx.domain.name).is_file():  # an interrupted ACE step: continue with the playbook it saved
+    trainset = subset(ctx.trainset, ctx.preset.ace_train_size, f"{ctx.domain.name}-ace")
+    key = _ace_key(state, ctx, trainset)
+    resumed = store.path(ctx.domain.name).is_file()  # an interrupted ACE step: continue with the playbook it saved
+    earlier = None if resumed else _adapted_playbook(ctx, key)
+    if resumed:
         playbook = store.load(ctx.domain.name)
+    elif earlier is not None:
+        playbook = PlaybookStore(earlier.playbook.path.parent.parent).load(ctx.domain.name, create=False)
     elif state.playbook is not None:
         playbook = program.assembler.playbook
     else:
@@ -202,20 +210,50 @@ def _ace(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
     if state.playbook is None:
         program = WithContext(program, ContextAssembler(playbook, tokenizer=ctx.tokenizer))
     program.assembler.playbook = playbook
-    reflection = ctx.reflection_lm or lm.copy()  # a local reflector is the configuration's own LM, adapter included
-    meter = CostMeter(lm, reflection)
-    learner = PlaybookLearner(program, ctx.domain.metric, store=store, lm=reflection)
-    trainset = subset(ctx.trainset, ctx.preset.ace_train_size, f"{ctx.domain.name}-ace")
-    with dspy.context(lm=lm):
-        report = learner.offline(trainset, epochs=ctx.preset.ace_epochs, seed=ctx.seed)
+    if earlier is None:
+        reflection = ctx.reflection_lm or lm.copy()  # a local reflector is the configuration's own LM, adapter included
+        meter = CostMeter(lm, reflection)
+        learner = PlaybookLearner(program, ctx.domain.metric, store=store, lm=reflection)
+        with dspy.context(lm=lm):
+            report = learner.offline(trainset, epochs=ctx.preset.ace_epochs, seed=ctx.seed)
+        cost, learned = meter.stop(rollouts=report.processed), {"mean_score_per_epoch": report.mean_score_per_epoch}
+    else:
+        # Adapted from the same program, playbook and adapters on the same items: the same playbook, as
+        # `lora->ace` after a GEPA stage that accepted nothing and a copied adapter would adapt it again.
+        done = earlier.steps[-1]
+        cost, learned = Cost(), {"mean_score_per_epoch": done.summary.get("mean_score_per_epoch"),
+                                 "copied_from": done.stage_dir.name}
     path = store.save(playbook)
     tokens = program.assembler.count_tokens(playbook.render()) if ctx.tokenizer is not None else None
     ref = PlaybookRef(path=path, version=playbook.version, bullets=len(playbook.bullets), tokens=tokens)
-    step = StepRecord(step="ace", stage_dir=stage_dir, cost=meter.stop(rollouts=report.processed),
+    step = StepRecord(step="ace", stage_dir=stage_dir, cost=cost,
                       summary={"bullets": len(playbook.bullets), "train_items": len(trainset),
-                               "epochs": ctx.preset.ace_epochs, "mean_score_per_epoch": report.mean_score_per_epoch})
+                               "epochs": ctx.preset.ace_epochs, **learned, "ace_key": key})
     program_file = save_program(own_program(program), stage_dir / PROGRAM_FILE)
     return state.model_copy(update={"program_file": program_file, "playbook": ref, "steps": [*state.steps, step]})
+
+
+def _ace_key(state: Artifacts, ctx: StrategyContext, trainset: list[dspy.Example]) -> str:
+    """What decides an ACE step's playbook: the program and playbook it starts from, the adapters that
+    answer, the LMs, the items it adapts on and its settings (seed included)."""
+    adapters = ([state.adapter.fingerprint] if state.adapter else []) + sorted(
+        f"{predictor}={ref.fingerprint}" for predictor, ref in state.predictor_adapters.items())
+    reflection = ctx.reflection_lm
+    lms = [ctx.lm.client.base_fingerprint if isinstance(ctx.lm, AxLM) else getattr(ctx.lm, "model", None),
+           None if reflection is None else getattr(reflection, "model", type(reflection).__name__)]
+    parts = [state.program_file.read_text(), state.playbook.path.read_text() if state.playbook else None, adapters,
+             lms, [example.toDict() for example in trainset], ctx.preset.ace_epochs, ctx.seed]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _adapted_playbook(ctx: StrategyContext, key: str) -> Artifacts | None:
+    """A finished stage of this domain and seed whose last step, an ACE step, had the same `_ace_key`."""
+    for done in sorted((ctx.seed_dir / "stages").glob(f"*/{STAGE_FILE}")):
+        state = load_relative(done, Artifacts)
+        last = state.steps[-1] if state.steps else None
+        if last is not None and last.step == "ace" and state.playbook and last.summary.get("ace_key") == key:
+            return state
+    return None
 
 
 _RUNNERS: dict[str, Callable[[Artifacts, StrategyContext, Path], Artifacts]] = {"gepa": _gepa, "lora": _lora, "ace": _ace}

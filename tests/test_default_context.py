@@ -32,8 +32,13 @@ def test_each_configuration_adapts_its_playbook_last_with_its_own_program_and_ad
     for config, manifest in by_config.items():
         ace = manifest.steps[-1]
         assert ace.step == "ace" and ace.stage_dir == (seed_dir / "stages" / LAST_STAGES[config]).resolve()
-        assert ace.summary["train_items"] == 3 and ace.cost.rollouts == 3  # the preset's ACE subset, one epoch
-        assert ace.cost.reflection_calls >= 1 and ace.cost.lm_calls > ace.cost.reflection_calls
+        assert ace.summary["train_items"] == 3
+        if ace.summary.get("copied_from"):  # GEPA accepted nothing: the playbook ACE adapted without it
+            assert (config, ace.summary["copied_from"]) in {("gepa", "ace"), ("combined", "lora-ace")}
+            assert manifest.steps[0].summary["accepted"] == 0 and ace.cost.lm_calls == 0
+        else:
+            assert ace.cost.rollouts == 3  # the preset's ACE subset, one epoch
+            assert ace.cost.reflection_calls >= 1 and ace.cost.lm_calls > ace.cost.reflection_calls
         assert manifest.total_cost.reflection_calls >= ace.cost.reflection_calls
         named = json.loads((seed_dir / "configs" / config / "manifest.json").read_text())["playbook"]
         assert not named["path"].startswith("/") and manifest.playbook.path.is_relative_to(ace.stage_dir)
@@ -46,7 +51,8 @@ def test_each_configuration_adapts_its_playbook_last_with_its_own_program_and_ad
     assert lora.adapter is not None and combined.adapter is not None and baseline.adapter is gepa.adapter is None
     # The adapters answered only while their configurations' playbooks were adapted (nothing was evaluated).
     answered = tiny_lm.client.usage.totals().per_adapter
-    assert answered[lora.adapter.name] >= 3 and answered[combined.adapter.name] >= 3
+    assert answered[lora.adapter.name] >= 3
+    assert combined.steps[-1].summary.get("copied_from") or answered[combined.adapter.name] >= 3
     # GEPA's playbook was adapted on the GEPA-optimized program, which the configuration keeps.
     gepa_program = json.loads((gepa.steps[0].stage_dir / "program.json").read_text())
     assert json.loads(gepa.program_file.read_text())["predict"]["signature"] == gepa_program["predict"]["signature"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Literal
 
 import dspy
@@ -204,6 +205,53 @@ def test_an_ace_playbook_is_part_of_the_state_later_steps_build_on(tmp_path):
     gepa = state.steps[1].summary
     assert gepa["seed_val_score"] == 1.0 and gepa["stalled"]  # with the playbook the program is already right
     assert "UPPERCASE" in json.loads(state.playbook.path.read_text())["bullets"][0]["content"]
+
+
+def test_an_ace_step_on_what_an_earlier_one_adapted_copies_its_playbook(tmp_path):
+    """gepa->ace after a GEPA stage that accepted nothing starts from the program, playbook and base
+    model `ace` started from: its playbook is copied, no item is answered again, and it says so."""
+    from ax.optimizers.respondents import step_info
+    from ax.optimizers.strategies import StrategyContext, baseline, run_strategy
+    from rule_lm import rule_lm
+
+    reflections = []
+
+    def everything(instructions: str, inputs: dict) -> dict:
+        if "bullets_used" in inputs:  # ACE reflector
+            reflections.append(inputs)
+            return {"diagnosis": "the answer was lowercase", "key_insight": "Answer in UPPERCASE.", "bullet_tags": ""}
+        if "reflection" in inputs:  # ACE curator
+            return {"operations": "ADD | strategies | Answer with the word in UPPERCASE."}
+        if "current_instruction" in inputs:  # GEPA proposer: an instruction that changes nothing
+            return {"new_instruction": "Repeat the word."}
+        word = inputs["word"]
+        return {"answer": word.upper() if "UPPERCASE" in inputs.get("context", "") else word}
+
+    def metric(gold, pred, trace=None, pred_name=None, pred_trace=None):
+        return dspy.Prediction(score=float(pred.answer == gold.answer), feedback=f"expected {gold.answer!r}")
+
+    words = ["apple", "pear", "plum", "fig", "kiwi", "lime", "date", "nut", "yam", "oat"]
+    domain = Domain(name="shout", program=Repeat, metric=metric,
+                    data=[dspy.Example(word=w, answer=w.upper()) for w in words])
+    lm = rule_lm(everything)
+    splits = domain.splits()
+    ctx = StrategyContext(domain=domain, lm=lm, trainset=splits.train[:3], valset=splits.dev[:2],
+                          preset=TINY.model_copy(update={"ace_epochs": 1}), seed=0, seed_dir=tmp_path, reflection_lm=lm,
+                          show_progress=False)
+    start = baseline(ctx)
+    ace = run_strategy(("ace",), ctx, start)
+    adapted = len(reflections)
+    both = run_strategy(("gepa", "ace"), ctx, start)
+
+    assert both.steps[0].summary["accepted"] == 0 and adapted > 0
+    assert len(reflections) == adapted  # nothing adapted again
+    copied = both.steps[1]
+    assert copied.summary["copied_from"] == "ace" and copied.cost.lm_calls == 0
+    assert copied.summary["ace_key"] == ace.steps[-1].summary["ace_key"]
+    assert json.loads(both.playbook.path.read_text()) == json.loads(ace.playbook.path.read_text())
+    assert both.playbook.path != ace.playbook.path  # a copy in the stage's own folder
+    manifest = SimpleNamespace(playbook=both.playbook, steps=both.steps, predictor_adapters={})
+    assert "copied from stage ace" in step_info(copied, manifest).detail
 
 
 def test_a_misspelt_lora_override_fails_when_the_preset_is_built():
