@@ -70,8 +70,12 @@ def _answer_every_item(group: list[Configuration], how: _Answering) -> int:
     summary = (evaluate_in_workers(how.run_dir, group, how.task.name, workers=how.workers, model=how.model,
                                    dtype=how.dtype, **how.options) if how.workers > 1 else
                evaluate_run_dir(how.run_dir, group, how.task, lm=how.lm, show_progress=True, **how.options))
+    copied = sum(summary.new_cells[name] for name in summary.copied_from)
     how.console.print(f"{len(group)} respondents answered every test item: {sum(summary.new_cells.values())} new "
-                      f"answers, {summary.parse_failures} unparseable outputs", soft_wrap=True)
+                      f"answers" + (f" ({copied} of them taken from an identical respondent: "
+                                    + ", ".join(f"{name} = {origin}" for name, origin in summary.copied_from.items())
+                                    + ")" if summary.copied_from else "")
+                      + f", {summary.parse_failures} unparseable outputs", soft_wrap=True)
     return sum(summary.new_cells.values())
 
 

@@ -124,5 +124,7 @@ def evaluate_cmd(
 
 def _print_summary(summary: RunSummary) -> None:
     for name, new in summary.new_cells.items():
-        console.print(f"{name}: {new} new answers, {summary.stored_cells[name]} already stored", soft_wrap=True)
+        taken = (f" (taken from {summary.copied_from[name]}: the same program, adapter, playbook and model)"
+                 if name in summary.copied_from else "")
+        console.print(f"{name}: {new} new answers{taken}, {summary.stored_cells[name]} already stored", soft_wrap=True)
     console.print(f"{summary.parse_failures} unparseable outputs scored as wrong", soft_wrap=True)

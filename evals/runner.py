@@ -5,7 +5,9 @@ threads, so the ax client batches calls across items and across adapters (mixed-
 batches), and its response cache answers repeats. Cells already in the store are skipped, so
 re-running the same command costs no model call; the store is rewritten as answers come in, at
 most every ``checkpoint_seconds``, so a killed run keeps what it finished (an agent's answer can
-take seconds, so a count of cells would leave minutes unsaved). `evaluate_in_workers` splits the
+take seconds, so a count of cells would leave minutes unsaved). A respondent identical to another (the
+same identity: program text, adapter weights, playbook, model and settings) takes that one's cells
+instead of answering again; the report flags it `identical_to`. `evaluate_in_workers` splits the
 configurations over processes, each with its own model: one Python process cannot keep a GPU busy.
 
 A metric failure to parse the model's output (``AdapterParseError``) is the model's fault: the
@@ -154,6 +156,7 @@ class RunSummary(BaseModel):
     new_cells: dict[str, int]
     stored_cells: dict[str, int]
     parse_failures: int
+    copied_from: dict[str, str] = {}  # respondent -> the identical one whose answers it took instead of answering
 
 
 def evaluate_configurations(configurations: list[Configuration], domain: Domain, *, lm: dspy.BaseLM,
@@ -174,10 +177,14 @@ def evaluate_configurations(configurations: list[Configuration], domain: Domain,
     respondents = [prepare(c, domain, lm, store, command) for c in configurations]
     stored = {r.configuration.name: len(r.record.cells) for r in respondents}
     answered = [respondent.record.answered() for respondent in respondents]
+    # A respondent with another's identity (the same program text, adapter weights, playbook, model and
+    # settings, as when GEPA changed nothing) takes that one's answers: the report names it identical.
+    first: dict[str, int] = {}
+    source = [first.setdefault(respondent.record.identity, index) for index, respondent in enumerate(respondents)]
     # Item-major: the configurations' calls on one item are in flight together, so one mixed-adapter
     # batch answers several configurations.
     tasks = [(index, example) for example in items for index in range(len(respondents))
-             if str(example.id) not in answered[index]]
+             if source[index] == index and str(example.id) not in answered[index]]
 
     base = [respondent.record.cells for respondent in respondents]
     new: list[dict[int, Cell]] = [{} for _ in respondents]  # task position -> cell, stored in item order
@@ -211,6 +218,11 @@ def evaluate_configurations(configurations: list[Configuration], domain: Domain,
     failures = [(respondents[index].configuration.name, str(example.id), executor.exceptions_map.get(position, result))
                 for position, ((index, example), result) in enumerate(zip(tasks, results))
                 if not isinstance(result, Cell)]
+    for index, origin in enumerate(source):
+        if origin != index:
+            cells = {cell.item: cell for cell in [*base[origin], *new[origin].values()]}
+            new[index] = {position: cells[str(example.id)] for position, example in enumerate(items)
+                          if str(example.id) not in answered[index] and str(example.id) in cells}
     save(range(len(respondents)))  # also records new commands of respondents with nothing left to answer
     if failures:
         name, item, error = failures[0]
@@ -220,7 +232,10 @@ def evaluate_configurations(configurations: list[Configuration], domain: Domain,
         domain=domain.name, items=len(items),
         new_cells={r.configuration.name: len(r.record.cells) - stored[r.configuration.name] for r in respondents},
         stored_cells=stored,
-        parse_failures=sum(1 for r in respondents for c in r.record.cells[stored[r.configuration.name]:] if c.error),
+        parse_failures=sum(1 for index, r in enumerate(respondents) if source[index] == index
+                           for c in r.record.cells[stored[r.configuration.name]:] if c.error),
+        copied_from={r.configuration.name: respondents[origin].configuration.name
+                     for r, origin in zip(respondents, source) if r is not respondents[origin]},
     )
 
 
@@ -263,4 +278,5 @@ def evaluate_in_workers(run_dir: str | Path, configurations: list[Configuration]
     return RunSummary(domain=domain, items=summaries[0].items,
                       new_cells={name: n for s in summaries for name, n in s.new_cells.items()},
                       stored_cells={name: n for s in summaries for name, n in s.stored_cells.items()},
-                      parse_failures=sum(s.parse_failures for s in summaries))
+                      parse_failures=sum(s.parse_failures for s in summaries),
+                      copied_from={name: origin for s in summaries for name, origin in s.copied_from.items()})

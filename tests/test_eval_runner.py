@@ -73,6 +73,31 @@ def test_runner_stores_the_matrix_and_reruns_incrementally(short_client, tiny_ad
         evaluate_configurations([changed], healthcare, lm=lm, store=store, items=items)
 
 
+def test_a_respondent_identical_to_another_takes_its_answers(short_client, tiny_adapters, healthcare, tmp_path):
+    """Two names for one arm (the same program, adapter weights, playbook and model, as when GEPA changed
+    nothing): one answers, the other takes its cells, and a rerun of a half-answered twin fills it too."""
+    lm = short_client.lm(max_tokens=8)
+    configurations = [
+        Configuration(name="lora", domain="healthcare", lora=True, gepa=False, adapter=tiny_adapters["alpha"]),
+        Configuration(name="lora+gepa", domain="healthcare", lora=True, gepa=True, adapter=tiny_adapters["alpha"]),
+        Configuration(name="base", domain="healthcare", lora=False, gepa=False),
+    ]
+    store = ResponseStore(tmp_path, create=True)
+    items = domain_items(healthcare, limit=6)
+    def adapted() -> int:
+        return sum(n for name, n in lm.usage_summary()["per_adapter"].items() if name != "base")
+
+    evaluate_configurations(configurations[:1], healthcare, lm=lm, store=store, items=items[:4])
+    first = adapted()  # the calls of 4 answers
+    summary = evaluate_configurations(configurations, healthcare, lm=lm, store=store, items=items, num_threads=4)
+    assert summary.new_cells == {"lora": 2, "lora+gepa": 6, "base": 6}
+    assert summary.copied_from == {"lora+gepa": "lora"}
+    assert adapted() - first == first // 2  # only lora's 2 new items reached the adapter
+    twin, origin = store.read("healthcare", "lora+gepa"), store.read("healthcare", "lora")
+    assert [c.model_dump() for c in twin.cells] == [c.model_dump() for c in origin.cells]
+    assert twin.identity == origin.identity
+
+
 def test_adaptive_evaluation_asks_only_for_the_items_it_picks(legal, tmp_path):
     """A scripted LM right on a known half of the items, scored on a pool calibrated from synthetic respondents."""
     import dspy
