@@ -170,13 +170,15 @@ class Repeat(PredictProgram):
     signature = Shout
 
 
-def test_an_ace_playbook_is_part_of_the_state_later_steps_build_on(tmp_path):
-    """ace->gepa: ACE learns 'UPPERCASE' into the playbook, and GEPA then runs the program reading it."""
-    from ax.optimizers.strategies import StrategyContext, baseline, run_strategy
+def _shout(seed_dir, reflections: list):
+    """A strategy context on a rule LM that repeats a word, in upper case once the playbook says so:
+    ACE learns that from its first wrong answer, and GEPA's proposal ('Repeat the word.') changes nothing."""
+    from ax.optimizers.strategies import StrategyContext
     from rule_lm import rule_lm
 
     def everything(instructions: str, inputs: dict) -> dict:
         if "bullets_used" in inputs:  # ACE reflector
+            reflections.append(inputs)
             return {"diagnosis": "the answer was lowercase", "key_insight": "Answer in UPPERCASE.", "bullet_tags": ""}
         if "reflection" in inputs:  # ACE curator
             return {"operations": "ADD | strategies | Answer with the word in UPPERCASE."}
@@ -193,9 +195,16 @@ def test_an_ace_playbook_is_part_of_the_state_later_steps_build_on(tmp_path):
                     data=[dspy.Example(word=w, answer=w.upper()) for w in words])
     lm = rule_lm(everything)
     splits = domain.splits()
-    ctx = StrategyContext(domain=domain, lm=lm, trainset=splits.train[:3], valset=splits.dev[:2],
-                          preset=TINY.model_copy(update={"ace_epochs": 1}), seed=0, seed_dir=tmp_path, reflection_lm=lm,
-                          show_progress=False)
+    return StrategyContext(domain=domain, lm=lm, trainset=splits.train[:3], valset=splits.dev[:2],
+                           preset=TINY.model_copy(update={"ace_epochs": 1}), seed=0, seed_dir=seed_dir,
+                           reflection_lm=lm, show_progress=False)
+
+
+def test_an_ace_playbook_is_part_of_the_state_later_steps_build_on(tmp_path):
+    """ace->gepa: ACE learns 'UPPERCASE' into the playbook, and GEPA then runs the program reading it."""
+    from ax.optimizers.strategies import baseline, run_strategy
+
+    ctx = _shout(tmp_path, [])
     state = run_strategy(("ace", "gepa"), ctx, baseline(ctx))
 
     assert state.playbook.bullets == 1 and state.playbook.path.is_file()
@@ -211,33 +220,10 @@ def test_an_ace_step_on_what_an_earlier_one_adapted_copies_its_playbook(tmp_path
     """gepa->ace after a GEPA stage that accepted nothing starts from the program, playbook and base
     model `ace` started from: its playbook is copied, no item is answered again, and it says so."""
     from ax.optimizers.respondents import step_info
-    from ax.optimizers.strategies import StrategyContext, baseline, run_strategy
-    from rule_lm import rule_lm
+    from ax.optimizers.strategies import baseline, run_strategy
 
-    reflections = []
-
-    def everything(instructions: str, inputs: dict) -> dict:
-        if "bullets_used" in inputs:  # ACE reflector
-            reflections.append(inputs)
-            return {"diagnosis": "the answer was lowercase", "key_insight": "Answer in UPPERCASE.", "bullet_tags": ""}
-        if "reflection" in inputs:  # ACE curator
-            return {"operations": "ADD | strategies | Answer with the word in UPPERCASE."}
-        if "current_instruction" in inputs:  # GEPA proposer: an instruction that changes nothing
-            return {"new_instruction": "Repeat the word."}
-        word = inputs["word"]
-        return {"answer": word.upper() if "UPPERCASE" in inputs.get("context", "") else word}
-
-    def metric(gold, pred, trace=None, pred_name=None, pred_trace=None):
-        return dspy.Prediction(score=float(pred.answer == gold.answer), feedback=f"expected {gold.answer!r}")
-
-    words = ["apple", "pear", "plum", "fig", "kiwi", "lime", "date", "nut", "yam", "oat"]
-    domain = Domain(name="shout", program=Repeat, metric=metric,
-                    data=[dspy.Example(word=w, answer=w.upper()) for w in words])
-    lm = rule_lm(everything)
-    splits = domain.splits()
-    ctx = StrategyContext(domain=domain, lm=lm, trainset=splits.train[:3], valset=splits.dev[:2],
-                          preset=TINY.model_copy(update={"ace_epochs": 1}), seed=0, seed_dir=tmp_path, reflection_lm=lm,
-                          show_progress=False)
+    reflections: list = []
+    ctx = _shout(tmp_path, reflections)
     start = baseline(ctx)
     ace = run_strategy(("ace",), ctx, start)
     adapted = len(reflections)
