@@ -218,8 +218,8 @@ def _ace(state: Artifacts, ctx: StrategyContext, stage_dir: Path) -> Artifacts:
             report = learner.offline(trainset, epochs=ctx.preset.ace_epochs, seed=ctx.seed)
         cost, learned = meter.stop(rollouts=report.processed), {"mean_score_per_epoch": report.mean_score_per_epoch}
     else:
-        # Adapted from the same program, playbook and adapters on the same items: the same playbook, as
-        # `lora->ace` after a GEPA stage that accepted nothing and a copied adapter would adapt it again.
+        # The same program, playbook and adapters on the same items adapt the same playbook: `gepa->ace`
+        # after a GEPA stage that accepted nothing would only adapt again what `ace` adapted.
         done = earlier.steps[-1]
         cost, learned = Cost(), {"mean_score_per_epoch": done.summary.get("mean_score_per_epoch"),
                                  "copied_from": done.stage_dir.name}
