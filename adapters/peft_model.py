@@ -64,13 +64,14 @@ def require_qlora() -> None:
         raise AxError("qlora_4bit needs the 'bitsandbytes' package: pip install bitsandbytes")
 
 
-def load_training_base(spec: str | None, config: LoraTrainingConfig, *, device: str | None = None) -> LoadedModel:
+def load_training_base(spec: str | None, config: LoraTrainingConfig, *, device: str | None = None,
+                       dtype: str | None = None) -> LoadedModel:
     """The base model for training: as `ax.model.load_model` gives it, or NF4-quantized for QLoRA.
 
     The 4-bit base keeps the full-precision model's fingerprint, so its adapters load on that base.
     """
     if not config.qlora_4bit:
-        return load_model(spec, device=device)
+        return load_model(spec, device=device, dtype=dtype)
     require_qlora()
     import torch
     from peft import prepare_model_for_kbit_training

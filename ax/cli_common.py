@@ -19,8 +19,9 @@ from ax.errors import AxError
 
 ABLATE_CONTEXT = typer.Option(False, "--ablate-context", help="Also answer with each configuration without its playbook "
                               "(<config>-no-playbook, no extra optimization); the report measures playbook on vs off.")
-DTYPE = typer.Option(None, "--dtype", help="The local model's weights: float32 (the CPU default), bfloat16 (the GPU "
-                     "default; on a CPU about 1.4x faster at accuracy within noise, README 'Measured').")
+DTYPE = typer.Option(None, "--dtype", help="The local model's weights: bfloat16 (the default on a GPU and on a CPU "
+                     "with native bf16: about 1.4x faster there than float32 at accuracy within noise, README "
+                     "'Measured') or float32 (the default on other CPUs; the GGUF's weights exactly).")
 WORKERS = typer.Option(1, "--workers", min=1,
                        help="Processes at once, each with its own model (a GPU each where there are several): one per "
                        "(domain, seed) optimization, and the answering split between them by seed.")

@@ -4,8 +4,9 @@
     python bench/cpu_train_precision.py --repeat 3   # each passage three times: prompts as long as a 77-label intent prompt
     python bench/cpu_train_precision.py --repeat 3 --max-batch-tokens none   # device batches not capped
 
-The baseline is the CPU default, fp32 (`bf16: auto` on a CPU); the other run is what a LoRA step of
-a bf16 CPU run (`ax compare --dtype bfloat16`) trains with: `bf16: true`, autocast with the adapter
+The baseline is fp32 (a LoRA step of an `ax compare --dtype float32` run, the default on a CPU
+without native bf16); the other run is what a LoRA step of a bf16 CPU run (the default where the
+CPU has native bf16) trains with: the base's weights in bf16, `bf16: true` autocast, the adapter
 weights kept fp32. Both train ax's default path (group_by_length, fused LoRA) on the same pairs with
 the same seed, each in a fresh process so that its peak resident memory is its own. Printed per run:
 tokens a second over the whole run, peak RSS, RSS once `train_adapter` has returned
@@ -43,7 +44,7 @@ def train_once(bf16: bool, words: int, steps: int, batch: int, repeat: int, max_
     config = LoraTrainingConfig(max_steps=steps, per_device_batch_size=batch, bf16=bf16, early_stopping_patience=None,
                                 logging_steps=1, warmup_ratio=0.0,
                                 max_batch_tokens=None if max_batch_tokens == "none" else max_batch_tokens)
-    base = load_training_base("smollm2", config)
+    base = load_training_base("smollm2", config, dtype="bfloat16" if bf16 else "float32")
     metrics = train_adapter(base, pairs, config, run_dir=tempfile.mkdtemp(), dev_pairs=[]).metrics
     return {"tokens": metrics.tokens_seen, "tokens_per_second": metrics.tokens_per_second,
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "rss_after_gib": _rss_gib(),

@@ -2,7 +2,7 @@
 
     python bench/end_to_end_time.py --fixture sentences --rows 2000     # goal: <= 10 minutes
     python bench/end_to_end_time.py --fixture passage_qa --rows 1000    # goal: <= 15 minutes
-    python bench/end_to_end_time.py --fixture passage_qa --rows 1000 --dtype bfloat16   # the CPU weight option
+    python bench/end_to_end_time.py --fixture passage_qa --rows 1000 --dtype float32    # exact fp32 weights
 
 Generates the fixture (ax.programs.fixtures: a three-label sentence set with a 60% majority, or
 yes/no/maybe questions over ~250-token passages), then runs, each timed as its own process:
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--fixture", choices=sorted(COLUMNS), default="sentences")
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--run-dir", type=Path, default=None)
-    parser.add_argument("--dtype", default=None, help="passed to ax compare (default: its own, fp32 on a CPU)")
+    parser.add_argument("--dtype", default=None, help="passed to ax compare (default: its own, bf16 on a CPU with native bf16)")
     args = parser.parse_args()
     from ax.programs import fixtures
 

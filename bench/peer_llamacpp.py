@@ -4,9 +4,10 @@ What a DSPy user on a CPU would run instead of ax: the embedded SmolLM2-135M GGU
 llama-cpp-python's OpenAI-compatible server (`python -m llama_cpp.server`, the optional extra
 `pip install -e '.[peer]'`, which builds llama.cpp from source: about 12 minutes on 2 cores), called through DSPy. Arms:
 
-  ax                         ax.LM() in-process (the GGUF converted to fp32, field-by-field decoding)
-  ax bf16                    the same with ax.LM(dtype="bfloat16"): the CPU weight option
-  ax JSON, ax bf16 JSON      ax through DSPy's JSONAdapter: the prompts llama.cpp + JSON schema gets
+  ax                         ax.LM() in-process, field-by-field decoding; the GGUF converted to bf16
+                             on a CPU with native bf16 (the default there), else to fp32
+  ax fp32                    the same with ax.LM(dtype="float32"): the GGUF's weights exactly
+  ax JSON, ax fp32 JSON      ax through DSPy's JSONAdapter: the prompts llama.cpp + JSON schema gets
                              (that arm adds only the schema to the request), so that accuracy is
                              compared on equal prompts; ax decodes the JSON's values field by field
                              in place of a grammar
@@ -23,7 +24,7 @@ answers DSPy could not parse, accuracy with its 95% Wilson interval beside the m
 llama.cpp arm. Goal: ax >= 1.5x in items/s at equal accuracy (within 1 point), 0 parse failures.
 
     python bench/peer_llamacpp.py                  # 12 test items per domain, every arm
-    python bench/peer_llamacpp.py --items 24 --arms ax,ax-bf16,llama-json   # without the slow ChatAdapter arm
+    python bench/peer_llamacpp.py --items 24 --arms ax,ax-fp32,llama-json   # without the slow ChatAdapter arm
     python bench/peer_llamacpp.py --items 24 --arms ax-json,llama-json      # accuracy on equal prompts
 """
 
@@ -53,7 +54,7 @@ from client_throughput import DOMAINS  # noqa: E402  (the same workload's domain
 
 
 # In this order: ChatAdapter's long answers run last, so no queue of them is left on the server for another arm.
-ARMS = {"ax": "ax", "ax-bf16": "ax bf16", "ax-json": "ax JSON", "ax-bf16-json": "ax bf16 JSON",
+ARMS = {"ax": "ax", "ax-fp32": "ax fp32", "ax-json": "ax JSON", "ax-fp32-json": "ax fp32 JSON",
         "llama-json": "llama.cpp + JSON schema", "llama-chat": "llama.cpp + ChatAdapter"}
 
 
@@ -131,9 +132,9 @@ def main() -> None:
                          max_tokens=args.max_tokens, cache=False)
         builders = {
             "ax": lambda: (ax.LM(cache=False), dspy.ChatAdapter()),
-            "ax-bf16": lambda: (ax.LM(cache=False, dtype="bfloat16"), dspy.ChatAdapter()),
+            "ax-fp32": lambda: (ax.LM(cache=False, dtype="float32"), dspy.ChatAdapter()),
             "ax-json": lambda: (ax.LM(cache=False), dspy.JSONAdapter()),
-            "ax-bf16-json": lambda: (ax.LM(cache=False, dtype="bfloat16"), dspy.JSONAdapter()),
+            "ax-fp32-json": lambda: (ax.LM(cache=False, dtype="float32"), dspy.JSONAdapter()),
             "llama-chat": lambda: (served, dspy.ChatAdapter()),
             "llama-json": lambda: (served, SchemaJSONAdapter()),
         }

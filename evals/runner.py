@@ -40,6 +40,7 @@ from ax.configuration import Configuration
 from ax.errors import AxError
 from ax.evals.configuration import file_digest
 from ax.evals.matrix_store import CORRECT_AT, Cell, RespondentRecord, ResponseStore, TaskInfo, item_record
+from ax.model import dtype_change
 from ax.programs.domain import Domain
 from ax.programs.floors import label_choices
 from ax.programs.metrics import score_of, step_scores
@@ -118,7 +119,8 @@ def prepare(configuration: Configuration, domain: Domain, lm: dspy.BaseLM, store
     if stored is not None and stored.identity != identity:
         raise AxError(f"{store.path(domain.name, configuration.name)} holds answers of another configuration named "
                       f"{configuration.name!r} (different program, adapter, playbook, model or settings); "
-                      "give this one a new name or delete that file to re-evaluate it")
+                      "give this one a new name or delete that file to re-evaluate it."
+                      f"{dtype_change(stored.model_fingerprint, model_fp)}")
     record = stored or RespondentRecord(configuration=configuration, identity=identity, model=model,
                                         model_fingerprint=model_fp, adapter_fingerprint=adapter_fp,
                                         predictor_adapter_fingerprints=predictor_fps,

@@ -37,6 +37,7 @@ from rich.table import Table
 import ax
 from ax.context import Playbook
 from ax.errors import AxError
+from ax.model import dtype_change
 from ax.optimizers.manifest import (
     MANIFEST_FILE, MANIFEST_PACKAGES, BaseModelRef, ConfigManifest, DataRef, PlaybookRef, save_relative,
 )
@@ -123,7 +124,7 @@ def check_stage_inputs(seed_dir: Path, inputs: dict[str, Any]) -> None:
     if changed:
         raise AxError(f"{path}: the stages in {seed_dir} were made from other inputs ({'; '.join(changed[:5])}"
                       f"{'; ...' if len(changed) > 5 else ''}); use another run directory, or delete this one "
-                      "to start over.")
+                      f"to start over.{dtype_change(recorded.get('base_model'), now.get('base_model'))}")
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -267,7 +267,9 @@ def train_into_client(lm: AxLM, pairs: list[TrainingPair], config: LoraTrainingC
         metrics = manifest.metrics
         steps, tokens = 0, 0
     else:
-        base = load_training_base(str(client.model_directory), config)
+        # in the answering model's dtype: an fp32 run trains in fp32, a bf16 one under autocast on bf16 weights
+        base = load_training_base(str(client.model_directory), config,
+                                  dtype=str(client.torch_model.dtype).removeprefix("torch."))
         if base.fingerprint != client.base_fingerprint:
             raise AxError(f"The model at {client.model_directory} changed since the client loaded it "
                           f"(fingerprint {base.fingerprint} != {client.base_fingerprint})")

@@ -11,7 +11,7 @@ import torch
 
 import ax.model as model_module
 from ax.errors import AxError
-from ax.model import load_model, pick_device, pick_dtype, resolve
+from ax.model import dtype_change, load_model, pick_device, pick_dtype, resolve
 
 
 def test_hf_directory_loads_with_a_stable_fingerprint(tiny_model_dir):
@@ -44,12 +44,27 @@ def test_fingerprint_ignores_the_transformers_version_that_wrote_the_config(tiny
     assert load_model(str(copy)).fingerprint != load_model(str(tiny_model_dir)).fingerprint
 
 
-def test_dtype_is_chosen_by_device_and_can_be_set():
-    assert pick_dtype("cpu") == torch.float32
+def test_dtype_is_chosen_by_device_and_can_be_set(monkeypatch):
+    monkeypatch.delenv("AX_DTYPE", raising=False)
     assert pick_dtype("cuda") == torch.bfloat16
+    for native, default in ((True, torch.bfloat16), (False, torch.float32)):  # bf16 where the CPU computes it natively
+        monkeypatch.setattr("ax.model.native_cpu_bf16", lambda native=native: native)
+        assert pick_dtype("cpu") == default
+    monkeypatch.setenv("AX_DTYPE", "float32")  # the environment's choice, under an explicit one
+    assert pick_dtype("cpu") == pick_dtype("cuda") == torch.float32 and pick_dtype("cpu", "bf16") == torch.bfloat16
+    monkeypatch.setenv("AX_DTYPE", "fp8")
+    with pytest.raises(AxError, match=r"Unknown dtype 'fp8' \(--dtype, ax.LM\(dtype=...\) or \$AX_DTYPE\)"):
+        pick_dtype("cpu")
     assert pick_dtype("cpu", "bf16") == torch.bfloat16
     with pytest.raises(AxError, match="Unknown dtype 'fp8'"):
         pick_dtype("cpu", "fp8")
+
+
+def test_a_store_made_in_another_dtype_says_which_dtype_matches_it(tiny_model_dir):
+    fp32, bf16 = (load_model(str(tiny_model_dir), dtype=d).answer_fingerprint for d in ("float32", "bfloat16"))
+    assert bf16 == f"{fp32}-bfloat16"  # fp32 keeps the bare weights fingerprint of stores made before bf16
+    assert "pass --dtype float32" in dtype_change(fp32, bf16) and "pass --dtype bfloat16" in dtype_change(bf16, fp32)
+    assert dtype_change(fp32, fp32) == dtype_change("0123abcd", bf16) == dtype_change("model:gpt-4o", "model:gpt-4o-mini") == ""
 
 
 def test_missing_paths_are_named(tmp_path):

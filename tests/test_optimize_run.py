@@ -121,7 +121,8 @@ def test_optimize_writes_four_configurations_from_shared_stages(tiny_lm, tmp_pat
 
     backend = LocalBackend(load_model(str(tiny_lm.client.model_directory), dtype="bfloat16"))
     try:  # stages made with fp32 answers are not reused for bf16 ones
-        with pytest.raises(AxError, match=r"stage_inputs.json.*base_model: '[0-9a-f]+' -> '[0-9a-f]+-bfloat16'"):
+        with pytest.raises(AxError, match=r"stage_inputs.json.*base_model: '[0-9a-f]+' -> '[0-9a-f]+-bfloat16'.*"
+                                          r"made with float32 weights, this run loads bfloat16: pass --dtype float32"):
             optimize(domain, configs=["gepa"], seeds=[0], preset=TINY, run_dir=tmp_path, show_progress=False,
                      lm=Client(backend, model_name="tiny", cache=False, max_field_tokens=8).lm())
     finally:

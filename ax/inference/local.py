@@ -65,10 +65,7 @@ class LocalBackend:
         self.tokenizer = loaded.tokenizer
         self.tokenizer.padding_side = "left"
         self.base_fingerprint = loaded.fingerprint
-        # A bf16 copy answers differently from the fp32 weights it came from: cached answers and stored
-        # evaluations keep them apart. fp32 keeps the bare fingerprint, so earlier caches and stores stay valid.
-        dtype = str(loaded.dtype).removeprefix("torch.")
-        self.answer_fingerprint = loaded.fingerprint if dtype == "float32" else f"{loaded.fingerprint}-{dtype}"
+        self.answer_fingerprint = loaded.answer_fingerprint
         self._tables = TokenTables(self.tokenizer)
         self._adapters: dict[str, dict[str, Any]] = {}
         self._lora_rows: LoraRows | None = None  # the model's LoRA layers, once an adapter is loaded
