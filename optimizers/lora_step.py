@@ -226,9 +226,9 @@ def _training_client(lm: dspy.BaseLM) -> Client:
 def run_precision(config: LoraTrainingConfig, lm: AxLM) -> LoraTrainingConfig:
     """The settings a LoRA step trains with on `lm`: bf16 'auto' follows a CPU model's compute dtype.
 
-    A run the user asked to compute in bf16 on a CPU (`--dtype bfloat16`) trains under bf16
-    autocast too (adapter weights stay fp32): faster and with less peak memory on a CPU with native
-    bf16 instructions (`python bench/cpu_train_precision.py`). On a GPU 'auto' already means bf16.
+    A run that computes in bf16 on a CPU (the default where it has native bf16, or `--dtype bfloat16`)
+    trains under bf16 autocast too, on the base's bf16 weights (adapter weights stay fp32): faster and
+    with less peak memory there (`python bench/cpu_train_precision.py`). On a GPU 'auto' already means bf16.
     """
     model = _training_client(lm).torch_model
     if config.bf16 == "auto" and model.device.type == "cpu" and str(model.dtype) == "torch.bfloat16":

@@ -92,17 +92,25 @@ def test_bf16_auto_follows_cuda():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_a_lora_step_of_a_bf16_cpu_run_trains_under_bf16_autocast(tiny_model_dir, dtype):
+def test_a_lora_step_of_a_bf16_cpu_run_trains_under_bf16_autocast(tiny_model_dir, tmp_path, monkeypatch, dtype):
+    from ax.adapters.dataset import TrainingPair
     from ax.client import Client
     from ax.inference.local import LocalBackend
     from ax.model import load_model
-    from ax.optimizers.lora_step import run_precision
+    from ax.optimizers import lora_step
 
     backend = LocalBackend(load_model(str(tiny_model_dir), dtype=dtype))
     lm = Client(backend, model_name="tiny", cache=False).lm()
     try:
-        assert run_precision(LoraTrainingConfig(), lm).bf16 == (True if dtype == "bfloat16" else "auto")
-        assert run_precision(LoraTrainingConfig(bf16=False), lm).bf16 is False  # the user's choice stands
+        assert lora_step.run_precision(LoraTrainingConfig(), lm).bf16 == (True if dtype == "bfloat16" else "auto")
+        assert lora_step.run_precision(LoraTrainingConfig(bf16=False), lm).bf16 is False  # the user's choice stands
+        loads = []  # the base it trains on is loaded in the run's dtype, whatever the default
+        monkeypatch.setattr(lora_step, "load_training_base", lambda *args, **kwargs: loads.append(kwargs) or 1 / 0)
+        monkeypatch.setenv("AX_DTYPE", "float16")
+        with pytest.raises(ZeroDivisionError):
+            lora_step.train_into_client(lm, [TrainingPair(prompt="q", completion="a")], LoraTrainingConfig(),
+                                        name="x", target=tmp_path / "x", domain="d", training_data="labels")
+        assert loads[0]["dtype"] == dtype
     finally:
         backend.close()
 
