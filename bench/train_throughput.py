@@ -229,7 +229,9 @@ def loader(args):
         from tiny_model import make_tiny_model
 
         spec = str(make_tiny_model(Path(tempfile.mkdtemp()) / "tiny"))
-    return lambda: load_model(spec)
+    # fp32 on a CPU whatever the default: every arm trains with bf16 'auto' (off there), and a bf16 base
+    # without autocast is what neither a LoRA step of ax nor a TRL user runs (bench/cpu_train_precision.py)
+    return lambda: load_model(spec, dtype=None if torch.cuda.is_available() else "float32")
 
 
 def main() -> None:
