@@ -99,6 +99,8 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=32, help="token budget of each answer")
     parser.add_argument("--max-growth", type=float, default=5.0, help="allowed RSS growth after warm-up, percent")
     parser.add_argument("--no-pack", action="store_true", help="ax.LM(pack_weights=False)")
+    # fp32 whatever the default: a row's fp32 arithmetic does not follow its batch's shape, bf16 rounding may
+    parser.add_argument("--dtype", default="float32", help="the weights' dtype (ax.LM(dtype=...))")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -118,7 +120,7 @@ def soak(args: argparse.Namespace, scratch: Path) -> int:
     pairs = [(q, a) for q in questions for a in adapters]
 
     with ax.LM(str(model), adapters=adapters, cache=False, max_field_tokens=args.max_tokens,
-               max_batch_size=args.threads, pack_weights=not args.no_pack) as lm:
+               max_batch_size=args.threads, pack_weights=not args.no_pack, dtype=args.dtype) as lm:
         started = time.perf_counter()
         runner = Soak(lm, list(adapters), args)
         runner.baseline = {pair: runner.answer(*pair) for pair in pairs}
