@@ -20,7 +20,7 @@ from ax.errors import AxError
 ABLATE_CONTEXT = typer.Option(False, "--ablate-context", help="Also answer with each configuration without its playbook "
                               "(<config>-no-playbook, no extra optimization); the report measures playbook on vs off.")
 DTYPE = typer.Option(None, "--dtype", help="The local model's weights: bfloat16 (the default on a GPU and on a CPU "
-                     "with native bf16: about 1.4x faster there than float32 at accuracy within noise, README "
+                     "with native bf16: faster there than float32 at accuracy within noise, README "
                      "'Measured') or float32 (the default on other CPUs; the GGUF's weights exactly).")
 WORKERS = typer.Option(1, "--workers", min=1,
                        help="Processes at once, each with its own model (a GPU each where there are several): one per "

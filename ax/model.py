@@ -214,7 +214,7 @@ def pick_dtype(device: str, dtype: str | None = None) -> Any:
     """The weights' dtype: `dtype` when named, else $AX_DTYPE when set, else bf16 on a GPU and on a CPU with
     native bf16, fp32 elsewhere.
 
-    bf16 on such a CPU answers ~1.4x faster with accuracy within noise of fp32 (`python bench/cpu_dtype.py`);
+    bf16 on such a CPU answers faster with accuracy within noise of fp32 (`python bench/cpu_dtype.py`);
     AX_DTYPE=float32 gives back the exact weights everywhere at once (workers, benches, the tests' tiny models).
     """
     import torch
