@@ -7,7 +7,10 @@ llama-cpp-python's OpenAI-compatible server (`python -m llama_cpp.server`, the o
   ax                         ax.LM() in-process, field-by-field decoding; the GGUF converted to bf16
                              on a CPU with native bf16 (the default there), else to fp32
   ax fp32                    the same with ax.LM(dtype="float32"): the GGUF's weights exactly
-  ax JSON, ax fp32 JSON      ax through DSPy's JSONAdapter: the prompts llama.cpp + JSON schema gets
+  ax bf16                    the same with ax.LM(dtype="bfloat16"), not in the default arms: with
+                             AX_DTYPE=float32 the arms `ax,ax-bf16` are those measured before bf16
+                             became the CPU default
+  ax JSON, ax fp32 JSON      ax through DSPy's JSONAdapter (ax bf16 JSON too): the prompts llama.cpp + JSON schema gets
                              (that arm adds only the schema to the request), so that accuracy is
                              compared on equal prompts; ax decodes the JSON's values field by field
                              in place of a grammar
@@ -54,8 +57,9 @@ from client_throughput import DOMAINS  # noqa: E402  (the same workload's domain
 
 
 # In this order: ChatAdapter's long answers run last, so no queue of them is left on the server for another arm.
-ARMS = {"ax": "ax", "ax-fp32": "ax fp32", "ax-json": "ax JSON", "ax-fp32-json": "ax fp32 JSON",
-        "llama-json": "llama.cpp + JSON schema", "llama-chat": "llama.cpp + ChatAdapter"}
+ARMS = {"ax": "ax", "ax-fp32": "ax fp32", "ax-bf16": "ax bf16", "ax-json": "ax JSON", "ax-fp32-json": "ax fp32 JSON",
+        "ax-bf16-json": "ax bf16 JSON", "llama-json": "llama.cpp + JSON schema", "llama-chat": "llama.cpp + ChatAdapter"}
+DEFAULT_ARMS = [name for name in ARMS if "bf16" not in name]
 
 
 class SchemaJSONAdapter(dspy.JSONAdapter):
@@ -113,7 +117,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="DSPy threads of every arm")
     parser.add_argument("--server-threads", type=int, default=os.cpu_count() or 1, help="llama.cpp's CPU threads")
     parser.add_argument("--max-tokens", type=int, default=256, help="the server's completion budget a call")
-    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
+    parser.add_argument("--arms", default=",".join(DEFAULT_ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
     args = parser.parse_args()
 
     work, owners, floor = [], [], 0.0
@@ -133,8 +137,10 @@ def main() -> None:
         builders = {
             "ax": lambda: (ax.LM(cache=False), dspy.ChatAdapter()),
             "ax-fp32": lambda: (ax.LM(cache=False, dtype="float32"), dspy.ChatAdapter()),
+            "ax-bf16": lambda: (ax.LM(cache=False, dtype="bfloat16"), dspy.ChatAdapter()),
             "ax-json": lambda: (ax.LM(cache=False), dspy.JSONAdapter()),
             "ax-fp32-json": lambda: (ax.LM(cache=False, dtype="float32"), dspy.JSONAdapter()),
+            "ax-bf16-json": lambda: (ax.LM(cache=False, dtype="bfloat16"), dspy.JSONAdapter()),
             "llama-chat": lambda: (served, dspy.ChatAdapter()),
             "llama-json": lambda: (served, SchemaJSONAdapter()),
         }
