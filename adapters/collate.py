@@ -30,6 +30,7 @@ import torch
 
 from ax.adapters.completion_loss import LOSS_POSITIONS_KEY, loss_positions
 from ax.adapters.dataset import IGNORE_INDEX
+from ax.adapters.kernels.shared_prefix import MIN_SHARED, shared_batch, shared_length
 
 REAL_TOKENS_KEY = "num_real_tokens"
 
@@ -164,9 +165,28 @@ class FixedPackingCollator:
                              self.boundaries)
 
 
+@dataclass
+class SharedPrefixCollator:
+    """`PadCollator`'s batch, or, where its examples begin with at least `MIN_SHARED` tokens in common,
+    one row that holds those tokens once (kernels/shared_prefix.py). Its real tokens are the
+    examples' own, as a padded batch counts them, so tokens/s compares with the other batchings."""
+
+    pad_token_id: int
+    pad_to_multiple_of: int = 1
+
+    def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, Any]:
+        prefix = shared_length(features)
+        if prefix < MIN_SHARED:
+            return PadCollator(self.pad_token_id, self.pad_to_multiple_of)(features)
+        batch = shared_batch(features, prefix)
+        return {**batch, REAL_TOKENS_KEY: sum(len(f["input_ids"]) for f in features),
+                LOSS_POSITIONS_KEY: loss_positions(batch["labels"])}
+
+
 def make_collator(batching: str, pad_token_id: int, pad_to_multiple_of: int = 1, *, rows_per_batch: int = 1,
-                  max_seq_length: int = 0, boundaries: bool = False) -> Any:
-    """The collator for a config's `batching` setting (`boundaries`: packed batches carry varlen kwargs).
+                  max_seq_length: int = 0, boundaries: bool = False, share_prefix: bool = False) -> Any:
+    """The collator for a config's `batching` setting (`boundaries`: packed batches carry varlen kwargs;
+    `share_prefix`: length-grouped batches compute their examples' common prefix once).
 
     fixed_packing's rows are as wide as the longest example allowed, rounded up to the multiple;
     the data must be packed to the collator's `width` (`pack_dataset`)."""
@@ -175,4 +195,6 @@ def make_collator(batching: str, pad_token_id: int, pad_to_multiple_of: int = 1,
                                     rows_per_batch, boundaries)
     if batching == "packing":
         return PackingCollator(pad_token_id, pad_to_multiple_of, boundaries)
+    if share_prefix:
+        return SharedPrefixCollator(pad_token_id, pad_to_multiple_of)
     return PadCollator(pad_token_id, pad_to_multiple_of)

@@ -65,6 +65,9 @@ class LoraTrainingConfig(BaseModel):
     # accumulation steps, the same examples in each optimizer step. auto: 2048 on a CPU, where batches
     # that small trained faster and in a fraction of the memory (bench/cpu_train_precision.py); no cap on a GPU.
     max_batch_tokens: Literal["auto"] | Annotated[int, Field(gt=0)] | None = "auto"
+    # group_by_length batches whose examples begin alike compute the shared tokens once (adapters/kernels/
+    # shared_prefix.py). auto: on a CPU, where a step's time follows its tokens; GPU steps are not measured with it.
+    share_prefix: Literal["auto"] | bool = "auto"
     # Hardware
     bf16: Literal["auto"] | bool = "auto"  # auto: on a CUDA GPU, and in a LoRA step of a bf16 CPU run (lora_step.run_precision)
     gradient_checkpointing: bool = False
@@ -93,20 +96,38 @@ class LoraTrainingConfig(BaseModel):
                              f"optimizer={self.optimizer!r}")
         return self
 
+    @model_validator(mode="after")
+    def _sharing_needs_length_groups(self) -> LoraTrainingConfig:
+        if self.share_prefix is True and self.batching != "group_by_length":
+            raise ValueError(f"share_prefix: true lays out group_by_length batches; it cannot be combined with "
+                             f"batching={self.batching!r}")
+        return self
+
+    def shares_prefix(self, cuda_available: bool) -> bool:
+        """share_prefix 'auto' means on for length-grouped batches without a CUDA GPU."""
+        if self.share_prefix == "auto":
+            return self.batching == "group_by_length" and not cuda_available
+        return self.share_prefix
+
     def use_bf16(self, cuda_available: bool) -> bool:
         """bf16 'auto' means on exactly when training runs on a CUDA GPU."""
         return cuda_available if self.bf16 == "auto" else bool(self.bf16)
 
-    def micro_batches(self, width: int, cuda_available: bool) -> LoraTrainingConfig:
+    def micro_batches(self, width: int, cuda_available: bool, shared: int = 0) -> LoraTrainingConfig:
         """These settings with a device batch of rows `width` tokens wide (the widest a row can be) kept
         within `max_batch_tokens`: the most rows under the cap that divide the examples of an optimizer
         step, the rest of them accumulated. That product is also what the length-grouped sampler
-        groups by, so each step trains on the same examples."""
+        groups by, so each step trains on the same examples. `shared` leading tokens that every example
+        has in common count once in a batch (share_prefix)."""
         cap = (None if cuda_available else CPU_BATCH_TOKENS) if self.max_batch_tokens == "auto" else self.max_batch_tokens
         per_step = self.per_device_batch_size * self.gradient_accumulation_steps
-        if cap is None or self.per_device_batch_size * width <= cap:
+
+        def tokens(rows: int) -> int:
+            return shared + rows * (width - shared)
+
+        if cap is None or tokens(self.per_device_batch_size) <= cap:
             return self
-        rows = max(d for d in range(1, self.per_device_batch_size + 1) if per_step % d == 0 and (d == 1 or d * width <= cap))
+        rows = max(d for d in range(1, self.per_device_batch_size + 1) if per_step % d == 0 and (d == 1 or tokens(d) <= cap))
         return self.with_overrides(per_device_batch_size=rows, gradient_accumulation_steps=per_step // rows)
 
     def with_overrides(self, **overrides: Any) -> LoraTrainingConfig:

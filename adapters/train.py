@@ -39,6 +39,8 @@ from ax.adapters.dataset import TrainingPair, data_hash, encode_pairs, split_dev
 from ax.adapters.kernels.compiled_layers import compiled_layers
 from ax.adapters.kernels.fused_lora import fused_lora
 from ax.adapters.kernels.shared_lora_input import shared_lora_input
+from ax.adapters.kernels.shared_prefix import shared_length, shared_prefix_attention
+from ax.adapters.kernels.shared_prefix import supported as sharing_supported
 from ax.adapters.kernels.varlen_attention import varlen_attention, varlen_supported
 from ax.adapters.peft_model import attach_lora, resolve_target_modules
 from ax.errors import AxError
@@ -286,13 +288,14 @@ def train_adapter(base: LoadedModel, train_pairs: list[TrainingPair], config: Lo
 
     torch.manual_seed(config.seed)
     model = attach_lora(base.model, config)
-    batches = _micro_batches(config, train_data.examples + dev_data.examples)
+    share = config.shares_prefix(torch.cuda.is_available()) and sharing_supported(base.model)
+    batches = _micro_batches(config, train_data.examples + dev_data.examples, share)
     args = training_arguments(batches, run_dir, has_dev=has_dev)
     varlen = config.batching != "group_by_length" and varlen_supported(
         base.model, torch.bfloat16 if args.bf16 else base.model.dtype)
     collator = make_collator(config.batching, tokenizer.pad_token_id, 8 if torch.cuda.is_available() else 1,
                              boundaries=varlen, rows_per_batch=batches.per_device_batch_size,
-                             max_seq_length=config.max_seq_length)
+                             max_seq_length=config.max_seq_length, share_prefix=share)
     train_set, dev_set = train_data.examples, dev_data.examples
     if config.batching == "fixed_packing":
         train_set, dev_set = pack_dataset(train_set, collator.width), pack_dataset(dev_set, collator.width)
@@ -311,7 +314,8 @@ def train_adapter(base: LoadedModel, train_pairs: list[TrainingPair], config: Lo
     with (attention_without_cudnn(), _autocast_owns_dtypes(model, args.bf16),
           fused_lora(model, config.fused_lora and not config.torch_compile),
           shared_lora_input(model, config.torch_compile),
-          compiled_layers(model, config.torch_compile), varlen_attention(base.model, varlen)):
+          compiled_layers(model, config.torch_compile), varlen_attention(base.model, varlen),
+          shared_prefix_attention(base.model, share)):
         output = trainer.train(resume_from_checkpoint=checkpoint)
         wall = time.perf_counter() - started
         eval_loss = trainer.evaluate()["eval_loss"] if has_dev else None
@@ -332,11 +336,12 @@ def train_adapter(base: LoadedModel, train_pairs: list[TrainingPair], config: Lo
     return TrainResult(trainer.model, metrics, config, fingerprint, trainer.is_world_process_zero())
 
 
-def _micro_batches(config: LoraTrainingConfig, examples: list[dict[str, list[int]]]) -> LoraTrainingConfig:
+def _micro_batches(config: LoraTrainingConfig, examples: list[dict[str, list[int]]], share: bool) -> LoraTrainingConfig:
     """`config` with its device batches within `max_batch_tokens` for these examples (rows of
-    fixed_packing are max_seq_length wide; other rows at most the longest example)."""
+    fixed_packing are max_seq_length wide; other rows at most the longest example; with `share`, the
+    tokens every example begins with counted once)."""
     width = config.max_seq_length if config.batching == "fixed_packing" else max(len(e["input_ids"]) for e in examples)
-    batches = config.micro_batches(width, torch.cuda.is_available())
+    batches = config.micro_batches(width, torch.cuda.is_available(), shared_length(examples) if share else 0)
     if batches is not config:
         log.info("Device batches of %d rows and %d accumulation steps instead of %d and %d: rows up to %d tokens "
                  "(max_batch_tokens %s).", batches.per_device_batch_size, batches.gradient_accumulation_steps,
