@@ -9,7 +9,9 @@ instructions and demos), in the exact text the client sends and generates:
   `ax train` does, plus, for a domain with a `teacher`, one scripted right run per example (every
   call of it, tool observations included); a 135M model gets few runs right, so this gives far
   more (and correct) data;
-- `both` (the default): the union, without duplicates.
+- `both` (the default): the union, without duplicates. Where the labels already hold every pair a
+  trace could give (`labels_hold_traces`: a classification program whose predictors each answer the
+  label alone, from a closed set, and are all labelled), the program is not run for traces.
 
 A program of several predictors trains one adapter on all their calls (`adapters="shared"`), or
 one adapter per predictor (`"per_predictor"`), each predictor then answering with its own.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -160,12 +163,31 @@ def class_label(domain: Domain) -> str | None:
     return labels[0] if labels else None
 
 
+def labels_hold_traces(program: dspy.Module, examples: list[dspy.Example], label: str | None, min_score: float) -> bool:
+    """Whether every pair an accepted run's trace gives is one of the label pairs already.
+
+    So it is when the examples label every predictor of the program and each answers only the class
+    `label`, as a choice of a closed set (a Literal: constrained decoding writes one of its values
+    exactly): a run the metric accepts (score >= 1) then answered each call with its gold value, in
+    the prompt of that call's label pair."""
+    if label is None or min_score < 1 or not examples:
+        return False
+    predictors = list(own_program(program).named_predictors())
+    labelled = labelled_predictors(own_program(program), examples[0])
+    return len(labelled) == len(predictors) > 0 and all(
+        list(predictor.signature.output_fields) == [label]
+        and typing.get_origin(predictor.signature.output_fields[label].annotation) is Literal
+        for _, predictor in predictors)
+
+
 def _named_pairs(program: dspy.Module, examples: list[dspy.Example], *, lm: AxLM, metric: Callable[..., Any],
                  settings: LoraSettings, name: str, domain: Domain) -> tuple[NamedPairs, int]:
     tokenizer = _training_client(lm).tokenizer
     pairs: NamedPairs = []
     rollouts = 0
-    if settings.data in ("traces", "both"):
+    label = class_label(domain if domain is not None else name)
+    if settings.data == "traces" or (settings.data == "both" and not labels_hold_traces(
+            program, examples, label, settings.min_score)):
         with dspy.context(lm=lm):
             pairs += trace_pairs(program, examples, tokenizer, metric=metric, min_score=settings.min_score,
                                  num_threads=settings.num_threads)

@@ -123,3 +123,20 @@ def test_the_adapter_and_the_configuration_manifest_record_the_balance(tiny_lm, 
     assert Artifacts.model_validate_json(saved).adapter.label_balance == ref.label_balance
     unlabelled = AdapterRef.model_validate({**ref.model_dump(), "label_balance": None})
     assert unlabelled.label_balance is None  # extraction domains and older manifests carry none
+
+
+def test_both_skips_the_runs_whose_pairs_the_labels_already_hold(tiny_lm):
+    domain = skewed_domain()
+    examples = [e.with_inputs("message") for e in domain.examples()[85:95]]
+
+    def pairs(data: str, task_domain: Domain = domain):
+        return collect_pairs(Filter(), examples, lm=tiny_lm, metric=domain.metric, name=task_domain.name,
+                             domain=task_domain, settings=LoraSettings(data=data, balance_labels=False))
+
+    labels, _ = pairs("labels")
+    traces, runs = pairs("traces")
+    assert runs == len(examples) and traces and set(traces) <= set(labels)  # an accepted run answered its gold label
+    both, runs = pairs("both")
+    assert runs == 0 and both == labels
+    # Not for a task without a closed label set: a run may answer otherwise and be accepted.
+    assert pairs("both", skewed_domain(task="extraction"))[1] == len(examples)
