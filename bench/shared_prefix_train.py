@@ -84,7 +84,7 @@ def main() -> None:
             capped = next((line for line in out.stderr.splitlines() if line.startswith("Device batches")), None)
             walls[arm].append(r["wall_s"])
             print(f"{arm}: {r['wall_s']:.1f} s, {r['tokens']} example tokens, {r['tokens_per_second']:.0f} tokens/s, "
-                  f"{capped or 'device batches of 4 rows'}; loss {r['first_loss']:.3f} -> "
+                  f"{(capped or 'device batches of 4 rows').rstrip('.')}; loss {r['first_loss']:.3f} -> "
                   f"{r['last_loss']:.3f}", flush=True)
     padded, shared = (statistics.median(walls[arm]) for arm in ("padded", "shared"))
     print(f"median training time: padded {padded:.1f} s, shared prefix {shared:.1f} s: {padded / shared:.2f}x")
