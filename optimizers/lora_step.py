@@ -168,8 +168,8 @@ def labels_hold_traces(program: dspy.Module, examples: list[dspy.Example], label
 
     So it is when the examples label every predictor of the program and each answers only the class
     `label`, as a choice of a closed set (a Literal: constrained decoding writes one of its values
-    exactly): a run the metric accepts (score >= 1) then answered each call with its gold value, in
-    the prompt of that call's label pair."""
+    exactly): a run the metric accepts (score >= 1; ax's label metrics accept the gold label alone) then
+    answered each call with its gold value, in the prompt of that call's label pair."""
     if label is None or min_score < 1 or not examples:
         return False
     predictors = list(own_program(program).named_predictors())
